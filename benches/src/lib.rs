@@ -1,0 +1,1 @@
+//! Benchmarks of resee-ops: see `benches/benches/` and the scripts beside them.

@@ -1,0 +1,1 @@
+//! Reference deployments of resee-ops: see `examples/`.

@@ -1,0 +1,60 @@
+//! The contracts and shared machinery of **resee-ops**, the operations layer for Rust web services.
+//!
+//! This crate holds what every part agrees on, and nothing that talks to an external system:
+//!
+//! - **Values**: [`Alert`] (with a stable [`Fingerprint`]), [`Severity`], [`HealthStatus`],
+//!   [`ProbeOutcome`], [`MetricSample`], [`ArtifactName`], [`ArtifactMeta`], [`BackupReport`].
+//! - **Traits** the adapter crates implement: [`Notifier`] (`resee-ops-slack`), [`BackupTarget`]
+//!   (`resee-ops-backup`), [`HealthProbe`] and [`MetricSource`] (`resee-ops-monitor`).
+//! - **Machinery**: [`Throttled`], [`Retrying`], [`FanOut`] and [`Dispatcher`] (notifiers that wrap
+//!   notifiers), [`LogNotifier`] (the default), [`HealthRegistry`] (concurrent probes with timeouts and an
+//!   `application/health+json` report), [`Clock`].
+//! - **Testing** (feature `testing`): doubles, conformance suites, throwaway PostgreSQL/Redis.
+//!
+//! One error type, [`Error`], with an [`ErrorKind`] and [`Error::is_temporary`].
+//!
+//! # Wiring a notification stack
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use std::time::Duration;
+//! use resee_ops_core::{Alert, DispatcherConfig, LogNotifier, Notifier, NotifierExt, RetryPolicy, Severity};
+//!
+//! // Outermost first: never block the caller; once per 10 minutes; retry within a minute.
+//! let alerts = LogNotifier::new()
+//!     .retrying(RetryPolicy::default().with_deadline(Duration::from_secs(60)))
+//!     .throttled(Duration::from_secs(600))
+//!     .dispatched(DispatcherConfig::default());
+//!
+//! alerts.notify(&Alert::new("backup_failed", Severity::Error, "Backup failed")).await;
+//! alerts.shutdown(Duration::from_secs(5)).await;
+//! assert_eq!(alerts.stats().delivered, 1);
+//! # });
+//! ```
+
+pub mod alert;
+pub mod backup;
+pub mod clock;
+pub mod error;
+pub mod health;
+pub mod metric;
+pub mod notify;
+pub mod registry;
+pub mod serde_duration;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use alert::{Alert, AlertStatus, Field, Fingerprint, Severity};
+pub use backup::{
+    ArtifactMeta, ArtifactName, ArtifactReader, ArtifactWriter, BackupReport, BackupStatus, BackupTarget,
+};
+pub use clock::{Clock, SharedClock, SystemClock, system_clock};
+pub use error::{Error, ErrorKind, Result};
+pub use health::{HealthProbe, HealthStatus, ProbeOutcome};
+pub use metric::{MetricSample, MetricSource};
+pub use notify::{
+    DEFAULT_THROTTLE_WINDOW, DispatchStats, Dispatcher, DispatcherConfig, DropReason, FanOut, InMemoryThrottleStore,
+    LogNotifier, Notifier, NotifierExt, NotifyOutcome, RetryPolicy, Retrying, ThrottleEntry, ThrottleStore, Throttled,
+};
+pub use registry::{CheckGroup, CheckResult, DEFAULT_PROBE_TIMEOUT, HealthRegistry, HealthReport, Registration};
+pub use serde_duration::parse_duration;

@@ -1,0 +1,349 @@
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::task::JoinHandle;
+
+use super::{Notifier, NotifyOutcome};
+use crate::{Alert, Error, ErrorKind};
+
+/// Settings of a [`Dispatcher`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct DispatcherConfig {
+    /// Alerts that may wait in the queue; one more is dropped and counted.
+    pub capacity: usize,
+    /// Alerts delivered at the same time by the background task.
+    pub concurrency: usize,
+}
+
+impl Default for DispatcherConfig {
+    fn default() -> Self {
+        Self { capacity: 1024, concurrency: 4 }
+    }
+}
+
+impl DispatcherConfig {
+    /// Sets the queue capacity (at least 1).
+    pub fn with_capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity.max(1);
+        self
+    }
+
+    /// Sets the delivery concurrency (at least 1).
+    pub fn with_concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency.max(1);
+        self
+    }
+}
+
+/// Why an alert was not delivered by a [`Dispatcher`].
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// The queue was full when the alert arrived.
+    QueueFull,
+    /// The dispatcher was shut down before the alert arrived, or before it could be delivered.
+    Closed,
+    /// The inner notifier failed permanently.
+    PermanentFailure,
+    /// The inner notifier still failed temporarily when it gave up (wrap it in `Retrying` to retry).
+    TemporaryFailure,
+    /// The inner notifier panicked.
+    Panicked,
+}
+
+/// Counters of a [`Dispatcher`]: every alert handed to it ends in exactly one of
+/// `delivered`, `suppressed` or one of the `dropped_*` counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct DispatchStats {
+    /// Alerts accepted into the queue.
+    pub accepted: u64,
+    /// Delivered by the inner notifier.
+    pub delivered: u64,
+    /// Suppressed (coalesced) by the inner notifier, for example a throttle.
+    pub suppressed: u64,
+    /// Dropped because the queue was full.
+    pub dropped_queue_full: u64,
+    /// Dropped because the dispatcher was closed.
+    pub dropped_closed: u64,
+    /// Dropped after a permanent failure.
+    pub dropped_permanent_failure: u64,
+    /// Dropped after a temporary failure the inner notifier gave up on.
+    pub dropped_temporary_failure: u64,
+    /// Dropped because the inner notifier panicked.
+    pub dropped_panicked: u64,
+    /// Accepted and not finished yet (queued or being delivered).
+    pub in_flight: u64,
+}
+
+impl DispatchStats {
+    /// All drops, whatever the reason.
+    pub fn dropped(&self) -> u64 {
+        self.dropped_queue_full
+            + self.dropped_closed
+            + self.dropped_permanent_failure
+            + self.dropped_temporary_failure
+            + self.dropped_panicked
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    accepted: AtomicU64,
+    delivered: AtomicU64,
+    suppressed: AtomicU64,
+    queue_full: AtomicU64,
+    closed: AtomicU64,
+    permanent: AtomicU64,
+    temporary: AtomicU64,
+    panicked: AtomicU64,
+    finished: AtomicU64,
+}
+
+impl Counters {
+    fn drop(&self, reason: DropReason) {
+        let c = match reason {
+            DropReason::QueueFull => &self.queue_full,
+            DropReason::Closed => &self.closed,
+            DropReason::PermanentFailure => &self.permanent,
+            DropReason::TemporaryFailure => &self.temporary,
+            DropReason::Panicked => &self.panicked,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+struct Shared {
+    counters: Counters,
+    closed: AtomicBool,
+    close_signal: Notify,
+    idle: Notify,
+}
+
+/// Moves delivery off the caller's path: `notify` puts the alert in a bounded queue and returns
+/// [`NotifyOutcome::Queued`] at once; a background task hands it to the inner notifier.
+///
+/// Every alert ends delivered, suppressed, or dropped and counted with its reason
+/// ([`DispatchStats`]); drops and failures are also logged at `WARN`/`ERROR`. A full queue never blocks the
+/// caller: the alert is dropped and counted. [`shutdown`](Dispatcher::shutdown) drains what is queued
+/// within a grace period.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use std::time::Duration;
+/// use resee_ops_core::{Alert, DispatcherConfig, Notifier, NotifierExt, NotifyOutcome, Severity};
+/// use resee_ops_core::testing::RecordingNotifier;
+///
+/// let inbox = RecordingNotifier::new();
+/// let dispatcher = inbox.clone().dispatched(DispatcherConfig::default());
+/// let outcome = dispatcher.notify(&Alert::new("demo", Severity::Info, "hello")).await;
+/// assert!(matches!(outcome, NotifyOutcome::Queued));
+/// dispatcher.shutdown(Duration::from_secs(5)).await;
+/// assert_eq!(dispatcher.stats().delivered, 1);
+/// assert_eq!(inbox.alerts().len(), 1);
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct Dispatcher {
+    tx: mpsc::Sender<Alert>,
+    shared: Arc<Shared>,
+    worker: Arc<std::sync::Mutex<Option<JoinHandle<()>>>>,
+    inner_name: Arc<str>,
+}
+
+impl fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dispatcher").field("inner", &self.inner_name).field("stats", &self.stats()).finish()
+    }
+}
+
+impl Dispatcher {
+    /// Starts the background task on the current Tokio runtime.
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime, as `tokio::spawn` does.
+    pub fn spawn(inner: impl Notifier, config: DispatcherConfig) -> Self {
+        let inner_name: Arc<str> = format!("{inner:?}").into();
+        let inner: Arc<dyn Notifier> = Arc::new(inner);
+        let (tx, rx) = mpsc::channel(config.capacity.max(1));
+        let shared = Arc::new(Shared {
+            counters: Counters::default(),
+            closed: AtomicBool::new(false),
+            close_signal: Notify::new(),
+            idle: Notify::new(),
+        });
+        let worker = tokio::spawn(run(rx, inner, shared.clone(), config.concurrency.max(1)));
+        Self { tx, shared, worker: Arc::new(std::sync::Mutex::new(Some(worker))), inner_name }
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> DispatchStats {
+        let c = &self.shared.counters;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let accepted = load(&c.accepted);
+        DispatchStats {
+            accepted,
+            delivered: load(&c.delivered),
+            suppressed: load(&c.suppressed),
+            dropped_queue_full: load(&c.queue_full),
+            dropped_closed: load(&c.closed),
+            dropped_permanent_failure: load(&c.permanent),
+            dropped_temporary_failure: load(&c.temporary),
+            dropped_panicked: load(&c.panicked),
+            in_flight: accepted.saturating_sub(load(&c.finished)),
+        }
+    }
+
+    /// Waits until nothing is queued or being delivered.
+    pub async fn flush(&self) {
+        loop {
+            let idle = self.shared.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.stats().in_flight == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+
+    /// Stops accepting alerts, delivers what is queued for at most `grace`, then counts the rest as dropped
+    /// ([`DropReason::Closed`]). Safe to call more than once and from clones.
+    pub async fn shutdown(&self, grace: Duration) {
+        if !self.shared.closed.swap(true, Ordering::SeqCst) {
+            tracing::debug!(target: "resee_ops::notify", "dispatcher shutting down");
+        }
+        if tokio::time::timeout(grace, self.flush()).await.is_err() {
+            tracing::warn!(target: "resee_ops::notify", in_flight = self.stats().in_flight,
+                "dispatcher grace period over; dropping undelivered alerts");
+        }
+        self.shared.close_signal.notify_one();
+        let worker = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(worker) = worker {
+            let _ = worker.await;
+        }
+    }
+}
+
+#[async_trait]
+impl Notifier for Dispatcher {
+    async fn notify(&self, alert: &Alert) -> NotifyOutcome {
+        enqueue(&self.tx, &self.shared, alert)
+    }
+}
+
+fn enqueue(tx: &mpsc::Sender<Alert>, shared: &Shared, alert: &Alert) -> NotifyOutcome {
+    let counters = &shared.counters;
+    if shared.closed.load(Ordering::Acquire) {
+        counters.drop(DropReason::Closed);
+        tracing::warn!(target: "resee_ops::notify", fingerprint = %alert.fingerprint(), title = %alert.title,
+            "alert dropped: dispatcher closed");
+        return NotifyOutcome::PermanentFailure(Error::new(ErrorKind::Closed, "alert dispatcher is shut down"));
+    }
+    // Count first, so `in_flight` never goes below zero if the worker finishes it at once.
+    counters.accepted.fetch_add(1, Ordering::Relaxed);
+    match tx.try_send(alert.clone()) {
+        Ok(()) => NotifyOutcome::Queued,
+        Err(err) => {
+            counters.accepted.fetch_sub(1, Ordering::Relaxed);
+            let (reason, message) = match err {
+                mpsc::error::TrySendError::Full(_) => (DropReason::QueueFull, "alert queue is full"),
+                mpsc::error::TrySendError::Closed(_) => (DropReason::Closed, "alert dispatcher is shut down"),
+            };
+            counters.drop(reason);
+            tracing::warn!(target: "resee_ops::notify", fingerprint = %alert.fingerprint(), title = %alert.title,
+                ?reason, "alert dropped");
+            NotifyOutcome::TemporaryFailure(Error::new(ErrorKind::Unavailable, message))
+        }
+    }
+}
+
+async fn run(mut rx: mpsc::Receiver<Alert>, inner: Arc<dyn Notifier>, shared: Arc<Shared>, concurrency: usize) {
+    let permits = Arc::new(Semaphore::new(concurrency));
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        let permit = tokio::select! {
+            biased;
+            _ = shared.close_signal.notified() => break,
+            permit = permits.clone().acquire_owned() => permit.expect("semaphore is never closed"),
+        };
+        let alert = tokio::select! {
+            biased;
+            _ = shared.close_signal.notified() => break,
+            alert = rx.recv() => match alert { Some(a) => a, None => break },
+        };
+        let inner = inner.clone();
+        let shared = shared.clone();
+        tasks.spawn(async move {
+            let outcome = deliver(&*inner, &alert).await;
+            finish(&shared, &alert, outcome);
+            drop(permit);
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    // Closed: whatever is still queued or running is dropped and counted.
+    rx.close();
+    while let Ok(alert) = rx.try_recv() {
+        shared.counters.drop(DropReason::Closed);
+        shared.counters.finished.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(target: "resee_ops::notify", fingerprint = %alert.fingerprint(), title = %alert.title,
+            "alert dropped: dispatcher shut down before delivery");
+    }
+    tasks.abort_all();
+    let mut cut: u64 = 0;
+    while let Some(res) = tasks.join_next().await {
+        if matches!(res, Err(e) if e.is_cancelled()) {
+            cut += 1;
+        }
+    }
+    if cut > 0 {
+        for _ in 0..cut {
+            shared.counters.drop(DropReason::Closed);
+        }
+        shared.counters.finished.fetch_add(cut, Ordering::Relaxed);
+        tracing::error!(target: "resee_ops::notify", cut, "alerts dropped: delivery cut short by shutdown");
+    }
+    shared.idle.notify_waiters();
+}
+
+/// Runs the inner notifier, turning a panic into an outcome.
+async fn deliver(inner: &dyn Notifier, alert: &Alert) -> Option<NotifyOutcome> {
+    use futures_util::FutureExt;
+    std::panic::AssertUnwindSafe(inner.notify(alert)).catch_unwind().await.ok()
+}
+
+fn finish(shared: &Shared, alert: &Alert, outcome: Option<NotifyOutcome>) {
+    let c = &shared.counters;
+    match outcome {
+        Some(NotifyOutcome::Delivered) | Some(NotifyOutcome::Queued) => {
+            c.delivered.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(NotifyOutcome::Suppressed) => {
+            c.suppressed.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(NotifyOutcome::PermanentFailure(err)) => {
+            c.drop(DropReason::PermanentFailure);
+            tracing::error!(target: "resee_ops::notify", fingerprint = %alert.fingerprint(), title = %alert.title,
+                error = %err, "alert dropped: permanent delivery failure");
+        }
+        Some(other) => {
+            c.drop(DropReason::TemporaryFailure);
+            tracing::error!(target: "resee_ops::notify", fingerprint = %alert.fingerprint(), title = %alert.title,
+                outcome = %other, "alert dropped: delivery still failing when the notifier gave up");
+        }
+        None => {
+            c.drop(DropReason::Panicked);
+            tracing::error!(target: "resee_ops::notify", fingerprint = %alert.fingerprint(), title = %alert.title,
+                "alert dropped: notifier panicked");
+        }
+    }
+    c.finished.fetch_add(1, Ordering::Release);
+    shared.idle.notify_waiters();
+}

@@ -1,0 +1,291 @@
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Notifier, NotifyOutcome};
+use crate::clock::{SharedClock, system_clock};
+use crate::{Alert, Error, Fingerprint};
+
+/// The default throttle window: the same alert at most once per 10 minutes.
+pub const DEFAULT_THROTTLE_WINDOW: Duration = Duration::from_secs(600);
+
+/// What a [`ThrottleStore`] remembers about one fingerprint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ThrottleEntry {
+    /// When a firing alert with this fingerprint was last sent.
+    pub last_fired: DateTime<Utc>,
+    /// Whether that firing was sent and its resolution not yet.
+    pub open: bool,
+}
+
+impl ThrottleEntry {
+    /// A new entry.
+    pub fn new(last_fired: DateTime<Utc>, open: bool) -> Self {
+        Self { last_fired, open }
+    }
+}
+
+/// Where [`Throttled`] keeps its per-fingerprint state.
+///
+/// The in-memory store serves one process; a store shared by several replicas (Redis, PostgreSQL)
+/// implements the same two calls with a compare-and-swap. Entries may be evicted once
+/// `keep_for` has passed since they were written.
+#[async_trait]
+pub trait ThrottleStore: Send + Sync + Debug + 'static {
+    /// The entry for `key`, if any.
+    async fn get(&self, key: Fingerprint) -> Result<Option<ThrottleEntry>, Error>;
+
+    /// Replaces the entry for `key` with `new` (`None` removes it) only if it currently equals `expected`.
+    /// Returns whether the swap happened.
+    async fn compare_and_swap(
+        &self,
+        key: Fingerprint,
+        expected: Option<&ThrottleEntry>,
+        new: Option<ThrottleEntry>,
+        keep_for: Duration,
+    ) -> Result<bool, Error>;
+}
+
+/// A [`ThrottleStore`] in process memory.
+#[derive(Debug, Default, Clone)]
+pub struct InMemoryThrottleStore {
+    entries: Arc<Mutex<HashMap<Fingerprint, ThrottleEntry>>>,
+}
+
+impl InMemoryThrottleStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many fingerprints are remembered.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Fingerprint, ThrottleEntry>> {
+        // A panic while holding this lock cannot leave a map half-updated, so poisoning is ignored.
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl ThrottleStore for InMemoryThrottleStore {
+    async fn get(&self, key: Fingerprint) -> Result<Option<ThrottleEntry>, Error> {
+        Ok(self.lock().get(&key).cloned())
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: Fingerprint,
+        expected: Option<&ThrottleEntry>,
+        new: Option<ThrottleEntry>,
+        _keep_for: Duration,
+    ) -> Result<bool, Error> {
+        let mut map = self.lock();
+        if map.get(&key) != expected {
+            return Ok(false);
+        }
+        match new {
+            Some(e) => map.insert(key, e),
+            None => map.remove(&key),
+        };
+        Ok(true)
+    }
+}
+
+/// The throttle's decision for one alert, before sending.
+#[derive(Debug, PartialEq)]
+enum Decision {
+    Send { previous: Option<ThrottleEntry>, next: Option<ThrottleEntry> },
+    Suppress,
+}
+
+/// The throttling rule, as a pure function of the stored entry.
+///
+/// - A firing alert is sent unless a firing alert with the same fingerprint was sent less than `window` ago.
+///   This holds across a resolution too: fire, resolve, fire again inside the window sends the second
+///   firing only once the window has passed and the source reports it again, so a flapping check cannot
+///   flood the channel.
+/// - A resolved alert is sent if and only if the firing it ends was sent (and not yet resolved).
+fn decide(entry: Option<&ThrottleEntry>, alert: &Alert, now: DateTime<Utc>, window: Duration) -> Decision {
+    let window = chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
+    if alert.is_resolved() {
+        return match entry {
+            Some(e) if e.open => Decision::Send {
+                previous: Some(e.clone()),
+                next: Some(ThrottleEntry { last_fired: e.last_fired, open: false }),
+            },
+            _ => Decision::Suppress,
+        };
+    }
+    match entry {
+        // A clock that went backwards counts as inside the window.
+        Some(e) if now.signed_duration_since(e.last_fired) < window => Decision::Suppress,
+        _ => Decision::Send { previous: entry.cloned(), next: Some(ThrottleEntry { last_fired: now, open: true }) },
+    }
+}
+
+/// Sends the same alert (same [`Fingerprint`]) at most once per window; see the rule on
+/// [`Throttled::new`].
+///
+/// The window is claimed in the store before sending and given back if the inner notifier fails, so a
+/// failed send never silences the retry that follows. If the store itself fails, the alert is sent anyway:
+/// a duplicate is better than a lost alert.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use std::time::Duration;
+/// use resee_ops_core::{Alert, Notifier, NotifierExt, NotifyOutcome, Severity};
+/// use resee_ops_core::testing::RecordingNotifier;
+///
+/// let inbox = RecordingNotifier::new();
+/// let n = inbox.clone().throttled(Duration::from_secs(600));
+/// let alert = Alert::new("database_down", Severity::Error, "Database connection failed");
+/// assert!(matches!(n.notify(&alert).await, NotifyOutcome::Delivered));
+/// assert!(matches!(n.notify(&alert).await, NotifyOutcome::Suppressed));
+/// assert!(matches!(n.notify(&alert.resolved()).await, NotifyOutcome::Delivered));
+/// assert_eq!(inbox.alerts().len(), 2);
+/// # });
+/// ```
+#[derive(Debug, Clone)]
+pub struct Throttled<N> {
+    inner: N,
+    store: Arc<dyn ThrottleStore>,
+    window: Duration,
+    clock: SharedClock,
+}
+
+impl<N: Notifier> Throttled<N> {
+    /// Wraps `inner` with the default 10-minute window, an in-memory store and the system clock.
+    ///
+    /// Rule: a firing alert is sent unless the same fingerprint fired (and was sent) less than a window
+    /// ago, even if it was resolved in between; a resolved alert is sent if and only if its firing was sent.
+    /// Sources that keep reporting a condition while it lasts (as the health monitor does) therefore get a
+    /// reminder once per window.
+    pub fn new(inner: N) -> Self {
+        Self {
+            inner,
+            store: Arc::new(InMemoryThrottleStore::new()),
+            window: DEFAULT_THROTTLE_WINDOW,
+            clock: system_clock(),
+        }
+    }
+
+    /// Sets the window.
+    pub fn with_window(mut self, window: Duration) -> Self {
+        self.window = window;
+        self
+    }
+
+    /// Uses `store` for the state (share one store between replicas to throttle across them).
+    pub fn with_store(mut self, store: Arc<dyn ThrottleStore>) -> Self {
+        self.store = store;
+        self
+    }
+
+    /// Uses `clock` to read the time.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The wrapped notifier.
+    pub fn inner(&self) -> &N {
+        &self.inner
+    }
+
+    /// The window.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// Claims the right to send `alert`, or says it is a duplicate. `Ok(None)` means suppress.
+    async fn claim(&self, alert: &Alert) -> Result<Option<(Option<ThrottleEntry>, Option<ThrottleEntry>)>, Error> {
+        let key = alert.fingerprint();
+        let keep_for = self.window.saturating_mul(2);
+        // A few rounds of compare-and-swap; contention on one fingerprint is rare and short.
+        for _ in 0..16 {
+            let now = self.clock.now();
+            let entry = self.store.get(key).await?;
+            match decide(entry.as_ref(), alert, now, self.window) {
+                Decision::Suppress => return Ok(None),
+                Decision::Send { previous, next } => {
+                    if self.store.compare_and_swap(key, previous.as_ref(), next.clone(), keep_for).await? {
+                        return Ok(Some((previous, next)));
+                    }
+                }
+            }
+        }
+        Err(Error::new(crate::ErrorKind::Unavailable, "throttle store kept changing under compare-and-swap"))
+    }
+}
+
+#[async_trait]
+impl<N: Notifier> Notifier for Throttled<N> {
+    async fn notify(&self, alert: &Alert) -> NotifyOutcome {
+        let claimed = match self.claim(alert).await {
+            Ok(Some(claim)) => Some(claim),
+            Ok(None) => {
+                tracing::debug!(target: "resee_ops::notify", fingerprint = %alert.fingerprint(), "alert suppressed by throttle");
+                return NotifyOutcome::Suppressed;
+            }
+            Err(err) => {
+                tracing::warn!(target: "resee_ops::notify", error = %err, "throttle store failed; sending unthrottled");
+                None
+            }
+        };
+        let outcome = self.inner.notify(alert).await;
+        if !outcome.is_ok()
+            && let Some((previous, next)) = claimed
+        {
+            // Give the window back so the next attempt is not suppressed.
+            let key = alert.fingerprint();
+            if let Err(err) =
+                self.store.compare_and_swap(key, next.as_ref(), previous, self.window.saturating_mul(2)).await
+            {
+                tracing::warn!(target: "resee_ops::notify", error = %err, "could not release throttle claim");
+            }
+        }
+        outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Severity;
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap()
+    }
+
+    #[test]
+    fn rule_table() {
+        let w = Duration::from_secs(600);
+        let a = Alert::new("a", Severity::Error, "A");
+        let r = a.resolved();
+        assert!(matches!(decide(None, &a, t(0), w), Decision::Send { .. }));
+        assert_eq!(decide(None, &r, t(0), w), Decision::Suppress, "resolve without a sent firing");
+        let open = ThrottleEntry::new(t(0), true);
+        assert_eq!(decide(Some(&open), &a, t(599), w), Decision::Suppress);
+        assert!(matches!(decide(Some(&open), &a, t(600), w), Decision::Send { .. }));
+        assert!(matches!(decide(Some(&open), &r, t(5), w), Decision::Send { .. }));
+        let closed = ThrottleEntry::new(t(0), false);
+        assert_eq!(decide(Some(&closed), &r, t(5), w), Decision::Suppress, "resolved twice");
+        assert_eq!(decide(Some(&closed), &a, t(300), w), Decision::Suppress, "re-fire inside the window");
+        assert!(matches!(decide(Some(&closed), &a, t(601), w), Decision::Send { .. }));
+        assert_eq!(decide(Some(&open), &a, t(-50), w), Decision::Suppress, "clock went backwards");
+    }
+}

@@ -1,0 +1,311 @@
+//! [`HealthRegistry`]: runs probes concurrently, each under its own timeout, and aggregates a report.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::{SharedClock, system_clock};
+use crate::{HealthProbe, HealthStatus, ProbeOutcome};
+
+/// The default per-probe timeout.
+pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Which question a probe answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum CheckGroup {
+    /// "Is the process alive?" Only cheap, local checks; never a dependency (a database outage must not
+    /// make an orchestrator restart every replica).
+    Liveness,
+    /// "Can it serve traffic?" Dependencies such as the database and Redis.
+    Readiness,
+}
+
+/// One probe and how the registry runs it.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    probe: Arc<dyn HealthProbe>,
+    timeout: Option<Duration>,
+    groups: Vec<CheckGroup>,
+}
+
+impl Registration {
+    /// Registers `probe` in the readiness group with the registry's default timeout.
+    pub fn new(probe: impl HealthProbe) -> Self {
+        Self::from_arc(Arc::new(probe))
+    }
+
+    /// Like [`new`](Self::new), for a probe already shared.
+    pub fn from_arc(probe: Arc<dyn HealthProbe>) -> Self {
+        Self { probe, timeout: None, groups: vec![CheckGroup::Readiness] }
+    }
+
+    /// Sets this probe's timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Puts the probe in exactly these groups.
+    pub fn in_groups(mut self, groups: &[CheckGroup]) -> Self {
+        self.groups = groups.to_vec();
+        self
+    }
+
+    /// The probe.
+    pub fn probe(&self) -> &Arc<dyn HealthProbe> {
+        &self.probe
+    }
+}
+
+/// The result of one probe in a [`HealthReport`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct CheckResult {
+    /// `pass`, `warn` or `fail` in JSON; the probe's own status in Rust.
+    #[serde(with = "health_json_status")]
+    pub status: HealthStatus,
+    /// Measured value, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_value: Option<f64>,
+    /// Its unit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_unit: Option<String>,
+    /// Human-readable detail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    /// When the check finished.
+    pub time: DateTime<Utc>,
+    /// How long it took.
+    #[serde(with = "crate::serde_duration")]
+    pub duration: Duration,
+    /// Whether the probe is critical.
+    pub critical: bool,
+}
+
+impl CheckResult {
+    /// The result as a [`ProbeOutcome`].
+    pub fn outcome(&self) -> ProbeOutcome {
+        let mut o = ProbeOutcome::new(self.status).with_duration(self.duration);
+        o.observed_value = self.observed_value;
+        o.observed_unit = self.observed_unit.clone();
+        o.output = self.output.clone();
+        o
+    }
+}
+
+/// An aggregated health report, serialised in the shape of `application/health+json`
+/// (`{"status": "pass", "checks": {"database": [{"status": "pass", "observedValue": 1.2, ...}]}}`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct HealthReport {
+    /// The aggregate: the worst critical status; non-critical probes count at most as `Degraded`.
+    #[serde(with = "health_json_status")]
+    pub status: HealthStatus,
+    /// Per probe, keyed by name. Empty when details are hidden.
+    #[serde(with = "checks_as_arrays", default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checks: BTreeMap<String, CheckResult>,
+}
+
+impl HealthReport {
+    /// A report from individual results, aggregated by the rule on [`status`](Self::status).
+    pub fn from_checks(checks: BTreeMap<String, CheckResult>) -> Self {
+        let status = checks
+            .values()
+            .map(|c| if c.critical { c.status } else { c.status.min(HealthStatus::Degraded) })
+            .max()
+            .unwrap_or(HealthStatus::Up);
+        Self { status, checks }
+    }
+
+    /// The same report without per-check details (for endpoints reachable by the public).
+    pub fn without_details(&self) -> Self {
+        Self { status: self.status, checks: BTreeMap::new() }
+    }
+
+    /// The HTTP status an endpoint should answer with: 200 for pass and warn, 503 for fail.
+    pub fn http_status(&self) -> u16 {
+        if self.status == HealthStatus::Down { 503 } else { 200 }
+    }
+}
+
+/// Runs [`HealthProbe`]s concurrently and aggregates their results.
+///
+/// Each probe runs in its own task under its own timeout: a hung probe costs its timeout and no more, and
+/// is reported `Down` with the time it was given; a panicking probe is reported `Down` with the panic
+/// message. Probes are grouped for liveness and readiness endpoints.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use std::time::Duration;
+/// use resee_ops_core::{CheckGroup, HealthRegistry, HealthStatus, ProbeOutcome, Registration};
+/// use resee_ops_core::testing::StaticProbe;
+///
+/// let registry = HealthRegistry::new()
+///     .with_default_timeout(Duration::from_secs(2))
+///     .register(Registration::new(StaticProbe::new("database", ProbeOutcome::up())))
+///     .register(Registration::new(StaticProbe::new("cache", ProbeOutcome::down("refused")).non_critical()))
+///     .register(Registration::new(StaticProbe::new("process", ProbeOutcome::up()))
+///         .in_groups(&[CheckGroup::Liveness]));
+///
+/// let ready = registry.check(CheckGroup::Readiness).await;
+/// assert_eq!(ready.status, HealthStatus::Degraded, "a non-critical failure only warns");
+/// assert_eq!(ready.checks.len(), 2);
+/// let json = serde_json::to_value(&ready).unwrap();
+/// assert_eq!(json["status"], "warn");
+/// assert_eq!(json["checks"]["cache"][0]["status"], "fail");
+///
+/// let live = registry.check(CheckGroup::Liveness).await;
+/// assert_eq!(live.status, HealthStatus::Up);
+/// # });
+/// ```
+#[derive(Debug, Clone)]
+pub struct HealthRegistry {
+    probes: Vec<Registration>,
+    default_timeout: Duration,
+    clock: SharedClock,
+}
+
+impl Default for HealthRegistry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HealthRegistry {
+    /// An empty registry with a 5-second default timeout.
+    pub fn new() -> Self {
+        Self { probes: Vec::new(), default_timeout: DEFAULT_PROBE_TIMEOUT, clock: system_clock() }
+    }
+
+    /// Sets the timeout of probes registered without one.
+    pub fn with_default_timeout(mut self, timeout: Duration) -> Self {
+        self.default_timeout = timeout;
+        self
+    }
+
+    /// Uses `clock` for the `time` of each result.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Adds a probe.
+    pub fn register(mut self, registration: Registration) -> Self {
+        self.probes.push(registration);
+        self
+    }
+
+    /// The registered probes.
+    pub fn registrations(&self) -> &[Registration] {
+        &self.probes
+    }
+
+    /// Runs the probes of `group` concurrently and aggregates them.
+    pub async fn check(&self, group: CheckGroup) -> HealthReport {
+        self.run(|r| r.groups.contains(&group)).await
+    }
+
+    /// Runs every probe, whatever its group.
+    pub async fn check_all(&self) -> HealthReport {
+        self.run(|_| true).await
+    }
+
+    async fn run(&self, select: impl Fn(&Registration) -> bool) -> HealthReport {
+        let runs = self.probes.iter().filter(|r| select(r)).map(|r| {
+            let timeout = r.timeout.unwrap_or(self.default_timeout);
+            let probe = r.probe.clone();
+            let clock = self.clock.clone();
+            async move {
+                let outcome = run_one(probe.clone(), timeout).await;
+                let result = CheckResult {
+                    status: outcome.status,
+                    observed_value: outcome.observed_value,
+                    observed_unit: outcome.observed_unit,
+                    output: outcome.output,
+                    time: clock.now(),
+                    duration: outcome.duration,
+                    critical: probe.is_critical(),
+                };
+                (probe.name().to_owned(), result)
+            }
+        });
+        let results = futures_util::future::join_all(runs).await;
+        HealthReport::from_checks(results.into_iter().collect())
+    }
+}
+
+/// Runs one probe in its own task, under `timeout`, catching panics.
+async fn run_one(probe: Arc<dyn HealthProbe>, timeout: Duration) -> ProbeOutcome {
+    let started = tokio::time::Instant::now();
+    let task_probe = probe.clone();
+    let mut task = tokio::spawn(async move { task_probe.check().await });
+    let outcome = match tokio::time::timeout(timeout, &mut task).await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(join)) if join.is_panic() => {
+            let payload = join.into_panic();
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            tracing::error!(target: "resee_ops::health", probe = probe.name(), panic = %msg, "health probe panicked");
+            ProbeOutcome::down(format!("probe panicked: {msg}"))
+        }
+        Ok(Err(_)) => ProbeOutcome::down("probe task was cancelled"),
+        Err(_) => {
+            task.abort();
+            tracing::warn!(target: "resee_ops::health", probe = probe.name(), ?timeout, "health probe timed out");
+            ProbeOutcome::down(format!("timed out after {}", crate::serde_duration::format_duration(timeout)))
+        }
+    };
+    // The registry's measurement wins: it includes scheduling, and is right for a probe that timed out.
+    outcome.with_duration(started.elapsed())
+}
+
+mod health_json_status {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::HealthStatus;
+
+    pub(super) fn serialize<S: Serializer>(s: &HealthStatus, ser: S) -> Result<S::Ok, S::Error> {
+        ser.serialize_str(s.as_health_json())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<HealthStatus, D::Error> {
+        let text = String::deserialize(d)?;
+        Ok(match text.as_str() {
+            "pass" | "ok" | "up" => HealthStatus::Up,
+            "warn" => HealthStatus::Degraded,
+            "fail" | "error" | "down" => HealthStatus::Down,
+            _ => HealthStatus::Unknown,
+        })
+    }
+}
+
+mod checks_as_arrays {
+    use std::collections::BTreeMap;
+
+    use serde::ser::SerializeMap;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::CheckResult;
+
+    pub(super) fn serialize<S: Serializer>(checks: &BTreeMap<String, CheckResult>, ser: S) -> Result<S::Ok, S::Error> {
+        let mut map = ser.serialize_map(Some(checks.len()))?;
+        for (name, check) in checks {
+            map.serialize_entry(name, std::slice::from_ref(check))?;
+        }
+        map.end()
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, CheckResult>, D::Error> {
+        let raw = BTreeMap::<String, Vec<CheckResult>>::deserialize(d)?;
+        Ok(raw.into_iter().filter_map(|(k, mut v)| v.pop().map(|c| (k, c))).collect())
+    }
+}

@@ -1,0 +1,180 @@
+//! Checks every implementation of a core trait must pass; adapters call them from their own tests.
+//!
+//! They panic with a message naming the broken rule, like `assert!`, so they read as test failures.
+
+use tokio::io::AsyncReadExt;
+
+use crate::{Alert, ArtifactName, BackupTarget, ErrorKind, Notifier, NotifyOutcome, Severity};
+
+/// What [`notifier`] sent, so the caller can check its receiving side got as many messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NotifierSuiteReport {
+    /// Alerts handed to the notifier, each expected to be delivered (or queued) once.
+    pub sent: usize,
+}
+
+fn assert_ok(what: &str, outcome: &NotifyOutcome) {
+    assert!(
+        matches!(outcome, NotifyOutcome::Delivered | NotifyOutcome::Queued),
+        "notifier conformance: {what} was not delivered: {outcome}"
+    );
+}
+
+/// The `Notifier` contract: every level and a resolution are delivered; hostile content (markup
+/// characters, emoji, 100 kB of text, 100 fields, empty strings) is delivered rather than rejected or
+/// panicked on; 20 concurrent calls all succeed; `Debug` of the notifier and every outcome's `Display`
+/// contain none of `secrets`.
+///
+/// The notifier must deliver to a working receiver (and must not throttle: give it a fresh one).
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use resee_ops_core::testing::{conformance, RecordingNotifier};
+/// let n = RecordingNotifier::new();
+/// let report = conformance::notifier(&n, &[]).await;
+/// assert_eq!(n.alerts().len(), report.sent);
+/// # });
+/// ```
+pub async fn notifier(notifier: &dyn Notifier, secrets: &[&str]) -> NotifierSuiteReport {
+    let debug = format!("{notifier:?}");
+    for secret in secrets {
+        assert!(!debug.contains(secret), "notifier conformance: Debug output contains a secret: {debug}");
+    }
+    let mut sent = 0;
+    let mut check = |what: &str, outcome: NotifyOutcome| {
+        let shown = format!("{outcome} {outcome:?}");
+        for secret in secrets {
+            assert!(!shown.contains(secret), "notifier conformance: outcome of {what} contains a secret: {shown}");
+        }
+        assert_ok(what, &outcome);
+        sent += 1;
+    };
+
+    for severity in Severity::ALL {
+        let alert = Alert::new("conformance_level", severity, format!("Conformance {severity}"))
+            .with_source("conformance")
+            .with_label("level", severity.as_str())
+            .with_text("Checking that every level is delivered.")
+            .with_field("Level", severity.as_str())
+            .with_field("Empty", "");
+        check(severity.as_str(), notifier.notify(&alert).await);
+    }
+
+    let firing = Alert::new("conformance_resolve", Severity::Error, "Conformance resolve").with_source("conformance");
+    check("a firing alert", notifier.notify(&firing).await);
+    check("a resolved alert", notifier.notify(&firing.resolved()).await);
+
+    let markup = Alert::new("conformance_markup", Severity::Warning, "<b>&amp; \"quotes\" 'x' <!channel> 🔥 ünïcödé")
+        .with_text("a < b && c > d; <https://example.com|link> `code` *bold* _it_ ~s~ \u{202e}rtl")
+        .with_field("<field>", "&value;");
+    check("markup and unicode", notifier.notify(&markup).await);
+
+    let mut huge = Alert::new("conformance_huge", Severity::Info, "T".repeat(5_000)).with_text("x".repeat(100_000));
+    for i in 0..100 {
+        huge = huge.with_field(format!("field {i}"), "v".repeat(4_000));
+    }
+    check("a huge alert", notifier.notify(&huge).await);
+
+    let empty = Alert::new("conformance_empty", Severity::Info, "");
+    check("an alert with empty title", notifier.notify(&empty).await);
+
+    let concurrent = (0..20).map(|i| {
+        let alert = Alert::new("conformance_concurrent", Severity::Info, format!("Concurrent {i}"))
+            .with_label("i", i.to_string());
+        async move { notifier.notify(&alert).await }
+    });
+    for (i, outcome) in futures_util::future::join_all(concurrent).await.into_iter().enumerate() {
+        check(&format!("concurrent alert {i}"), outcome);
+    }
+    NotifierSuiteReport { sent }
+}
+
+/// The `BackupTarget` contract, on names no other test uses:
+/// nothing visible before commit; commit makes it listable, stat-able and readable byte for byte (empty,
+/// small, multi-megabyte in uneven chunks); an aborted or dropped writer leaves nothing; an existing name
+/// is never overwritten; missing names give `NotFound`; delete removes; `sweep_incomplete` succeeds; `list`
+/// is sorted.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use resee_ops_core::testing::{conformance, InMemoryBackupTarget};
+/// conformance::backup_target(&InMemoryBackupTarget::new()).await;
+/// # });
+/// ```
+pub async fn backup_target(target: &dyn BackupTarget) {
+    let prefix = format!("conformance-{:08x}-", fastrand::u32(..));
+    let name = |s: &str| ArtifactName::new(format!("{prefix}{s}")).expect("valid name");
+    let mine = |metas: Vec<crate::ArtifactMeta>| -> Vec<String> {
+        metas.into_iter().map(|m| m.name.to_string()).filter(|n| n.starts_with(&prefix)).collect()
+    };
+    let list = || async { mine(target.list().await.expect("list")) };
+
+    // Round trips of several sizes, written in uneven chunks.
+    let big: Vec<u8> = (0..5 * 1024 * 1024 + 17).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    for (label, body) in [("empty", Vec::new()), ("small", b"hello, backup".to_vec()), ("big", big)] {
+        let n = name(label);
+        let mut w = target.create(&n).await.expect("create");
+        for chunk in body.chunks(65_537) {
+            w.write(chunk).await.expect("write");
+        }
+        assert!(!list().await.contains(&n.to_string()), "backup target conformance: {label} visible before commit");
+        let meta = w.commit().await.expect("commit");
+        assert_eq!(meta.name, n, "backup target conformance: commit returned another name");
+        assert_eq!(meta.size, body.len() as u64, "backup target conformance: commit size of {label}");
+        let stat = target.stat(&n).await.expect("stat");
+        assert_eq!(stat.size, body.len() as u64, "backup target conformance: stat size of {label}");
+        let mut read = Vec::new();
+        target.open(&n).await.expect("open").read_to_end(&mut read).await.expect("read");
+        assert!(
+            read == body,
+            "backup target conformance: {label} read back differs ({} vs {} bytes)",
+            read.len(),
+            body.len()
+        );
+    }
+    assert_eq!(
+        list().await,
+        vec![name("big").to_string(), name("empty").to_string(), name("small").to_string()],
+        "backup target conformance: list must hold exactly the committed artifacts, sorted by name"
+    );
+
+    // Never overwrite.
+    let err = match target.create(&name("small")).await {
+        Ok(w) => w.commit().await.expect_err("backup target conformance: committing over an existing name must fail"),
+        Err(e) => e,
+    };
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists, "backup target conformance: overwrite error kind: {err}");
+    let mut read = Vec::new();
+    target.open(&name("small")).await.expect("open").read_to_end(&mut read).await.expect("read");
+    assert_eq!(read, b"hello, backup", "backup target conformance: a failed overwrite changed the artifact");
+
+    // Abort and drop leave nothing.
+    let mut w = target.create(&name("aborted")).await.expect("create");
+    w.write(b"partial").await.expect("write");
+    w.abort().await.expect("abort");
+    let mut w = target.create(&name("dropped")).await.expect("create");
+    w.write(b"partial").await.expect("write");
+    drop(w);
+    let names = list().await;
+    assert!(!names.contains(&name("aborted").to_string()), "backup target conformance: aborted artifact visible");
+    assert!(!names.contains(&name("dropped").to_string()), "backup target conformance: dropped artifact visible");
+    target.sweep_incomplete().await.expect("sweep_incomplete");
+
+    // A name freed by abort can be used.
+    let w = target.create(&name("aborted")).await.expect("create after abort");
+    w.commit().await.expect("commit after abort");
+
+    // Missing names.
+    let missing = name("missing");
+    assert_eq!(target.stat(&missing).await.expect_err("stat missing").kind(), ErrorKind::NotFound);
+    assert_eq!(target.open(&missing).await.err().expect("open missing").kind(), ErrorKind::NotFound);
+    assert_eq!(target.delete(&missing).await.expect_err("delete missing").kind(), ErrorKind::NotFound);
+
+    // Delete.
+    for label in ["big", "empty", "small", "aborted"] {
+        target.delete(&name(label)).await.expect("delete");
+    }
+    assert!(list().await.is_empty(), "backup target conformance: artifacts left after delete");
+    assert_eq!(target.stat(&name("small")).await.expect_err("stat deleted").kind(), ErrorKind::NotFound);
+}

@@ -1,0 +1,107 @@
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::{HealthProbe, ProbeOutcome};
+
+#[derive(Debug)]
+enum Behaviour {
+    Answer(ProbeOutcome),
+    Hang,
+    Panic(String),
+}
+
+/// A probe that answers what it is told, for tests: an outcome, after an optional delay; or never; or a panic.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use resee_ops_core::{HealthProbe, HealthStatus, ProbeOutcome};
+/// use resee_ops_core::testing::StaticProbe;
+/// let p = StaticProbe::new("db", ProbeOutcome::up());
+/// assert_eq!(p.check().await.status, HealthStatus::Up);
+/// p.set(ProbeOutcome::down("refused"));
+/// assert_eq!(p.check().await.status, HealthStatus::Down);
+/// # });
+/// ```
+#[derive(Debug, Clone)]
+pub struct StaticProbe {
+    name: String,
+    critical: bool,
+    delay: Duration,
+    behaviour: Arc<Mutex<Behaviour>>,
+}
+
+impl StaticProbe {
+    /// A critical probe called `name` that answers `outcome` at once.
+    pub fn new(name: impl Into<String>, outcome: ProbeOutcome) -> Self {
+        Self {
+            name: name.into(),
+            critical: true,
+            delay: Duration::ZERO,
+            behaviour: Arc::new(Mutex::new(Behaviour::Answer(outcome))),
+        }
+    }
+
+    /// A probe that never answers.
+    pub fn hanging(name: impl Into<String>) -> Self {
+        let p = Self::new(name, ProbeOutcome::up());
+        *p.lock() = Behaviour::Hang;
+        p
+    }
+
+    /// A probe that panics with `message`.
+    pub fn panicking(name: impl Into<String>, message: impl Into<String>) -> Self {
+        let p = Self::new(name, ProbeOutcome::up());
+        *p.lock() = Behaviour::Panic(message.into());
+        p
+    }
+
+    /// Marks it non-critical.
+    pub fn non_critical(mut self) -> Self {
+        self.critical = false;
+        self
+    }
+
+    /// Makes each check take `delay` (on the Tokio clock).
+    pub fn with_delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    /// Changes the answer of later checks (clones share it).
+    pub fn set(&self, outcome: ProbeOutcome) {
+        *self.lock() = Behaviour::Answer(outcome);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Behaviour> {
+        self.behaviour.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl HealthProbe for StaticProbe {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn is_critical(&self) -> bool {
+        self.critical
+    }
+
+    async fn check(&self) -> ProbeOutcome {
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        let answer = match &*self.lock() {
+            Behaviour::Answer(o) => Ok(o.clone()),
+            Behaviour::Hang => Err(None),
+            Behaviour::Panic(m) => Err(Some(m.clone())),
+        };
+        match answer {
+            Ok(o) => o,
+            Err(None) => std::future::pending().await,
+            Err(Some(message)) => panic!("{message}"),
+        }
+    }
+}

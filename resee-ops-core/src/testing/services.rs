@@ -1,0 +1,279 @@
+//! A PostgreSQL and a Redis for integration tests.
+//!
+//! [`postgres`] and [`redis`] answer, in this order:
+//! 1. the server named by `RESEE_TEST_DATABASE_URL` / `RESEE_TEST_REDIS_URL`;
+//! 2. the local default server (`127.0.0.1:5432` as user `postgres`, `127.0.0.1:6379`) if it accepts
+//!    connections;
+//! 3. a private throwaway server started from the installed binaries (`initdb` + `postgres` in a temporary
+//!    directory, `redis-server`), on a free loopback port, stopped and removed when the test process exits.
+//!
+//! If none works, they panic with a message naming what to install: a test that needs a server never
+//! skips silently. The result is shared by all tests of one process.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Where a test service came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Origin {
+    /// Named by an environment variable.
+    Configured,
+    /// The machine's default local server.
+    LocalDefault,
+    /// Started privately for this test process.
+    Private,
+}
+
+/// A running service and how to reach it.
+#[derive(Debug, Clone)]
+pub struct Service {
+    url: String,
+    origin: Origin,
+}
+
+impl Service {
+    /// Its URL (`postgres://postgres@127.0.0.1:5432/postgres`, `redis://127.0.0.1:6379/`).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Where it came from.
+    pub fn origin(&self) -> Origin {
+        self.origin
+    }
+
+    /// The URL with its path (the PostgreSQL database name, the Redis database number) replaced by `db`.
+    ///
+    /// ```
+    /// # use resee_ops_core::testing::services::Service;
+    /// # let s = Service::for_url("postgres://u:p@h:5/postgres?sslmode=disable");
+    /// assert_eq!(s.url_for_database("other"), "postgres://u:p@h:5/other?sslmode=disable");
+    /// ```
+    pub fn url_for_database(&self, db: &str) -> String {
+        let (base, query) = match self.url.split_once('?') {
+            Some((b, q)) => (b, Some(q)),
+            None => (self.url.as_str(), None),
+        };
+        let authority_start = base.find("://").map_or(0, |i| i + 3);
+        let path_start = base[authority_start..].find('/').map_or(base.len(), |i| authority_start + i);
+        let mut out = format!("{}/{db}", &base[..path_start]);
+        if let Some(q) = query {
+            out.push('?');
+            out.push_str(q);
+        }
+        out
+    }
+
+    /// A `Service` for a URL (for tests of the helpers themselves).
+    pub fn for_url(url: &str) -> Self {
+        Self { url: url.to_owned(), origin: Origin::Configured }
+    }
+}
+
+/// The PostgreSQL server for tests; see the [module docs](self). The URL connects as a superuser to the
+/// `postgres` database, so tests can create their own databases.
+///
+/// # Panics
+/// When no server is configured, none answers on the default port and none can be started.
+pub fn postgres() -> &'static Service {
+    static PG: OnceLock<Service> = OnceLock::new();
+    PG.get_or_init(|| {
+        resolve("RESEE_TEST_DATABASE_URL", 5432, "postgres://postgres@127.0.0.1:5432/postgres", start_postgres)
+    })
+}
+
+/// The Redis server for tests; see the [module docs](self).
+///
+/// # Panics
+/// When no server is configured, none answers on the default port and none can be started.
+pub fn redis() -> &'static Service {
+    static REDIS: OnceLock<Service> = OnceLock::new();
+    REDIS.get_or_init(|| resolve("RESEE_TEST_REDIS_URL", 6379, "redis://127.0.0.1:6379/", start_redis))
+}
+
+fn resolve(var: &str, port: u16, default_url: &str, start: fn() -> Result<String, String>) -> Service {
+    if let Ok(url) = std::env::var(var)
+        && !url.trim().is_empty()
+    {
+        return Service { url, origin: Origin::Configured };
+    }
+    if answers(port) {
+        return Service { url: default_url.to_owned(), origin: Origin::LocalDefault };
+    }
+    match start() {
+        Ok(url) => Service { url, origin: Origin::Private },
+        Err(why) => panic!(
+            "no test server available: {var} is unset, nothing answers on 127.0.0.1:{port}, and a private server \
+             could not be started: {why}. Install the server (Debian: `apt-get install postgresql redis-server`) or \
+             run `scripts/test.sh`, which installs them."
+        ),
+    }
+}
+
+fn answers(port: u16) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok()
+}
+
+fn free_port() -> Result<u16, String> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
+    l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+}
+
+fn wait_until_answers(port: u16, log: &Path) -> Result<(), String> {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        if answers(port) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let tail = std::fs::read_to_string(log).unwrap_or_default();
+    Err(format!("server did not accept connections on port {port} within 60 s; its log:\n{tail}"))
+}
+
+fn private_dir(kind: &str) -> Result<PathBuf, String> {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let dir = std::env::temp_dir().join(format!("resee-test-{kind}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Finds `bin` on `PATH` or under `/usr/lib/postgresql/<major>/bin`, newest major first.
+fn find_binary(bin: &str, pg_lib: bool) -> Option<PathBuf> {
+    let mut candidates = Vec::new();
+    if pg_lib && let Ok(entries) = std::fs::read_dir("/usr/lib/postgresql") {
+        let mut majors: Vec<(u32, PathBuf)> = entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok().map(|m| (m, e.path())))
+            .collect();
+        majors.sort_by_key(|m| std::cmp::Reverse(m.0));
+        candidates.extend(majors.into_iter().map(|(_, p)| p.join("bin").join(bin)));
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        candidates.extend(std::env::split_paths(&path).map(|p| p.join(bin)));
+    }
+    candidates.into_iter().find(|p| p.is_file())
+}
+
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+}
+
+/// The uid and gid of the `postgres` user, from `/etc/passwd`.
+fn postgres_user() -> Option<(u32, u32)> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let f: Vec<&str> = line.split(':').collect();
+        (f.first() == Some(&"postgres") && f.len() > 3).then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
+    })
+}
+
+/// Runs `server_cmd` in the background under a small shell that stops it (and removes `dir`) as soon as this
+/// test process exits, however it exits.
+fn spawn_watched(server_cmd: &str, dir: &Path, log: &Path) -> Result<(), String> {
+    let script = format!(
+        "{server_cmd} >>'{log}' 2>&1 & s=$!; \
+         while kill -0 {parent} 2>/dev/null && kill -0 $s 2>/dev/null; do sleep 0.5; done; \
+         kill -INT $s 2>/dev/null; wait $s; rm -rf '{dir}'",
+        parent = std::process::id(),
+        log = log.display(),
+        dir = dir.display(),
+    );
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(drop)
+        .map_err(|e| format!("cannot start sh: {e}"))
+}
+
+fn start_postgres() -> Result<String, String> {
+    let initdb = find_binary("initdb", true).ok_or("initdb not found (package postgresql)")?;
+    let postgres = initdb.with_file_name("postgres");
+    let postgres = if postgres.is_file() {
+        postgres
+    } else {
+        find_binary("postgres", true).ok_or("postgres server binary not found (package postgresql)")?
+    };
+    let dir = private_dir("pg")?;
+    let data = dir.join("data");
+    let log = dir.join("server.log");
+    // PostgreSQL refuses to run as root: run it as the postgres user.
+    let run_as = if is_root() {
+        let (uid, gid) = postgres_user().ok_or("running as root and there is no postgres user to run the server")?;
+        std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).map_err(|e| format!("chown: {e}"))?;
+        format!("setpriv --reuid={uid} --regid={gid} --clear-groups ")
+    } else {
+        String::new()
+    };
+    let init = format!(
+        "{run_as}'{initdb}' -D '{data}' -U postgres -A trust -E UTF8 --no-sync >'{dir}/initdb.log' 2>&1",
+        initdb = initdb.display(),
+        data = data.display(),
+        dir = dir.display(),
+    );
+    let status = Command::new("sh").arg("-c").arg(&init).status().map_err(|e| format!("cannot run initdb: {e}"))?;
+    if !status.success() {
+        let out = std::fs::read_to_string(dir.join("initdb.log")).unwrap_or_default();
+        return Err(format!("initdb failed: {out}"));
+    }
+    let port = free_port()?;
+    let server = format!(
+        "{run_as}'{postgres}' -D '{data}' -p {port} -k '{dir}' -c listen_addresses=127.0.0.1 -c fsync=off \
+         -c synchronous_commit=off -c full_page_writes=off",
+        postgres = postgres.display(),
+        data = data.display(),
+        dir = dir.display(),
+    );
+    spawn_watched(&server, &dir, &log)?;
+    wait_until_answers(port, &log)?;
+    Ok(format!("postgres://postgres@127.0.0.1:{port}/postgres"))
+}
+
+fn start_redis() -> Result<String, String> {
+    let redis = find_binary("redis-server", false).ok_or("redis-server not found (package redis-server)")?;
+    let dir = private_dir("redis")?;
+    let log = dir.join("server.log");
+    let port = free_port()?;
+    let server = format!(
+        "'{redis}' --port {port} --bind 127.0.0.1 --save '' --appendonly no --dir '{dir}'",
+        redis = redis.display(),
+        dir = dir.display(),
+    );
+    spawn_watched(&server, &dir, &log)?;
+    wait_until_answers(port, &log)?;
+    Ok(format!("redis://127.0.0.1:{port}/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_for_database_replaces_only_the_path() {
+        let s = Service::for_url("postgres://postgres@127.0.0.1:5432/postgres");
+        assert_eq!(s.url_for_database("x"), "postgres://postgres@127.0.0.1:5432/x");
+        let s = Service::for_url("redis://127.0.0.1:6379");
+        assert_eq!(s.url_for_database("3"), "redis://127.0.0.1:6379/3");
+    }
+
+    #[test]
+    fn private_servers_start_and_answer() {
+        // Exercises the fallback path even where default servers run, so it never rots unseen.
+        let pg = start_postgres().expect("private PostgreSQL");
+        let port: u16 = pg.rsplit(':').next().unwrap().split('/').next().unwrap().parse().unwrap();
+        assert!(answers(port), "private PostgreSQL answers on {port}");
+        let redis = start_redis().expect("private Redis");
+        let port: u16 = redis.trim_end_matches('/').rsplit(':').next().unwrap().parse().unwrap();
+        assert!(answers(port), "private Redis answers on {port}");
+    }
+}
