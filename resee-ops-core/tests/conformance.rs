@@ -1,0 +1,52 @@
+//! The core's own doubles and wrappers pass the conformance suites adapters run.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use resee_ops_core::testing::{InMemoryBackupTarget, RecordingNotifier, conformance};
+use resee_ops_core::{DispatcherConfig, FanOut, LogNotifier, NotifierExt, RetryPolicy};
+
+#[tokio::test]
+async fn recording_notifier() {
+    let n = RecordingNotifier::new();
+    let report = conformance::notifier(&n, &[]).await;
+    assert_eq!(n.alerts().len(), report.sent);
+}
+
+#[tokio::test]
+async fn log_notifier_and_wrappers() {
+    conformance::notifier(&LogNotifier::new(), &[]).await;
+    let inbox = RecordingNotifier::new();
+    let fan = FanOut::new(vec![Arc::new(inbox.clone()), Arc::new(LogNotifier::new())]);
+    let report = conformance::notifier(&fan.retrying(RetryPolicy::default()), &[]).await;
+    assert_eq!(inbox.alerts().len(), report.sent);
+}
+
+#[tokio::test]
+async fn dispatcher() {
+    let inbox = RecordingNotifier::new();
+    let d = inbox.clone().dispatched(DispatcherConfig::default());
+    let report = conformance::notifier(&d, &[]).await;
+    d.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(inbox.alerts().len(), report.sent);
+}
+
+#[tokio::test]
+async fn in_memory_backup_target() {
+    let target = InMemoryBackupTarget::new();
+    conformance::backup_target(&target).await;
+    assert_eq!(target.pending_writers(), 0, "every writer was closed");
+}
+
+#[tokio::test]
+async fn full_in_memory_target_reports_storage_full() {
+    let target = InMemoryBackupTarget::new().with_capacity(10);
+    let name = resee_ops_core::ArtifactName::new("x.sql.gz").unwrap();
+    use resee_ops_core::BackupTarget;
+    let mut w = target.create(&name).await.unwrap();
+    w.write(b"0123456789").await.unwrap();
+    let err = w.write(b"!").await.unwrap_err();
+    assert_eq!(err.kind(), resee_ops_core::ErrorKind::StorageFull);
+    drop(w);
+    assert!(target.list().await.unwrap().is_empty());
+}

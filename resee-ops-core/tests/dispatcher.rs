@@ -1,0 +1,151 @@
+//! The dispatcher never blocks the caller and accounts for every alert.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use resee_ops_core::testing::RecordingNotifier;
+use resee_ops_core::{
+    Alert, DispatchStats, Dispatcher, DispatcherConfig, Error, ErrorKind, Notifier, NotifierExt, NotifyOutcome,
+    Severity,
+};
+use tokio::time::Instant;
+
+fn alert(i: usize) -> Alert {
+    Alert::new("load", Severity::Warning, format!("alert {i}")).with_label("i", i.to_string())
+}
+
+/// Every accepted alert is accounted for exactly once.
+fn assert_accounted(s: &DispatchStats) {
+    assert_eq!(s.in_flight, 0, "{s:?}");
+    assert_eq!(
+        s.accepted,
+        s.delivered
+            + s.suppressed
+            + s.dropped_closed
+            + s.dropped_permanent_failure
+            + s.dropped_temporary_failure
+            + s.dropped_panicked,
+        "{s:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_notifier_does_not_slow_notify() {
+    let inbox = RecordingNotifier::new().with_delay(Duration::from_secs(5));
+    let d = inbox.clone().dispatched(DispatcherConfig::default());
+    let started = Instant::now();
+    for i in 0..100 {
+        assert!(matches!(d.notify(&alert(i)).await, NotifyOutcome::Queued));
+    }
+    // On paused time any wait on the 5 s receiver would have advanced the clock.
+    assert_eq!(started.elapsed(), Duration::ZERO, "notify waited on delivery");
+    d.flush().await;
+    assert_eq!(inbox.alerts().len(), 100);
+    let s = d.stats();
+    assert_eq!(s.delivered, 100);
+    assert_accounted(&s);
+    // 4 deliveries at a time, 5 s each: 25 rounds.
+    assert_eq!(started.elapsed(), Duration::from_secs(125));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_queue_counts_drops() {
+    let inbox = RecordingNotifier::new().with_delay(Duration::from_secs(5));
+    let d = Dispatcher::spawn(inbox.clone(), DispatcherConfig::default().with_capacity(3).with_concurrency(1));
+    let mut full = 0;
+    for i in 0..10 {
+        match d.notify(&alert(i)).await {
+            NotifyOutcome::Queued => {}
+            NotifyOutcome::TemporaryFailure(e) => {
+                assert_eq!(e.kind(), ErrorKind::Unavailable);
+                full += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(full, 7);
+    assert_eq!(d.stats().dropped_queue_full, 7);
+    d.shutdown(Duration::from_secs(60)).await;
+    let s = d.stats();
+    assert_eq!(s.delivered, 3);
+    assert_eq!(s.accepted, 3);
+    assert_eq!(s.dropped(), 7);
+    assert_accounted(&s);
+    assert_eq!(inbox.titles(), ["alert 0", "alert 1", "alert 2"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_drains_within_its_grace_and_counts_the_rest() {
+    let inbox = RecordingNotifier::new().with_delay(Duration::from_secs(5));
+    let d = Dispatcher::spawn(inbox.clone(), DispatcherConfig::default().with_concurrency(1));
+    for i in 0..10 {
+        d.notify(&alert(i)).await;
+    }
+    let started = Instant::now();
+    d.shutdown(Duration::from_secs(12)).await;
+    assert!(started.elapsed() <= Duration::from_secs(12), "shutdown overran its grace: {:?}", started.elapsed());
+    let s = d.stats();
+    assert_eq!(s.delivered, 2, "{s:?}");
+    assert_eq!(s.dropped_closed, 8, "{s:?}");
+    assert_accounted(&s);
+
+    // Closed: later alerts are refused and counted.
+    let outcome = d.notify(&alert(99)).await;
+    assert!(matches!(outcome, NotifyOutcome::PermanentFailure(ref e) if e.kind() == ErrorKind::Closed));
+    assert_eq!(d.stats().dropped_closed, 9);
+}
+
+#[derive(Debug)]
+struct Panics;
+
+#[async_trait]
+impl Notifier for Panics {
+    async fn notify(&self, alert: &Alert) -> NotifyOutcome {
+        if alert.title.contains("boom") {
+            panic!("renderer bug");
+        }
+        NotifyOutcome::Delivered
+    }
+}
+
+#[tokio::test]
+async fn failures_and_panics_are_counted_not_lost() {
+    let d = Panics.dispatched(DispatcherConfig::default());
+    d.notify(&Alert::new("a", Severity::Error, "boom")).await;
+    d.notify(&Alert::new("b", Severity::Error, "fine")).await;
+    d.flush().await;
+    let s = d.stats();
+    assert_eq!((s.dropped_panicked, s.delivered), (1, 1), "{s:?}");
+    assert_accounted(&s);
+
+    let inbox = RecordingNotifier::new();
+    inbox.push_outcome(NotifyOutcome::PermanentFailure(Error::new(ErrorKind::InvalidInput, "invalid_payload")));
+    inbox.push_outcome(NotifyOutcome::TemporaryFailure(Error::new(ErrorKind::Timeout, "timeout")));
+    inbox.push_outcome(NotifyOutcome::Suppressed);
+    let d = inbox.clone().dispatched(DispatcherConfig::default().with_concurrency(1));
+    for i in 0..4 {
+        d.notify(&alert(i)).await;
+    }
+    d.shutdown(Duration::from_secs(1)).await;
+    let s = d.stats();
+    assert_eq!(
+        (s.dropped_permanent_failure, s.dropped_temporary_failure, s.suppressed, s.delivered),
+        (1, 1, 1, 1),
+        "{s:?}"
+    );
+    assert_accounted(&s);
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttle_behind_the_dispatcher_coalesces_a_storm() {
+    let inbox = RecordingNotifier::new().with_delay(Duration::from_millis(300));
+    let d = inbox.clone().throttled(Duration::from_secs(600)).dispatched(DispatcherConfig::default());
+    let a = Alert::new("database_down", Severity::Error, "Database connection failed");
+    for _ in 0..50 {
+        d.notify(&a).await;
+    }
+    d.flush().await;
+    let s = d.stats();
+    assert_eq!((s.delivered, s.suppressed), (1, 49), "{s:?}");
+    assert_eq!(inbox.alerts().len(), 1);
+}
