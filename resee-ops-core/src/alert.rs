@@ -72,11 +72,16 @@ pub struct Fingerprint(u64);
 impl Fingerprint {
     /// Computes a fingerprint from an alert name, a source and identity labels.
     pub fn compute<'a>(name: &str, source: &str, labels: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut labels: Vec<_> = labels.into_iter().collect();
+        labels.sort_unstable();
+        Self::from_sorted(name, source, labels)
+    }
+
+    /// [`compute`](Self::compute) for labels already sorted by key, then value (as a `BTreeMap` yields them).
+    fn from_sorted<'a>(name: &str, source: &str, labels: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         let mut h = Fnv1a::new();
         h.write_part(name.as_bytes());
         h.write_part(source.as_bytes());
-        let mut labels: Vec<_> = labels.into_iter().collect();
-        labels.sort_unstable();
         for (k, v) in labels {
             h.write_part(k.as_bytes());
             h.write_part(v.as_bytes());
@@ -238,7 +243,8 @@ impl Alert {
 
     /// The identity of this alert; see [`Fingerprint`].
     pub fn fingerprint(&self) -> Fingerprint {
-        Fingerprint::compute(&self.name, &self.source, self.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        // Labels live in a BTreeMap: already sorted, so no allocation on this hot path.
+        Fingerprint::from_sorted(&self.name, &self.source, self.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     }
 
     /// Whether this alert reports the end of a condition.
