@@ -1,1 +1,1 @@
-//! Reference deployments of resee-ops: see `examples/`.
+#![doc = include_str!("../../README.md")]

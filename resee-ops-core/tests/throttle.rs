@@ -173,3 +173,24 @@ async fn a_shared_store_throttles_across_replicas() {
     assert_eq!(kind(&replica_b.notify(&db_down().resolved()).await), "delivered", "either replica may resolve");
     assert_eq!(store.len(), 1);
 }
+
+#[tokio::test]
+async fn the_in_memory_store_forgets_closed_entries_but_not_open_ones() {
+    let store = Arc::new(InMemoryThrottleStore::new());
+    let clock = ManualClock::new();
+    let n = Throttled::new(RecordingNotifier::new()).with_store(store.clone()).with_clock(clock.shared());
+    let open = db_down().with_label("probe", "still-down");
+    n.notify(&open).await;
+    for i in 0..1500 {
+        let a = db_down().with_label("i", i.to_string());
+        n.notify(&a).await;
+        n.notify(&a.resolved()).await;
+    }
+    assert_eq!(store.len(), 1501);
+    clock.advance(Duration::from_secs(3 * 600));
+    for i in 0..600 {
+        n.notify(&db_down().with_label("late", i.to_string())).await;
+    }
+    assert!(store.len() < 1000, "closed, expired entries were evicted: {}", store.len());
+    assert_eq!(kind(&n.notify(&open.resolved()).await), "delivered", "an open entry is never evicted");
+}

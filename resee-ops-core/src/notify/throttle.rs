@@ -34,8 +34,9 @@ impl ThrottleEntry {
 /// Where [`Throttled`] keeps its per-fingerprint state.
 ///
 /// The in-memory store serves one process; a store shared by several replicas (Redis, PostgreSQL)
-/// implements the same two calls with a compare-and-swap. Entries may be evicted once
-/// `keep_for` has passed since they were written.
+/// implements the same two calls with a compare-and-swap. A store may evict a *closed* entry
+/// (`open == false`) once `keep_for` has passed since its `last_fired`: by then it no longer changes any
+/// decision. Open entries must be kept until they are resolved, or a resolution would go unsent.
 #[async_trait]
 pub trait ThrottleStore: Send + Sync + Debug + 'static {
     /// The entry for `key`, if any.
@@ -53,9 +54,31 @@ pub trait ThrottleStore: Send + Sync + Debug + 'static {
 }
 
 /// A [`ThrottleStore`] in process memory.
+///
+/// Memory stays bounded by the alerts that matter: whenever the map has doubled since the last clean-up,
+/// closed entries older than their `keep_for` are evicted.
 #[derive(Debug, Default, Clone)]
 pub struct InMemoryThrottleStore {
-    entries: Arc<Mutex<HashMap<Fingerprint, ThrottleEntry>>>,
+    entries: Arc<Mutex<Entries>>,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    map: HashMap<Fingerprint, ThrottleEntry>,
+    /// The latest `last_fired` written: the store's notion of "now", so it never reads a clock itself.
+    newest: Option<DateTime<Utc>>,
+    /// Clean up when the map grows past this.
+    prune_at: usize,
+}
+
+impl Entries {
+    const MIN_PRUNE_AT: usize = 1024;
+
+    fn prune(&mut self, keep_for: Duration) {
+        let (Some(now), Ok(keep_for)) = (self.newest, chrono::Duration::from_std(keep_for)) else { return };
+        self.map.retain(|_, e| e.open || now.signed_duration_since(e.last_fired) < keep_for);
+        self.prune_at = (self.map.len() * 2).max(Self::MIN_PRUNE_AT);
+    }
 }
 
 impl InMemoryThrottleStore {
@@ -66,7 +89,7 @@ impl InMemoryThrottleStore {
 
     /// How many fingerprints are remembered.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().map.len()
     }
 
     /// Whether nothing is remembered.
@@ -74,7 +97,7 @@ impl InMemoryThrottleStore {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Fingerprint, ThrottleEntry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         // A panic while holding this lock cannot leave a map half-updated, so poisoning is ignored.
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -83,7 +106,7 @@ impl InMemoryThrottleStore {
 #[async_trait]
 impl ThrottleStore for InMemoryThrottleStore {
     async fn get(&self, key: Fingerprint) -> Result<Option<ThrottleEntry>, Error> {
-        Ok(self.lock().get(&key).cloned())
+        Ok(self.lock().map.get(&key).cloned())
     }
 
     async fn compare_and_swap(
@@ -91,16 +114,24 @@ impl ThrottleStore for InMemoryThrottleStore {
         key: Fingerprint,
         expected: Option<&ThrottleEntry>,
         new: Option<ThrottleEntry>,
-        _keep_for: Duration,
+        keep_for: Duration,
     ) -> Result<bool, Error> {
-        let mut map = self.lock();
-        if map.get(&key) != expected {
+        let mut entries = self.lock();
+        if entries.map.get(&key) != expected {
             return Ok(false);
         }
         match new {
-            Some(e) => map.insert(key, e),
-            None => map.remove(&key),
-        };
+            Some(e) => {
+                entries.newest = entries.newest.max(Some(e.last_fired));
+                entries.map.insert(key, e);
+            }
+            None => {
+                entries.map.remove(&key);
+            }
+        }
+        if entries.map.len() >= entries.prune_at.max(Entries::MIN_PRUNE_AT) {
+            entries.prune(keep_for);
+        }
         Ok(true)
     }
 }
