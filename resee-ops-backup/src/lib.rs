@@ -1,1 +1,75 @@
-//! placeholder
+//! Verified, streaming `pg_dump` backups for **resee-ops**.
+//!
+//! [`PgDumpBackup`] runs `pg_dump` (no shell; the password reaches it only through a 0600 passfile, never
+//! argv), streams its output through block-parallel gzip into any [`BackupTarget`](resee_ops_core::BackupTarget)
+//! in bounded memory, and reports success only when all of these hold: `pg_dump` exited 0, the dump ends with
+//! its completion trailer, the artifact read back from the target decompresses with valid CRCs to exactly the
+//! bytes `pg_dump` wrote, and the manifest (`{artifact}.manifest.json`, the completion marker) was written.
+//! Anything else leaves nothing under the final name. Artifacts are named
+//! `{database}_{environment}_{YYYYMMDD_HHMMSS}.sql.gz` (UTC).
+//!
+//! - [`LocalDirTarget`]: a local directory (0700) of 0600 files, written atomically.
+//! - [`verify_artifact`]: checks an existing backup (truncated, bit-flipped or cut-short files fail).
+//! - Alerts through any [`Notifier`](resee_ops_core::Notifier): ✅ success, 🔴 failure, 🔴 integrity failure
+//!   (names in [`alert_names`], labels `database` and `environment`).
+//! - Retries of temporary failures (server down or shutting down, timeouts): 3 attempts 5 minutes apart.
+//!
+//! Restoring is described in `docs/restore.md`: `gunzip -c FILE | psql --single-transaction -d NEWDB`.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), resee_ops_backup::BackupError> {
+//! use resee_ops_backup::{LocalDirTarget, PgDumpBackup};
+//! use resee_ops_core::LogNotifier;
+//!
+//! let backup = PgDumpBackup::builder()
+//!     .with_url("postgres://postgres@127.0.0.1:5432/resee_dev")
+//!     .with_environment("production")
+//!     .with_target(LocalDirTarget::new("./backups")?)
+//!     .with_notifier(LogNotifier::new())
+//!     .build()?;
+//! let outcome = backup.run().await;
+//! println!("{}", serde_json::to_string(&outcome.report).unwrap());
+//! assert!(outcome.is_success(), "{:?}", outcome.error);
+//! # Ok(()) }
+//! ```
+//!
+//! Configuration can also come from serde ([`BackupConfig`]) or from the environment
+//! ([`PgDumpBackupBuilder::from_env`]: `DATABASE_URL`, else `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`,
+//! `PGDATABASE`). Bad names are rejected before anything runs:
+//!
+//! ```
+//! use resee_ops_backup::{BackupErrorKind, PgDumpBackup};
+//! use resee_ops_core::testing::InMemoryBackupTarget;
+//!
+//! let err = PgDumpBackup::builder()
+//!     .with_url("postgres://postgres:secret@127.0.0.1/resee_dev")
+//!     .with_environment("../../etc")
+//!     .with_target(InMemoryBackupTarget::new())
+//!     .build()
+//!     .unwrap_err();
+//! assert_eq!(err.kind(), BackupErrorKind::InvalidName);
+//! assert!(!err.to_string().contains("secret"));
+//! ```
+
+mod backup;
+mod compress;
+mod config;
+mod error;
+mod local;
+mod pgdump;
+mod verify;
+
+pub use backup::{ALERT_SOURCE, BackupOutcome, PgDumpBackup, PgDumpBackupBuilder, alert_names};
+pub use config::{BackupConfig, CompressionProfile, NameComponent, Password, PgConnection, RetryConfig};
+pub use error::{BackupError, BackupErrorKind, Result};
+pub use local::LocalDirTarget;
+pub use pgdump::PgVersion;
+pub use verify::{DUMP_TRAILER, Manifest, Verification, verify_artifact};
+
+#[doc(hidden)]
+pub mod __bench {
+    //! Internals exposed for the benchmarks only; not a stable API.
+    pub use crate::compress::{compress_block, compress_parallel};
+}

@@ -1,0 +1,641 @@
+//! [`PgDumpBackup`]: one verified backup run, with retries and alerts.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use resee_ops_core::{
+    Alert, ArtifactName, ArtifactWriter, BackupReport, BackupStatus, BackupTarget, Notifier, Severity, SharedClock,
+};
+use tokio::time::Instant;
+
+use crate::compress::{self, Sink, StreamStats};
+use crate::pgdump::{self, PgDump};
+use crate::verify::{self, Manifest, Verification};
+use crate::{
+    BackupConfig, BackupError, BackupErrorKind, CompressionProfile, NameComponent, PgConnection, Result, RetryConfig,
+};
+
+/// Alert names, stable across releases (throttling and routing key on them).
+pub mod alert_names {
+    /// A backup was written, verified and committed.
+    pub const SUCCEEDED: &str = "backup_succeeded";
+    /// A backup could not be written.
+    pub const FAILED: &str = "backup_failed";
+    /// A backup was written but failed verification (or an existing one was found corrupt).
+    pub const INTEGRITY_FAILED: &str = "backup_integrity_failed";
+}
+
+/// The source of every alert this crate sends.
+pub const ALERT_SOURCE: &str = "resee-ops-backup";
+
+/// How a run ended: the report, and the typed error and manifest behind it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct BackupOutcome {
+    /// The report (serializable; what the reference system sends as `{status, filename, size_mb}`).
+    pub report: BackupReport,
+    /// The error of the last attempt, for failures.
+    pub error: Option<Arc<BackupError>>,
+    /// The manifest written, on success.
+    pub manifest: Option<Manifest>,
+}
+
+impl BackupOutcome {
+    /// Whether the backup succeeded.
+    pub fn is_success(&self) -> bool {
+        self.report.is_success()
+    }
+}
+
+/// Verified `pg_dump` backups into any [`BackupTarget`].
+///
+/// One [`run`](Self::run): sweep temporaries left by crashed runs; find `pg_dump` and refuse one older than
+/// the server; stream `pg_dump`'s output through parallel gzip into the target under a temporary name;
+/// commit only after `pg_dump` exited 0 and the dump ends with its completion trailer; read the artifact back
+/// and verify it (CRC, trailer, sizes, SHA-256); write the manifest; alert. Temporary failures (server
+/// unreachable or shutting down, timeouts) are retried, 3 attempts 5 minutes apart by default.
+///
+/// See the [crate docs](crate) for an example.
+pub struct PgDumpBackup {
+    config: BackupConfig,
+    name: NameComponent,
+    target: Arc<dyn BackupTarget>,
+    notifier: Option<Arc<dyn Notifier>>,
+    clock: SharedClock,
+    pg_dump: tokio::sync::OnceCell<PgDump>,
+}
+
+impl fmt::Debug for PgDumpBackup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgDumpBackup")
+            .field("config", &self.config)
+            .field("target", &self.target)
+            .field("notifier", &self.notifier)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`PgDumpBackup`]. Errors (a bad URL, an invalid name) surface in [`build`](Self::build).
+pub struct PgDumpBackupBuilder {
+    connection: Option<Result<PgConnection>>,
+    environment: Option<String>,
+    name: Option<String>,
+    profile: CompressionProfile,
+    level: Option<u32>,
+    threads: Option<usize>,
+    pg_dump: Option<PathBuf>,
+    connect_timeout: Option<Duration>,
+    lock_wait_timeout: Option<Duration>,
+    timeout: Option<Duration>,
+    retry: Option<RetryConfig>,
+    target: Option<Arc<dyn BackupTarget>>,
+    notifier: Option<Arc<dyn Notifier>>,
+    clock: Option<SharedClock>,
+}
+
+impl fmt::Debug for PgDumpBackupBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgDumpBackupBuilder")
+            .field("connection", &self.connection.as_ref().map(|c| c.as_ref().ok()))
+            .field("environment", &self.environment)
+            .field("name", &self.name)
+            .field("profile", &self.profile)
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgDumpBackupBuilder {
+    fn new() -> Self {
+        Self {
+            connection: None,
+            environment: None,
+            name: None,
+            profile: CompressionProfile::Default,
+            level: None,
+            threads: None,
+            pg_dump: None,
+            connect_timeout: None,
+            lock_wait_timeout: None,
+            timeout: None,
+            retry: None,
+            target: None,
+            notifier: None,
+            clock: None,
+        }
+    }
+
+    /// The connection from `DATABASE_URL`, else the standard `PG*` variables.
+    pub fn from_env() -> Self {
+        Self::new().with_connection_result(PgConnection::from_env())
+    }
+
+    fn with_connection_result(mut self, c: Result<PgConnection>) -> Self {
+        self.connection = Some(c);
+        self
+    }
+
+    /// The database to dump.
+    pub fn with_connection(self, connection: PgConnection) -> Self {
+        self.with_connection_result(Ok(connection))
+    }
+
+    /// The database to dump, as a `postgres://` URL.
+    pub fn with_url(self, url: &str) -> Self {
+        self.with_connection_result(PgConnection::from_url(url))
+    }
+
+    /// The environment part of the name (default `development`).
+    pub fn with_environment(mut self, environment: impl Into<String>) -> Self {
+        self.environment = Some(environment.into());
+        self
+    }
+
+    /// The database part of the name (default: the database name).
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The compression profile.
+    pub fn with_profile(mut self, profile: CompressionProfile) -> Self {
+        self.profile = profile;
+        self
+    }
+
+    /// The gzip level (0-9), overriding the profile's.
+    pub fn with_level(mut self, level: u32) -> Self {
+        self.level = Some(level);
+        self
+    }
+
+    /// Compression threads (default: CPUs, at most 4).
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = Some(threads);
+        self
+    }
+
+    /// The `pg_dump` binary to run.
+    pub fn with_pg_dump(mut self, path: impl Into<PathBuf>) -> Self {
+        self.pg_dump = Some(path.into());
+        self
+    }
+
+    /// Connection timeout (default 30 s).
+    pub fn with_connect_timeout(mut self, d: Duration) -> Self {
+        self.connect_timeout = Some(d);
+        self
+    }
+
+    /// `pg_dump --lock-wait-timeout` (default 5 minutes).
+    pub fn with_lock_wait_timeout(mut self, d: Duration) -> Self {
+        self.lock_wait_timeout = Some(d);
+        self
+    }
+
+    /// Limit for one attempt (default 6 hours); `pg_dump` is killed when it passes.
+    pub fn with_timeout(mut self, d: Duration) -> Self {
+        self.timeout = Some(d);
+        self
+    }
+
+    /// Attempts and the delay between them (default 3, 5 minutes).
+    pub fn with_retry(mut self, retry: RetryConfig) -> Self {
+        self.retry = Some(retry);
+        self
+    }
+
+    /// Where the backups go (required).
+    pub fn with_target(mut self, target: impl BackupTarget) -> Self {
+        self.target = Some(Arc::new(target));
+        self
+    }
+
+    /// Where the alerts go (default: none, only logs).
+    pub fn with_notifier(mut self, notifier: impl Notifier) -> Self {
+        self.notifier = Some(Arc::new(notifier));
+        self
+    }
+
+    /// The clock that names artifacts and stamps reports (default: the system clock, UTC).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Validates everything and builds.
+    pub fn build(self) -> Result<PgDumpBackup> {
+        let connection =
+            self.connection.ok_or_else(|| BackupError::invalid_config("no database connection configured"))??;
+        let mut config = BackupConfig::new(connection);
+        if let Some(env) = self.environment {
+            config.environment = NameComponent::new(env)?;
+        }
+        if let Some(name) = self.name {
+            config.name = Some(NameComponent::new(name)?);
+        }
+        config.profile = self.profile;
+        config.level = self.level;
+        config.threads = self.threads;
+        config.pg_dump = self.pg_dump;
+        if let Some(d) = self.connect_timeout {
+            config.connect_timeout = d;
+        }
+        if let Some(d) = self.lock_wait_timeout {
+            config.lock_wait_timeout = d;
+        }
+        if let Some(d) = self.timeout {
+            config.timeout = d;
+        }
+        if let Some(r) = self.retry {
+            config.retry = r;
+        }
+        let target = self.target.ok_or_else(|| BackupError::invalid_config("no backup target configured"))?;
+        let mut backup = PgDumpBackup::from_parts(config, target)?;
+        backup.notifier = self.notifier;
+        if let Some(clock) = self.clock {
+            backup.clock = clock;
+        }
+        Ok(backup)
+    }
+}
+
+impl PgDumpBackup {
+    /// A builder.
+    pub fn builder() -> PgDumpBackupBuilder {
+        PgDumpBackupBuilder::new()
+    }
+
+    /// From a deserialized configuration.
+    pub fn from_config(config: BackupConfig, target: impl BackupTarget) -> Result<Self> {
+        Self::from_parts(config, Arc::new(target))
+    }
+
+    fn from_parts(config: BackupConfig, target: Arc<dyn BackupTarget>) -> Result<Self> {
+        config.validate()?;
+        let name = match &config.name {
+            Some(n) => n.clone(),
+            None => NameComponent::new(config.connection.dbname()).map_err(|e| {
+                BackupError::new(
+                    BackupErrorKind::InvalidName,
+                    format!("{}; set an explicit name for the artifacts", e.message()),
+                )
+            })?,
+        };
+        Ok(Self {
+            config,
+            name,
+            target,
+            notifier: None,
+            clock: resee_ops_core::system_clock(),
+            pg_dump: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    /// Sends alerts to `notifier`.
+    pub fn with_notifier(mut self, notifier: impl Notifier) -> Self {
+        self.notifier = Some(Arc::new(notifier));
+        self
+    }
+
+    /// The configuration in effect.
+    pub fn config(&self) -> &BackupConfig {
+        &self.config
+    }
+
+    /// The target.
+    pub fn target(&self) -> &Arc<dyn BackupTarget> {
+        &self.target
+    }
+
+    /// The artifact name for a backup started at `at`: `{database}_{environment}_{YYYYMMDD_HHMMSS}.sql.gz`.
+    pub fn artifact_name(&self, at: DateTime<Utc>) -> Result<ArtifactName> {
+        Ok(ArtifactName::new(format!(
+            "{}_{}_{}.sql.gz",
+            self.name,
+            self.config.environment,
+            at.format("%Y%m%d_%H%M%S")
+        ))?)
+    }
+
+    /// Runs one backup with retries, sends the alert, and says how it went. Never panics on failure: the
+    /// outcome holds the error.
+    pub async fn run(&self) -> BackupOutcome {
+        let started = Instant::now();
+        let started_at = self.clock.now();
+        if let Err(e) = self.target.sweep_incomplete().await {
+            tracing::warn!(error = %e, "cannot sweep abandoned temporaries");
+        }
+        let filename = std::sync::Mutex::new(String::new());
+        let (result, attempts) = with_retries(self.config.retry, |attempt| {
+            let filename = &filename;
+            async move {
+                let (name, r) = self.attempt(attempt).await;
+                if let Some(n) = name {
+                    *filename.lock().unwrap_or_else(|p| p.into_inner()) = n.to_string();
+                }
+                r
+            }
+        })
+        .await;
+        let filename = filename.into_inner().unwrap_or_else(|p| p.into_inner());
+        let finished_at = self.clock.now();
+        let outcome = match result {
+            Ok((meta_size, manifest)) => BackupOutcome {
+                report: BackupReport::new(BackupStatus::Success, filename)
+                    .with_size(meta_size)
+                    .with_sha256(manifest.sha256.clone()),
+                error: None,
+                manifest: Some(manifest),
+            },
+            Err(err) => {
+                let status = if err.is_integrity() { BackupStatus::IntegrityFailed } else { BackupStatus::Failed };
+                BackupOutcome {
+                    report: BackupReport::new(status, filename).with_error(err.to_string()),
+                    error: Some(Arc::new(err)),
+                    manifest: None,
+                }
+            }
+        };
+        let mut outcome = outcome;
+        outcome.report =
+            outcome.report.with_attempts(attempts).with_duration(started.elapsed()).with_times(started_at, finished_at);
+        match &outcome.error {
+            None => {
+                tracing::info!(file = %outcome.report.filename, bytes = outcome.report.size_bytes, "backup succeeded")
+            }
+            Some(e) => tracing::error!(file = %outcome.report.filename, error = %e, attempts, "backup failed"),
+        }
+        self.alert(&outcome).await;
+        outcome
+    }
+
+    /// Verifies an existing artifact (see [`verify_artifact`](crate::verify_artifact)); a failure sends the
+    /// integrity alert.
+    pub async fn verify(&self, name: &ArtifactName) -> Result<Verification> {
+        let result = verify::verify_artifact(self.target.as_ref(), name).await;
+        if let Err(e) = &result
+            && e.is_integrity()
+        {
+            let report = BackupReport::new(BackupStatus::IntegrityFailed, name.to_string()).with_error(e.to_string());
+            let outcome = BackupOutcome { report, error: None, manifest: None };
+            self.alert(&outcome).await;
+        }
+        result
+    }
+
+    fn alert_base(&self, name: &str, severity: Severity, title: String) -> Alert {
+        Alert::new(name, severity, title)
+            .with_source(ALERT_SOURCE)
+            .with_label("database", self.name.as_str())
+            .with_label("environment", self.config.environment.as_str())
+            .with_timestamp(self.clock.now())
+    }
+
+    /// The alert for an outcome (sent by [`run`](Self::run) when a notifier is configured).
+    pub fn alert_for(&self, outcome: &BackupOutcome) -> Alert {
+        let r = &outcome.report;
+        let (db, env) = (self.name.as_str(), self.config.environment.as_str());
+        match r.status {
+            BackupStatus::Success => self
+                .alert_base(alert_names::SUCCEEDED, Severity::Success, format!("✅ Backup of {db} ({env}) succeeded"))
+                .with_text(format!("{} written and verified.", r.filename))
+                .with_field("File", r.filename.clone())
+                .with_field("Size", format!("{:.2} MB", r.size_mb))
+                .with_field("Duration", format!("{:.1} s", r.duration.as_secs_f64()))
+                .with_field("SHA-256", r.sha256.clone().unwrap_or_default()),
+            BackupStatus::IntegrityFailed => self
+                .alert_base(
+                    alert_names::INTEGRITY_FAILED,
+                    Severity::Error,
+                    format!("🔴 Backup of {db} ({env}) failed verification"),
+                )
+                .with_text(r.error.clone().unwrap_or_default())
+                .with_field("File", r.filename.clone())
+                .with_field("Attempts", r.attempts.to_string()),
+            _ => self
+                .alert_base(alert_names::FAILED, Severity::Error, format!("🔴 Backup of {db} ({env}) failed"))
+                .with_text(r.error.clone().unwrap_or_default())
+                .with_field("File", r.filename.clone())
+                .with_field("Attempts", r.attempts.to_string())
+                .with_field("Duration", format!("{:.1} s", r.duration.as_secs_f64())),
+        }
+    }
+
+    async fn alert(&self, outcome: &BackupOutcome) {
+        if let Some(n) = &self.notifier {
+            let delivery = n.notify(&self.alert_for(outcome)).await;
+            if !delivery.is_ok() {
+                tracing::warn!(outcome = %delivery, "backup alert was not delivered");
+            }
+        }
+    }
+
+    async fn pg_dump(&self) -> Result<&PgDump> {
+        self.pg_dump.get_or_try_init(|| pgdump::locate(self.config.pg_dump.as_deref())).await
+    }
+
+    /// One attempt. Returns the artifact name it used (once known) and the result.
+    async fn attempt(&self, attempt: u32) -> (Option<ArtifactName>, Result<(u64, Manifest)>) {
+        let started = Instant::now();
+        let started_at = self.clock.now();
+        let name = match self.artifact_name(started_at) {
+            Ok(n) => n,
+            Err(e) => return (None, Err(e)),
+        };
+        tracing::info!(attempt, file = %name, "backup attempt");
+        let deadline = started + self.config.timeout;
+        let run = self.attempt_inner(&name, started, started_at, deadline);
+        let result = match tokio::time::timeout_at(deadline, run).await {
+            Ok(r) => r,
+            Err(_) => Err(BackupError::new(
+                BackupErrorKind::Timeout,
+                format!("the backup took longer than {:?}; pg_dump was killed", self.config.timeout),
+            )),
+        };
+        if result.is_err() {
+            // Whatever failed, nothing stays under the final name (the manifest first: it marks completion).
+            for n in [Manifest::name_for(&name).ok(), Some(name.clone())].into_iter().flatten() {
+                if self.target.stat(&n).await.is_ok()
+                    && let Err(e) = self.target.delete(&n).await
+                {
+                    tracing::error!(file = %n, error = %e, "cannot remove a failed backup");
+                }
+            }
+        }
+        (Some(name), result)
+    }
+
+    async fn attempt_inner(
+        &self,
+        name: &ArtifactName,
+        started: Instant,
+        started_at: DateTime<Utc>,
+        deadline: Instant,
+    ) -> Result<(u64, Manifest)> {
+        let conn = &self.config.connection;
+        let pg_dump = self.pg_dump().await?;
+        let server = pgdump::server_version(conn, self.config.connect_timeout).await?;
+        if let Some(server) = server {
+            pgdump::check_versions(pg_dump, server)?;
+        }
+        let writer = self.target.create(name).await?;
+        let mut sink = WriterSink { writer: Some(writer) };
+        let stats = self.dump_into(pg_dump, &mut sink).await;
+        let writer = sink.writer.take().expect("writer present");
+        let stats = match stats {
+            Ok(s) => s,
+            Err(e) => {
+                if let Err(abort) = writer.abort().await {
+                    tracing::warn!(error = %abort, "cannot abort the artifact writer");
+                }
+                return Err(e);
+            }
+        };
+        let meta = writer.commit().await?;
+        if meta.size != stats.compressed_size {
+            return Err(BackupError::integrity(format!(
+                "{name}: the target stored {} bytes, {} were written",
+                meta.size, stats.compressed_size
+            )));
+        }
+        let verification = tokio::time::timeout_at(deadline, verify::verify_content(self.target.as_ref(), name))
+            .await
+            .map_err(|_| BackupError::new(BackupErrorKind::Timeout, "verification did not finish in time"))??;
+        verify::check_expected(&verification, &stats.sha256, stats.compressed_size, stats.raw_size)?;
+        let finished_at = self.clock.now();
+        let manifest = Manifest {
+            format: 1,
+            artifact: name.to_string(),
+            database: self.name.to_string(),
+            environment: self.config.environment.to_string(),
+            sha256: stats.sha256.clone(),
+            compressed_size: stats.compressed_size,
+            raw_size: stats.raw_size,
+            compression: "gzip".into(),
+            level: self.config.effective_level(),
+            pg_dump_version: verification.pg_dump_version.clone().unwrap_or_else(|| pg_dump.version.to_string()),
+            server_version: verification
+                .server_version
+                .clone()
+                .or_else(|| server.map(|s| s.to_string()))
+                .unwrap_or_default(),
+            started_at,
+            finished_at,
+            duration: started.elapsed(),
+        };
+        let json = serde_json::to_vec_pretty(&manifest)
+            .map_err(|e| BackupError::new(BackupErrorKind::Io, format!("cannot encode the manifest: {e}")))?;
+        let manifest_name = Manifest::name_for(name)?;
+        let mut w = self.target.create(&manifest_name).await?;
+        if let Err(e) = w.write(&json).await {
+            let _ = w.abort().await;
+            return Err(e.into());
+        }
+        w.commit().await?;
+        Ok((meta.size, manifest))
+    }
+
+    /// Streams `pg_dump` into the writer. Succeeds only if the stream was fully written, `pg_dump` exited 0
+    /// and the dump ends with its completion trailer.
+    async fn dump_into(&self, pg_dump: &PgDump, sink: &mut WriterSink) -> Result<StreamStats> {
+        let conn = &self.config.connection;
+        let (running, stdout) =
+            pgdump::spawn(pg_dump, conn, self.config.connect_timeout, self.config.lock_wait_timeout)?;
+        let threads = self.config.threads.unwrap_or_else(default_threads);
+        let stats = compress::compress_stream(stdout, sink, self.config.effective_level(), threads).await;
+        let stats = match stats {
+            Ok(s) => s,
+            Err(e) => {
+                let stderr = running.kill(conn).await;
+                if !stderr.is_empty() {
+                    tracing::warn!(stderr = %stderr, "pg_dump stderr");
+                }
+                return Err(e);
+            }
+        };
+        running.finish(conn).await?;
+        if !verify::trailer_present(&stats.tail) {
+            return Err(BackupError::integrity(
+                "pg_dump exited 0 but its output does not end with the completion trailer: the dump is incomplete",
+            ));
+        }
+        Ok(stats)
+    }
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 4)
+}
+
+struct WriterSink {
+    writer: Option<Box<dyn ArtifactWriter>>,
+}
+
+impl Sink for WriterSink {
+    async fn write(&mut self, buf: &[u8]) -> Result<()> {
+        let w = self.writer.as_mut().ok_or_else(|| BackupError::new(BackupErrorKind::Io, "writer is gone"))?;
+        Ok(w.write(buf).await?)
+    }
+}
+
+/// Runs `f` until it succeeds, fails permanently, or `policy.attempts` are used, sleeping `policy.delay`
+/// (on the Tokio clock) between attempts. Returns the last result and the number of attempts.
+pub(crate) async fn with_retries<T, F, Fut>(policy: RetryConfig, mut f: F) -> (Result<T>, u32)
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut attempt = 1;
+    loop {
+        match f(attempt).await {
+            Ok(v) => return (Ok(v), attempt),
+            Err(e) if e.is_temporary() && attempt < policy.attempts => {
+                tracing::warn!(attempt, error = %e, retry_in = ?policy.delay, "backup attempt failed; retrying");
+                tokio::time::sleep(policy.delay).await;
+                attempt += 1;
+            }
+            Err(e) => return (Err(e), attempt),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_temporary_errors_five_minutes_apart() {
+        let t0 = Instant::now();
+        let mut at = Vec::new();
+        let (r, attempts) = with_retries::<(), _, _>(RetryConfig::default(), |_| {
+            at.push(t0.elapsed());
+            async { Err(BackupError::new(BackupErrorKind::Unavailable, "connection refused")) }
+        })
+        .await;
+        assert_eq!(r.unwrap_err().kind(), BackupErrorKind::Unavailable);
+        assert_eq!(attempts, 3);
+        assert_eq!(at, [Duration::ZERO, Duration::from_secs(300), Duration::from_secs(600)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn does_not_retry_permanent_errors_and_stops_on_success() {
+        let t0 = Instant::now();
+        let (r, attempts) = with_retries::<(), _, _>(RetryConfig::default(), |_| async {
+            Err(BackupError::new(BackupErrorKind::AuthFailed, "password authentication failed"))
+        })
+        .await;
+        assert!(r.is_err());
+        assert_eq!((attempts, t0.elapsed()), (1, Duration::ZERO));
+
+        let (r, attempts) = with_retries(RetryConfig::new(5, Duration::from_secs(60)), |n| async move {
+            if n < 2 { Err(BackupError::new(BackupErrorKind::Timeout, "slow")) } else { Ok(n) }
+        })
+        .await;
+        assert_eq!((r.unwrap(), attempts), (2, 2));
+        assert_eq!(t0.elapsed(), Duration::from_secs(60));
+    }
+}

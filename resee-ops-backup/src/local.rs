@@ -1,0 +1,317 @@
+//! [`LocalDirTarget`]: backups in a local directory.
+
+use std::collections::HashSet;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use resee_ops_core::{ArtifactMeta, ArtifactName, ArtifactReader, ArtifactWriter, BackupTarget, Error, ErrorKind};
+use tokio::io::AsyncWriteExt;
+
+use crate::{BackupError, Result};
+
+/// A [`BackupTarget`] in a local directory (mode 0700), one file (mode 0600) per artifact.
+///
+/// An artifact is written to a hidden temporary `.{name}.tmp-{pid}-{random}`, fsynced, moved to its name
+/// without ever replacing an existing file (`renameat2(RENAME_NOREPLACE)`, or a hard link where that is not
+/// supported), and the directory is fsynced. A writer that is dropped or aborted removes its temporary;
+/// temporaries of processes that died (a crash, `kill -9`) are removed by
+/// [`sweep_incomplete`](BackupTarget::sweep_incomplete), which every backup run calls first.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use resee_ops_backup::LocalDirTarget;
+/// use resee_ops_core::{ArtifactName, BackupTarget};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let target = LocalDirTarget::new(dir.path().join("backups")).unwrap();
+/// let mut w = target.create(&ArtifactName::new("a.sql.gz").unwrap()).await.unwrap();
+/// w.write(b"data").await.unwrap();
+/// assert_eq!(w.commit().await.unwrap().size, 4);
+/// assert_eq!(target.list().await.unwrap().len(), 1);
+/// # });
+/// ```
+#[derive(Debug, Clone)]
+pub struct LocalDirTarget {
+    dir: PathBuf,
+}
+
+fn live_temporaries() -> &'static Mutex<HashSet<PathBuf>> {
+    static LIVE: OnceLock<Mutex<HashSet<PathBuf>>> = OnceLock::new();
+    LIVE.get_or_init(Default::default)
+}
+
+fn lock_live() -> std::sync::MutexGuard<'static, HashSet<PathBuf>> {
+    live_temporaries().lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn io_err(op: &str, path: &Path, err: std::io::Error) -> Error {
+    let core = Error::from(std::io::Error::new(err.kind(), format!("{op} {}: {err}", path.display())));
+    if core.kind() == ErrorKind::Io { core.temporary() } else { core }
+}
+
+impl LocalDirTarget {
+    /// Uses `dir`, creating it (and its parents) with mode 0700 if missing. An existing directory that others
+    /// can read is tightened to 0700 when possible (a warning is logged when not).
+    pub fn new(dir: impl Into<PathBuf>) -> Result<Self> {
+        let dir = dir.into();
+        match std::fs::metadata(&dir) {
+            Ok(m) if m.is_dir() => {
+                if m.permissions().mode() & 0o077 != 0
+                    && let Err(e) = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                {
+                    tracing::warn!(dir = %dir.display(), error = %e, "backup directory is readable by others");
+                }
+            }
+            Ok(_) => {
+                return Err(BackupError::invalid_config(format!("{} exists and is not a directory", dir.display())));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&dir)
+                    .map_err(|e| BackupError::io(&format!("cannot create {}", dir.display()), e))?;
+            }
+            Err(e) => return Err(BackupError::io(&format!("cannot access {}", dir.display()), e)),
+        }
+        Ok(Self { dir })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The path of an artifact.
+    pub fn path_of(&self, name: &ArtifactName) -> PathBuf {
+        self.dir.join(name.as_str())
+    }
+
+    fn temp_path(&self, name: &ArtifactName) -> PathBuf {
+        let mut stem = name.as_str();
+        while stem.len() > 200 {
+            let mut cut = 200;
+            while !stem.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            stem = &stem[..cut];
+        }
+        self.dir.join(format!(".{stem}.tmp-{}-{:016x}", std::process::id(), fastrand::u64(..)))
+    }
+}
+
+/// The pid in a temporary's name, if it is one of ours.
+fn temp_owner(file_name: &str) -> Option<u32> {
+    let rest = file_name.strip_prefix('.')?;
+    let (_, suffix) = rest.rsplit_once(".tmp-")?;
+    let (pid, random) = suffix.split_once('-')?;
+    (random.len() == 16 && random.bytes().all(|b| b.is_ascii_hexdigit())).then_some(())?;
+    pid.parse().ok()
+}
+
+fn fsync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+fn publish(tmp: &Path, dest: &Path) -> std::io::Result<()> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    match renameat_with(CWD, tmp, CWD, dest, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {
+            // The filesystem cannot rename without replacing: a hard link fails if the name exists.
+            std::fs::hard_link(tmp, dest)?;
+            std::fs::remove_file(tmp)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[async_trait]
+impl BackupTarget for LocalDirTarget {
+    async fn create(&self, name: &ArtifactName) -> Result<Box<dyn ArtifactWriter>, Error> {
+        let dest = self.path_of(name);
+        if tokio::fs::symlink_metadata(&dest).await.is_ok() {
+            return Err(Error::new(ErrorKind::AlreadyExists, format!("{} exists already", dest.display())));
+        }
+        let tmp = self.temp_path(name);
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .await
+            .map_err(|e| io_err("cannot create", &tmp, e))?;
+        lock_live().insert(tmp.clone());
+        Ok(Box::new(LocalWriter { file: Some(file), tmp, dest, dir: self.dir.clone(), name: name.clone(), size: 0 }))
+    }
+
+    async fn list(&self) -> Result<Vec<ArtifactMeta>, Error> {
+        let mut entries = tokio::fs::read_dir(&self.dir).await.map_err(|e| io_err("cannot list", &self.dir, e))?;
+        let mut out = Vec::new();
+        while let Some(entry) = entries.next_entry().await.map_err(|e| io_err("cannot list", &self.dir, e))? {
+            let Some(file_name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+            let Ok(name) = ArtifactName::new(file_name) else { continue };
+            let Ok(meta) = entry.metadata().await else { continue };
+            if meta.is_file() {
+                out.push(artifact_meta(name, &meta));
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    async fn stat(&self, name: &ArtifactName) -> Result<ArtifactMeta, Error> {
+        let path = self.path_of(name);
+        let meta = tokio::fs::metadata(&path).await.map_err(|e| io_err("cannot stat", &path, e))?;
+        if !meta.is_file() {
+            return Err(Error::new(ErrorKind::NotFound, format!("{} is not a file", path.display())));
+        }
+        Ok(artifact_meta(name.clone(), &meta))
+    }
+
+    async fn open(&self, name: &ArtifactName) -> Result<ArtifactReader, Error> {
+        let path = self.path_of(name);
+        let file = tokio::fs::File::open(&path).await.map_err(|e| io_err("cannot open", &path, e))?;
+        Ok(Box::new(file))
+    }
+
+    async fn delete(&self, name: &ArtifactName) -> Result<(), Error> {
+        let path = self.path_of(name);
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || {
+            std::fs::remove_file(&path).map_err(|e| io_err("cannot delete", &path, e))?;
+            fsync_dir(&dir).map_err(|e| io_err("cannot fsync", &dir, e))
+        })
+        .await
+        .map_err(|e| Error::new(ErrorKind::Io, format!("delete task failed: {e}")))?
+    }
+
+    async fn sweep_incomplete(&self) -> Result<usize, Error> {
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut removed = 0;
+            let own = std::process::id();
+            for entry in std::fs::read_dir(&dir).map_err(|e| io_err("cannot list", &dir, e))?.flatten() {
+                let Some(file_name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+                let Some(pid) = temp_owner(&file_name) else { continue };
+                let path = entry.path();
+                let abandoned = if pid == own {
+                    !lock_live().contains(&path)
+                } else {
+                    !Path::new(&format!("/proc/{pid}")).exists()
+                };
+                if abandoned {
+                    match std::fs::remove_file(&path) {
+                        Ok(()) => {
+                            tracing::info!(path = %path.display(), "removed an abandoned temporary");
+                            removed += 1;
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(io_err("cannot remove", &path, e)),
+                    }
+                }
+            }
+            if removed > 0 {
+                fsync_dir(&dir).map_err(|e| io_err("cannot fsync", &dir, e))?;
+            }
+            Ok(removed)
+        })
+        .await
+        .map_err(|e| Error::new(ErrorKind::Io, format!("sweep task failed: {e}")))?
+    }
+}
+
+fn artifact_meta(name: ArtifactName, meta: &std::fs::Metadata) -> ArtifactMeta {
+    let created = meta.modified().map(DateTime::<Utc>::from).unwrap_or_else(|_| Utc::now());
+    ArtifactMeta::new(name, meta.len(), created)
+}
+
+#[derive(Debug)]
+struct LocalWriter {
+    file: Option<tokio::fs::File>,
+    tmp: PathBuf,
+    dest: PathBuf,
+    dir: PathBuf,
+    name: ArtifactName,
+    size: u64,
+}
+
+impl LocalWriter {
+    fn discard(&mut self) {
+        self.file = None;
+        let mut live = lock_live();
+        if live.remove(&self.tmp) {
+            if let Err(e) = std::fs::remove_file(&self.tmp)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(path = %self.tmp.display(), error = %e, "cannot remove a temporary");
+            }
+        }
+    }
+}
+
+impl Drop for LocalWriter {
+    fn drop(&mut self) {
+        self.discard();
+    }
+}
+
+#[async_trait]
+impl ArtifactWriter for LocalWriter {
+    async fn write(&mut self, buf: &[u8]) -> Result<(), Error> {
+        let file = self.file.as_mut().ok_or_else(|| Error::new(ErrorKind::Closed, "writer is closed"))?;
+        file.write_all(buf).await.map_err(|e| io_err("cannot write", &self.tmp, e))?;
+        self.size += buf.len() as u64;
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<ArtifactMeta, Error> {
+        let mut file = self.file.take().ok_or_else(|| Error::new(ErrorKind::Closed, "writer is closed"))?;
+        file.flush().await.map_err(|e| io_err("cannot write", &self.tmp, e))?;
+        file.sync_all().await.map_err(|e| io_err("cannot fsync", &self.tmp, e))?;
+        drop(file);
+        let (tmp, dest, dir) = (self.tmp.clone(), self.dest.clone(), self.dir.clone());
+        tokio::task::spawn_blocking(move || {
+            publish(&tmp, &dest).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    Error::new(ErrorKind::AlreadyExists, format!("{} exists already", dest.display()))
+                } else {
+                    io_err("cannot rename to", &dest, e)
+                }
+            })?;
+            fsync_dir(&dir).map_err(|e| io_err("cannot fsync", &dir, e))
+        })
+        .await
+        .map_err(|e| Error::new(ErrorKind::Io, format!("commit task failed: {e}")))??;
+        lock_live().remove(&self.tmp);
+        let meta = tokio::fs::metadata(&self.dest).await.map_err(|e| io_err("cannot stat", &self.dest, e))?;
+        let created = meta.modified().map(DateTime::<Utc>::from).unwrap_or_else(|_| Utc::now());
+        Ok(ArtifactMeta::new(self.name.clone(), self.size, created))
+    }
+
+    async fn abort(mut self: Box<Self>) -> Result<(), Error> {
+        self.discard();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_names_are_recognised() {
+        let t = LocalDirTarget { dir: "/x".into() };
+        let p = t.temp_path(&ArtifactName::new("db_dev_20250101_000000.sql.gz").unwrap());
+        let f = p.file_name().unwrap().to_str().unwrap();
+        assert_eq!(temp_owner(f), Some(std::process::id()));
+        assert_eq!(temp_owner("db.sql.gz"), None);
+        assert_eq!(temp_owner(".db.sql.gz.tmp-12-xyz"), None);
+        let long = ArtifactName::new("é".repeat(127)).unwrap();
+        let p = t.temp_path(&long);
+        assert!(p.file_name().unwrap().len() <= 255);
+    }
+}
