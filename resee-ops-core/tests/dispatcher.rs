@@ -149,3 +149,21 @@ async fn throttle_behind_the_dispatcher_coalesces_a_storm() {
     assert_eq!((s.delivered, s.suppressed), (1, 49), "{s:?}");
     assert_eq!(inbox.alerts().len(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn dropping_every_handle_still_delivers_what_was_queued() {
+    let inbox = RecordingNotifier::new().with_delay(Duration::from_secs(5));
+    let d = Dispatcher::spawn(inbox.clone(), DispatcherConfig::default().with_concurrency(2));
+    for i in 0..6 {
+        d.notify(&alert(i)).await;
+    }
+    drop(d);
+    // Paused time: each sleep returns as soon as every task is idle, so this loop costs no real time.
+    for _ in 0..100 {
+        if inbox.alerts().len() == 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(inbox.alerts().len(), 6, "queued alerts were delivered after the last handle went away");
+}

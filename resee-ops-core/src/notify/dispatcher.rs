@@ -277,7 +277,14 @@ async fn run(mut rx: mpsc::Receiver<Alert>, inner: Arc<dyn Notifier>, shared: Ar
         let alert = tokio::select! {
             biased;
             _ = shared.close_signal.notified() => break,
-            alert = rx.recv() => match alert { Some(a) => a, None => break },
+            alert = rx.recv() => match alert {
+                Some(a) => a,
+                None => {
+                    // Every handle was dropped without a shutdown: finish what is running, then stop.
+                    while tasks.join_next().await.is_some() {}
+                    return;
+                }
+            },
         };
         let inner = inner.clone();
         let shared = shared.clone();
