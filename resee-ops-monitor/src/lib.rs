@@ -1,1 +1,69 @@
-//! placeholder
+//! Health probes, a health monitor that alerts on changes, and an HTTP health endpoint for **resee-ops**.
+//!
+//! - **Probes** ([`HealthProbe`](resee_ops_core::HealthProbe)s, each bounded by its own timeout, with
+//!   outputs free of secrets): [`PostgresProbe`] (`SELECT 1`), [`RedisProbe`] (`PING`),
+//!   [`DiskUsageProbe`] (`statvfs`, 80 % / 90 % by default), [`WorkerHeartbeatProbe`] with the worker-side
+//!   [`Heartbeat`], and [`QueueLength`] (Celery's Redis list queues; also a
+//!   [`MetricSource`](resee_ops_core::MetricSource)).
+//! - **[`HealthMonitor`]**: runs a [`HealthRegistry`](resee_ops_core::HealthRegistry) on an interval,
+//!   damps flapping, caches the last report, and sends alerts with stable fingerprints through any
+//!   [`Notifier`](resee_ops_core::Notifier).
+//! - **Endpoint** (feature `axum`): [`http::router`], readiness and liveness served from the cache.
+//!
+//! One error type, [`MonitorError`], convertible into [`resee_ops_core::Error`]. Connection strings are
+//! wrapped in [`ConnectionUrl`], whose `Debug`, `Display` and `Serialize` hide the password.
+//!
+//! # Example
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use resee_ops_core::{CheckGroup, HealthRegistry, HealthStatus, NotifierExt, Registration};
+//! use resee_ops_core::testing::RecordingNotifier;
+//! use resee_ops_monitor::{DiskUsageProbe, HealthMonitor, PostgresProbeConfig, RedisConfig};
+//!
+//! // Nothing listens on port 1: both dependencies fail fast.
+//! let registry = HealthRegistry::new()
+//!     .register(Registration::new(PostgresProbeConfig::new("postgres://app:secret@127.0.0.1:1/app").build().unwrap()))
+//!     .register(Registration::new(RedisConfig::new("redis://127.0.0.1:1/").probe().unwrap()))
+//!     .register(Registration::new(DiskUsageProbe::new("/")));
+//!
+//! let slack = RecordingNotifier::new(); // in production: resee-ops-slack, throttled
+//! let monitor = HealthMonitor::builder(registry)
+//!     .with_interval(Duration::from_secs(30))
+//!     .with_failures_before_down(1)
+//!     .with_notifier(Arc::new(slack.clone().throttled(Duration::from_secs(600))))
+//!     .build()
+//!     .unwrap();
+//! let report = monitor.run_once().await;
+//!
+//! assert_eq!(report.status, HealthStatus::Down);
+//! assert!(!serde_json::to_string(&report).unwrap().contains("secret"));
+//! assert_eq!(monitor.report(CheckGroup::Readiness).unwrap().http_status(), 503);
+//! let titles = slack.titles();
+//! assert!(titles.contains(&"Database connection failed".to_owned()));
+//! assert!(titles.contains(&"Redis connection failed".to_owned()));
+//! # });
+//! ```
+
+mod error;
+#[cfg(feature = "axum")]
+pub mod http;
+mod monitor;
+mod probe;
+mod secret;
+
+pub use error::{MonitorError, MonitorErrorKind};
+pub use monitor::{
+    AlertMode, AlertText, HEALTH_ALERT_NAME, HealthMonitor, HealthMonitorBuilder, MonitorConfig, MonitorHandle,
+};
+pub use probe::disk::{DiskThresholds, DiskUsageProbe, FsStats, FsStatsSource, Statvfs};
+pub use probe::heartbeat::{
+    DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_PREFIX, DEFAULT_HEARTBEAT_TTL, Heartbeat, HeartbeatConfig,
+    WorkerHeartbeatProbe,
+};
+pub use probe::postgres::{DEFAULT_DATABASE_URL, DEFAULT_TIMEOUT, PostgresProbe, PostgresProbeConfig};
+pub use probe::queue::QueueLength;
+pub use probe::redis::{DEFAULT_REDIS_URL, RedisConfig, RedisProbe};
+pub use secret::ConnectionUrl;

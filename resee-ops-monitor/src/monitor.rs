@@ -1,0 +1,603 @@
+//! [`HealthMonitor`]: runs a [`HealthRegistry`] on an interval, damps flapping, caches the last report and
+//! alerts on changes.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use resee_ops_core::{
+    Alert, CheckGroup, CheckResult, HealthRegistry, HealthReport, HealthStatus, LogNotifier, Notifier, Severity,
+    SharedClock, system_clock,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Mutex, watch};
+
+use crate::MonitorError;
+
+/// The alert name of every health alert; the `probe` label tells them apart.
+pub const HEALTH_ALERT_NAME: &str = "health_check";
+
+fn default_interval() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_failures() -> u32 {
+    3
+}
+fn default_passes() -> u32 {
+    2
+}
+fn default_source() -> String {
+    "monitor".to_owned()
+}
+
+/// When the monitor hands a failing probe to the notifier.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AlertMode {
+    /// Once per change of a probe's (damped) status, and once on recovery. Safe with any notifier, even an
+    /// unthrottled one. A delivery that fails is retried on the next cycle.
+    #[default]
+    OnChange,
+    /// On every cycle while a probe fails, and once on recovery. Meant for a
+    /// [`Throttled`](resee_ops_core::Throttled) notifier, which turns it into one reminder per window and
+    /// which, after a quick fail/recover/fail, still reports the second failure once the window has passed
+    /// (with `OnChange` that firing is suppressed by the throttle and never repeated).
+    EveryCycle,
+}
+
+/// How the [`HealthMonitor`] runs. Deserialisable; the builder methods of [`HealthMonitorBuilder`] set the
+/// same fields.
+///
+/// ```
+/// use std::time::Duration;
+/// use resee_ops_monitor::{AlertMode, MonitorConfig};
+/// let cfg: MonitorConfig = serde_json::from_str(r#"{"interval": "10s", "failures_before_down": 2, "alert_mode": "every_cycle"}"#).unwrap();
+/// assert_eq!(cfg.interval, Duration::from_secs(10));
+/// assert_eq!(cfg.passes_before_up, 2);
+/// assert_eq!(cfg.alert_mode, AlertMode::EveryCycle);
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct MonitorConfig {
+    /// Time between the starts of two cycles (a slow cycle delays the next, never stacks). Default 30 s.
+    #[serde(default = "default_interval", with = "resee_ops_core::serde_duration")]
+    pub interval: Duration,
+    /// Consecutive failed checks before a passing probe is reported failing. Default 3.
+    #[serde(default = "default_failures")]
+    pub failures_before_down: u32,
+    /// Consecutive passed checks before a failing probe is reported up again. Default 2.
+    #[serde(default = "default_passes")]
+    pub passes_before_up: u32,
+    /// The `source` of alerts (part of their fingerprint). Default `monitor`.
+    #[serde(default = "default_source")]
+    pub source: String,
+    /// When to notify. Default [`AlertMode::OnChange`].
+    #[serde(default)]
+    pub alert_mode: AlertMode,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        Self {
+            interval: default_interval(),
+            failures_before_down: default_failures(),
+            passes_before_up: default_passes(),
+            source: default_source(),
+            alert_mode: AlertMode::default(),
+        }
+    }
+}
+
+impl MonitorConfig {
+    fn validate(&self) -> Result<(), MonitorError> {
+        if self.interval.is_zero() {
+            return Err(MonitorError::invalid_config("monitor interval must be above zero"));
+        }
+        if self.failures_before_down == 0 || self.passes_before_up == 0 {
+            return Err(MonitorError::invalid_config("failures_before_down and passes_before_up must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// How the alerts of one probe read. Titles carry measured values; the fingerprint never does.
+///
+/// ```
+/// use resee_ops_monitor::AlertText;
+/// assert_eq!(AlertText::for_probe("database"), AlertText::Failed("Database connection".into()));
+/// assert_eq!(AlertText::for_probe("disk:/var/lib"), AlertText::Measured("Disk usage".into()));
+/// assert_eq!(AlertText::for_probe("workers"), AlertText::Workers);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AlertText {
+    /// "`<subject>` failed", recovering as "`<subject>` recovered".
+    Failed(String),
+    /// "`<subject>` 85 %" with the observed value and unit, recovering as "`<subject>` back to 42 %".
+    Measured(String),
+    /// "No worker alive" (or "Only 1 worker alive" below the minimum), recovering as "Workers alive again".
+    Workers,
+    /// Fixed titles.
+    Custom {
+        /// The title while failing.
+        firing: String,
+        /// The title of the recovery.
+        resolved: String,
+    },
+}
+
+impl AlertText {
+    /// The text for the default names of this crate's probes: `database` and `postgres*` → "Database
+    /// connection failed"; `redis` → "Redis connection failed"; `disk*` → "Disk usage 85 %"; `workers` →
+    /// "No worker alive"; `queue*` → "Queue length 1200 items"; anything else → "Health check `<name>`
+    /// failed".
+    pub fn for_probe(name: &str) -> Self {
+        match name {
+            "database" => Self::Failed("Database connection".into()),
+            "redis" => Self::Failed("Redis connection".into()),
+            "workers" => Self::Workers,
+            n if n.starts_with("postgres") => Self::Failed("Database connection".into()),
+            n if n.starts_with("disk") => Self::Measured("Disk usage".into()),
+            n if n.starts_with("queue") => Self::Measured("Queue length".into()),
+            n => Self::Failed(format!("Health check {n}")),
+        }
+    }
+
+    fn firing_title(&self, result: &CheckResult) -> String {
+        match self {
+            Self::Failed(subject) => format!("{subject} failed"),
+            Self::Measured(subject) => match observed(result) {
+                Some(v) => format!("{subject} {v}"),
+                None => format!("{subject} unknown"),
+            },
+            Self::Workers => match result.observed_value {
+                Some(n) if n >= 1.0 => format!("Only {n} worker{} alive", if n == 1.0 { "" } else { "s" }),
+                _ => "No worker alive".to_owned(),
+            },
+            Self::Custom { firing, .. } => firing.clone(),
+        }
+    }
+
+    fn resolved_title(&self, result: &CheckResult) -> String {
+        match self {
+            Self::Failed(subject) => format!("{subject} recovered"),
+            Self::Measured(subject) => match observed(result) {
+                Some(v) => format!("{subject} back to {v}"),
+                None => format!("{subject} recovered"),
+            },
+            Self::Workers => "Workers alive again".to_owned(),
+            Self::Custom { resolved, .. } => resolved.clone(),
+        }
+    }
+}
+
+/// "85 %", "1200 items", "3.5 ms"; rounded to whole numbers for percent.
+fn observed(result: &CheckResult) -> Option<String> {
+    let v = result.observed_value?;
+    Some(match result.observed_unit.as_deref() {
+        Some("percent") => format!("{} %", v.round()),
+        Some(unit) => format!("{v} {unit}"),
+        None => format!("{v}"),
+    })
+}
+
+fn severity_of(status: HealthStatus) -> Severity {
+    if status == HealthStatus::Down { Severity::Error } else { Severity::Warning }
+}
+
+/// One probe's memory across cycles.
+#[derive(Debug)]
+struct ProbeState {
+    /// The status reported after damping.
+    damped: HealthStatus,
+    consecutive_failures: u32,
+    consecutive_passes: u32,
+    /// The status the notifier last accepted (`Up`: nothing open).
+    alerted: HealthStatus,
+    /// The last firing alert the notifier accepted, resolved on recovery.
+    open_alert: Option<Alert>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    probes: HashMap<String, ProbeState>,
+}
+
+/// The outcome of a monitor cycle, as cached for endpoints.
+#[derive(Debug, Clone)]
+struct Snapshot {
+    readiness: HealthReport,
+    liveness: HealthReport,
+    all: HealthReport,
+}
+
+#[derive(Debug)]
+struct Inner {
+    registry: HealthRegistry,
+    config: MonitorConfig,
+    notifier: Arc<dyn Notifier>,
+    texts: HashMap<String, AlertText>,
+    clock: SharedClock,
+    state: Mutex<State>,
+    latest: watch::Sender<Option<Arc<Snapshot>>>,
+    cycles: AtomicU64,
+}
+
+/// Builds a [`HealthMonitor`]; see [`HealthMonitor::builder`].
+#[derive(Debug)]
+pub struct HealthMonitorBuilder {
+    registry: HealthRegistry,
+    config: MonitorConfig,
+    notifier: Option<Arc<dyn Notifier>>,
+    texts: HashMap<String, AlertText>,
+    clock: SharedClock,
+}
+
+impl HealthMonitorBuilder {
+    /// Replaces the whole configuration.
+    pub fn with_config(mut self, config: MonitorConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sets the interval between cycles.
+    pub fn with_interval(mut self, interval: Duration) -> Self {
+        self.config.interval = interval;
+        self
+    }
+
+    /// Sets how many consecutive failures make a passing probe fail.
+    pub fn with_failures_before_down(mut self, n: u32) -> Self {
+        self.config.failures_before_down = n;
+        self
+    }
+
+    /// Sets how many consecutive passes make a failing probe pass.
+    pub fn with_passes_before_up(mut self, n: u32) -> Self {
+        self.config.passes_before_up = n;
+        self
+    }
+
+    /// Sets when to notify.
+    pub fn with_alert_mode(mut self, mode: AlertMode) -> Self {
+        self.config.alert_mode = mode;
+        self
+    }
+
+    /// Sets the `source` of alerts.
+    pub fn with_source(mut self, source: impl Into<String>) -> Self {
+        self.config.source = source.into();
+        self
+    }
+
+    /// Sends alerts through `notifier` (default: a [`LogNotifier`]). Wrap it in
+    /// [`Throttled`](resee_ops_core::Throttled) and a [`Dispatcher`](resee_ops_core::Dispatcher) in
+    /// production: the monitor awaits each notification before it starts the next cycle.
+    pub fn with_notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.notifier = Some(notifier);
+        self
+    }
+
+    /// Sets how the alerts of the probe called `probe` read (default: [`AlertText::for_probe`]).
+    pub fn with_alert_text(mut self, probe: impl Into<String>, text: AlertText) -> Self {
+        self.texts.insert(probe.into(), text);
+        self
+    }
+
+    /// Uses `clock` for alert timestamps.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Validates the configuration and builds the monitor. Nothing runs until [`HealthMonitor::run`],
+    /// [`HealthMonitor::spawn`] or [`HealthMonitor::run_once`].
+    pub fn build(self) -> Result<HealthMonitor, MonitorError> {
+        self.config.validate()?;
+        let (latest, _) = watch::channel(None);
+        Ok(HealthMonitor {
+            inner: Arc::new(Inner {
+                registry: self.registry,
+                config: self.config,
+                notifier: self.notifier.unwrap_or_else(|| Arc::new(LogNotifier::new())),
+                texts: self.texts,
+                clock: self.clock,
+                state: Mutex::new(State::default()),
+                latest,
+                cycles: AtomicU64::new(0),
+            }),
+        })
+    }
+}
+
+/// Runs a [`HealthRegistry`] on an interval, keeps the last report for endpoints, damps flapping and sends
+/// alerts on changes.
+///
+/// - **Damping**: a passing probe is reported failing only after `failures_before_down` consecutive failed
+///   checks (anything but `Up`), and a failing one `Up` only after `passes_before_up` consecutive passes.
+///   While failing, the reported status follows the checks at once (85 % → 93 % escalates from `Degraded`
+///   to `Down`). A probe's first check is taken as it is: there is nothing yet to damp against.
+/// - **Alerts**: one [`Alert`] named [`HEALTH_ALERT_NAME`] per probe, with label `probe=<name>` and the
+///   configured source, so its fingerprint is stable whatever the values; severity `Error` for `Down`,
+///   `Warning` for `Degraded`/`Unknown`; the recovery is [`Alert::resolved`] of the last firing alert (same
+///   fingerprint, severity `Success`). See [`AlertMode`] for when alerts are sent.
+/// - **Cache**: [`report`](Self::report) answers from the last cycle at once, so an endpoint never waits on
+///   a dependency. Reports carry the damped statuses.
+/// - **Groups**: each cycle runs the readiness and the liveness group (concurrently); a probe registered in
+///   both runs twice.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use resee_ops_core::{CheckGroup, HealthRegistry, HealthStatus, ProbeOutcome, Registration};
+/// use resee_ops_core::testing::{RecordingNotifier, StaticProbe};
+/// use resee_ops_monitor::HealthMonitor;
+///
+/// let db = StaticProbe::new("database", ProbeOutcome::up());
+/// let inbox = RecordingNotifier::new();
+/// let monitor = HealthMonitor::builder(HealthRegistry::new().register(Registration::new(db.clone())))
+///     .with_interval(Duration::from_secs(10))
+///     .with_failures_before_down(2)
+///     .with_notifier(Arc::new(inbox.clone()))
+///     .build()
+///     .unwrap();
+///
+/// monitor.run_once().await;
+/// db.set(ProbeOutcome::down("connection refused"));
+/// monitor.run_once().await; // one failure: damped
+/// assert_eq!(monitor.report(CheckGroup::Readiness).unwrap().status, HealthStatus::Up);
+/// monitor.run_once().await; // second failure: down, alert sent
+/// assert_eq!(monitor.report(CheckGroup::Readiness).unwrap().status, HealthStatus::Down);
+/// assert_eq!(inbox.titles(), ["Database connection failed"]);
+/// # });
+/// ```
+#[derive(Debug, Clone)]
+pub struct HealthMonitor {
+    inner: Arc<Inner>,
+}
+
+/// Stops a monitor started with [`HealthMonitor::spawn`]. Dropping it stops the monitor too.
+#[derive(Debug)]
+pub struct MonitorHandle {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl MonitorHandle {
+    /// Stops the loop (an unfinished cycle is abandoned) and waits for it to end.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+
+    /// Whether the loop has ended.
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+impl HealthMonitor {
+    /// A builder for a monitor of `registry`, with the default [`MonitorConfig`].
+    pub fn builder(registry: HealthRegistry) -> HealthMonitorBuilder {
+        HealthMonitorBuilder {
+            registry,
+            config: MonitorConfig::default(),
+            notifier: None,
+            texts: HashMap::new(),
+            clock: system_clock(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &MonitorConfig {
+        &self.inner.config
+    }
+
+    /// How many cycles have completed.
+    pub fn cycles(&self) -> u64 {
+        self.inner.cycles.load(Ordering::SeqCst)
+    }
+
+    /// The last report of `group` (damped), or `None` before the first cycle completed. Never waits.
+    pub fn report(&self, group: CheckGroup) -> Option<HealthReport> {
+        let snapshot = self.inner.latest.borrow().clone()?;
+        Some(match group {
+            CheckGroup::Liveness => snapshot.liveness.clone(),
+            _ => snapshot.readiness.clone(),
+        })
+    }
+
+    /// The last report of every probe (damped), or `None` before the first cycle completed.
+    pub fn latest(&self) -> Option<HealthReport> {
+        self.inner.latest.borrow().as_ref().map(|s| s.all.clone())
+    }
+
+    /// Runs one cycle now: checks, damping, cache update, then alerts. Returns the damped report of every
+    /// probe. Cycles never overlap: a call waits for a running one to finish.
+    pub async fn run_once(&self) -> HealthReport {
+        let inner = &self.inner;
+        let mut state = inner.state.lock().await;
+        let (ready, live) =
+            tokio::join!(inner.registry.check(CheckGroup::Readiness), inner.registry.check(CheckGroup::Liveness));
+
+        // One raw result per probe: the worse, for a probe registered in both groups.
+        let mut raw: BTreeMap<String, CheckResult> = BTreeMap::new();
+        for (name, result) in ready.checks.iter().chain(live.checks.iter()) {
+            match raw.get(name) {
+                Some(existing) if existing.status >= result.status => {}
+                _ => {
+                    raw.insert(name.clone(), result.clone());
+                }
+            }
+        }
+
+        let mut damped: BTreeMap<String, CheckResult> = BTreeMap::new();
+        for (name, result) in &raw {
+            let probe = self.damp(&mut state, name, result.status);
+            let mut shown = result.clone();
+            if probe.damped != result.status {
+                let note = if result.status == HealthStatus::Up {
+                    format!("passing ({} of {} before up)", probe.consecutive_passes, inner.config.passes_before_up)
+                } else {
+                    format!(
+                        "{} ({} of {} before down)",
+                        result.status.as_health_json(),
+                        probe.consecutive_failures,
+                        inner.config.failures_before_down
+                    )
+                };
+                shown.output = Some(match &result.output {
+                    Some(out) => format!("{note}: {out}"),
+                    None => note,
+                });
+                shown.status = probe.damped;
+            }
+            damped.insert(name.clone(), shown);
+        }
+
+        let pick = |names: &BTreeSet<&String>| {
+            HealthReport::from_checks(
+                damped.iter().filter(|(n, _)| names.contains(n)).map(|(n, c)| (n.clone(), c.clone())).collect(),
+            )
+        };
+        let snapshot = Snapshot {
+            readiness: pick(&ready.checks.keys().collect()),
+            liveness: pick(&live.checks.keys().collect()),
+            all: HealthReport::from_checks(damped.clone()),
+        };
+        let all = snapshot.all.clone();
+        inner.latest.send_replace(Some(Arc::new(snapshot)));
+
+        for (name, result) in &damped {
+            self.alert(&mut state, name, result).await;
+        }
+        inner.cycles.fetch_add(1, Ordering::SeqCst);
+        all
+    }
+
+    /// Applies one raw status to the probe's damping state and returns it.
+    fn damp<'s>(&self, state: &'s mut State, name: &str, raw: HealthStatus) -> &'s ProbeState {
+        let cfg = &self.inner.config;
+        let failing = raw != HealthStatus::Up;
+        let probe = state.probes.entry(name.to_owned()).or_insert_with(|| ProbeState {
+            damped: raw,
+            consecutive_failures: 0,
+            consecutive_passes: 0,
+            alerted: HealthStatus::Up,
+            open_alert: None,
+        });
+        let before = probe.damped;
+        if failing {
+            probe.consecutive_failures += 1;
+            probe.consecutive_passes = 0;
+            if probe.damped != HealthStatus::Up || probe.consecutive_failures >= cfg.failures_before_down {
+                probe.damped = raw;
+            }
+        } else {
+            probe.consecutive_passes += 1;
+            probe.consecutive_failures = 0;
+            if probe.damped == HealthStatus::Up || probe.consecutive_passes >= cfg.passes_before_up {
+                probe.damped = HealthStatus::Up;
+            }
+        }
+        if probe.damped != before {
+            tracing::info!(target: "resee_ops::monitor", probe = name, from = %before, to = %probe.damped, "health status changed");
+        }
+        probe
+    }
+
+    /// Sends the alert the probe's damped status calls for, if any.
+    async fn alert(&self, state: &mut State, name: &str, result: &CheckResult) {
+        let inner = &self.inner;
+        let Some(probe) = state.probes.get_mut(name) else { return };
+        let text = inner.texts.get(name).cloned().unwrap_or_else(|| AlertText::for_probe(name));
+        let now = inner.clock.now();
+        let alert = if probe.damped != HealthStatus::Up {
+            let due = inner.config.alert_mode == AlertMode::EveryCycle || probe.damped != probe.alerted;
+            if !due {
+                return;
+            }
+            let mut alert = Alert::new(HEALTH_ALERT_NAME, severity_of(probe.damped), text.firing_title(result))
+                .with_source(&inner.config.source)
+                .with_label("probe", name)
+                .with_text(result.output.clone().unwrap_or_default())
+                .with_field("Probe", name)
+                .with_field("Status", result.status.as_health_json())
+                .with_timestamp(now);
+            if let Some(v) = observed(result) {
+                alert = alert.with_field("Observed", v);
+            }
+            alert
+        } else if probe.alerted != HealthStatus::Up {
+            let firing = probe.open_alert.clone().unwrap_or_else(|| {
+                Alert::new(HEALTH_ALERT_NAME, Severity::Error, text.firing_title(result))
+                    .with_source(&inner.config.source)
+                    .with_label("probe", name)
+            });
+            let mut alert = firing.resolved();
+            alert.title = text.resolved_title(result);
+            alert.text = format!("{name} passes again.");
+            alert.fields.retain(|f| f.name == "Probe");
+            alert.fields.push(resee_ops_core::Field { name: "Status".into(), value: "pass".into() });
+            if let Some(v) = observed(result) {
+                alert.fields.push(resee_ops_core::Field { name: "Observed".into(), value: v });
+            }
+            alert.timestamp = now;
+            alert
+        } else {
+            return;
+        };
+
+        let outcome = inner.notifier.notify(&alert).await;
+        if outcome.is_ok() {
+            probe.alerted = probe.damped;
+            probe.open_alert = (!alert.is_resolved()).then_some(alert);
+        } else {
+            tracing::warn!(
+                target: "resee_ops::monitor",
+                probe = name,
+                outcome = %outcome,
+                "health alert not delivered; retrying next cycle"
+            );
+        }
+    }
+
+    /// Runs a cycle at once and then every interval until `shutdown` completes. A cycle still running when
+    /// `shutdown` completes is abandoned. A slow cycle delays the next one (ticks never pile up).
+    pub async fn run(&self, shutdown: impl Future<Output = ()>) {
+        let mut ticker = tokio::time::interval(self.inner.config.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut shutdown => return,
+                _ = ticker.tick() => {}
+            }
+            tokio::select! {
+                biased;
+                () = &mut shutdown => return,
+                _ = self.run_once() => {}
+            }
+        }
+    }
+
+    /// Runs [`run`](Self::run) on a new task until the returned handle is shut down or dropped.
+    pub fn spawn(&self) -> MonitorHandle {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let monitor = self.clone();
+        let task = tokio::spawn(async move {
+            monitor
+                .run(async move {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        MonitorHandle { stop: Some(stop), task }
+    }
+}

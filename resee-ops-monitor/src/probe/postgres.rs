@@ -1,0 +1,245 @@
+//! [`PostgresProbe`]: `SELECT 1` over a fresh connection.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use resee_ops_core::{HealthProbe, ProbeOutcome};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::secret::ConnectionUrl;
+use crate::{MonitorError, MonitorErrorKind};
+
+/// The default probe timeout of the built-in probes.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The default `DATABASE_URL` of [`PostgresProbeConfig::from_env`].
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+fn default_timeout() -> Duration {
+    DEFAULT_TIMEOUT
+}
+
+fn default_name() -> String {
+    "database".to_owned()
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Configuration of a [`PostgresProbe`]. Deserialisable; `Debug` and `Serialize` hide the password.
+///
+/// ```
+/// use std::time::Duration;
+/// use resee_ops_monitor::PostgresProbeConfig;
+///
+/// let probe = PostgresProbeConfig::new("postgres://app:hunter2@127.0.0.1:5432/app")
+///     .with_timeout(Duration::from_secs(2))
+///     .build()
+///     .unwrap();
+/// assert!(!format!("{probe:?}").contains("hunter2"));
+///
+/// let cfg: PostgresProbeConfig = serde_json::from_str(r#"{"url": "postgres://127.0.0.1/app", "timeout": "2s"}"#).unwrap();
+/// assert_eq!(cfg.timeout, Duration::from_secs(2));
+/// assert_eq!(cfg.name, "database");
+/// ```
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct PostgresProbeConfig {
+    /// A `postgres://` URL or a `key=value` connection string.
+    pub url: ConnectionUrl,
+    /// How long connecting and `SELECT 1` may take together. Default 3 s.
+    #[serde(default = "default_timeout", with = "resee_ops_core::serde_duration")]
+    pub timeout: Duration,
+    /// The probe's name in reports. Default `database`.
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// Whether the service is unusable without the database. Default `true`.
+    #[serde(default = "yes")]
+    pub critical: bool,
+}
+
+impl PostgresProbeConfig {
+    /// A configuration for `url` with the defaults.
+    pub fn new(url: impl Into<ConnectionUrl>) -> Self {
+        Self { url: url.into(), timeout: DEFAULT_TIMEOUT, name: default_name(), critical: true }
+    }
+
+    /// `DATABASE_URL`, or [`DEFAULT_DATABASE_URL`] when it is unset or empty.
+    pub fn from_env() -> Self {
+        let url = std::env::var("DATABASE_URL").ok().filter(|u| !u.trim().is_empty());
+        Self::new(url.unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()))
+    }
+
+    /// Sets the timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets the name.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Sets whether the probe is critical.
+    pub fn with_critical(mut self, critical: bool) -> Self {
+        self.critical = critical;
+        self
+    }
+
+    /// Validates the configuration and builds the probe.
+    pub fn build(self) -> Result<PostgresProbe, MonitorError> {
+        PostgresProbe::new(self)
+    }
+}
+
+/// Checks PostgreSQL with `SELECT 1` over a **new connection on every check**.
+///
+/// Why not a pool: a health check should answer the question the application's next connection attempt
+/// will face (is the server accepting connections, is authentication working, is `max_connections`
+/// exhausted?). A pooled connection that was opened an hour ago answers `SELECT 1` happily while new
+/// connections are refused. At one check every few seconds the cost is a handful of connections per minute,
+/// which PostgreSQL handles easily. The connection task is aborted when the check ends, timed out or not.
+///
+/// TLS is not used (plain TCP or a Unix socket): a URL with `sslmode=require` fails with a clear message.
+/// The observed value is the round trip (connect + query) in milliseconds. Failure outputs name the host,
+/// port and database, never the user's password.
+#[derive(Clone)]
+pub struct PostgresProbe {
+    config: PostgresProbeConfig,
+    pg: tokio_postgres::Config,
+    target: String,
+}
+
+impl std::fmt::Debug for PostgresProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresProbe")
+            .field("name", &self.config.name)
+            .field("target", &self.target)
+            .field("timeout", &self.config.timeout)
+            .field("critical", &self.config.critical)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresProbe {
+    /// Builds a probe; fails if the connection string cannot be parsed (the error does not repeat it).
+    pub fn new(config: PostgresProbeConfig) -> Result<Self, MonitorError> {
+        let mut pg: tokio_postgres::Config = config.url.expose().parse().map_err(|e: tokio_postgres::Error| {
+            MonitorError::invalid_config(config.url.scrub(format!("invalid PostgreSQL connection string: {e}")))
+        })?;
+        if config.timeout.is_zero() {
+            return Err(MonitorError::invalid_config("PostgreSQL probe timeout must be above zero"));
+        }
+        pg.connect_timeout(config.timeout);
+        if pg.get_application_name().is_none() {
+            pg.application_name("resee-ops-monitor");
+        }
+        let target = describe_target(&pg);
+        Ok(Self { config, pg, target })
+    }
+
+    /// Where the probe connects (`127.0.0.1:5432/app`), without user or password.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// Connects, runs `SELECT 1` and disconnects, all within the timeout; returns the round-trip time.
+    pub async fn ping(&self) -> Result<Duration, MonitorError> {
+        let started = Instant::now();
+        match tokio::time::timeout(self.config.timeout, self.select_one()).await {
+            Ok(Ok(())) => Ok(started.elapsed()),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(MonitorError::new(
+                MonitorErrorKind::Timeout,
+                format!(
+                    "PostgreSQL at {} did not answer within {}",
+                    self.target,
+                    resee_ops_core::serde_duration::format_duration(self.config.timeout)
+                ),
+            )),
+        }
+    }
+
+    async fn select_one(&self) -> Result<(), MonitorError> {
+        let (client, connection) = self.pg.connect(tokio_postgres::NoTls).await.map_err(|e| self.error(&e))?;
+        // Abort the connection task however this function ends (error, or the caller's timeout).
+        let task = AbortOnDrop(tokio::spawn(async move {
+            let _ = connection.await;
+        }));
+        let rows = client.simple_query("SELECT 1").await.map_err(|e| self.error(&e))?;
+        drop(client);
+        drop(task);
+        let answered =
+            rows.iter().any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("1")));
+        if answered {
+            Ok(())
+        } else {
+            Err(MonitorError::new(
+                MonitorErrorKind::Server,
+                format!("PostgreSQL at {}: SELECT 1 returned no row", self.target),
+            ))
+        }
+    }
+
+    fn error(&self, e: &tokio_postgres::Error) -> MonitorError {
+        let (kind, detail) = match e.as_db_error() {
+            Some(db) => (MonitorErrorKind::Server, format!("{} {}: {}", db.severity(), db.code().code(), db.message())),
+            None if e.is_closed() => (MonitorErrorKind::Unavailable, "connection closed".to_owned()),
+            None => (MonitorErrorKind::Unavailable, e.to_string()),
+        };
+        MonitorError::new(kind, self.config.url.scrub(format!("PostgreSQL at {}: {detail}", self.target)))
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn describe_target(pg: &tokio_postgres::Config) -> String {
+    let ports = pg.get_ports();
+    let hosts: Vec<String> = pg
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            match h {
+                tokio_postgres::config::Host::Tcp(host) => format!("{host}:{port}"),
+                tokio_postgres::config::Host::Unix(path) => format!("{}:{port}", path.display()),
+            }
+        })
+        .collect();
+    let hosts = if hosts.is_empty() { "localhost".to_owned() } else { hosts.join(",") };
+    let db = pg.get_dbname().or(pg.get_user()).unwrap_or("postgres");
+    format!("{hosts}/{db}")
+}
+
+#[async_trait]
+impl HealthProbe for PostgresProbe {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn is_critical(&self) -> bool {
+        self.config.critical
+    }
+
+    async fn check(&self) -> ProbeOutcome {
+        match self.ping().await {
+            Ok(rtt) => ProbeOutcome::up().with_observed(round2(rtt.as_secs_f64() * 1000.0), "ms"),
+            Err(e) => ProbeOutcome::down(e.message()),
+        }
+    }
+}
+
+pub(crate) fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}

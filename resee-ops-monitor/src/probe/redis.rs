@@ -1,0 +1,206 @@
+//! [`RedisConfig`] (shared by every Redis-backed part of this crate) and [`RedisProbe`] (`PING`).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::MultiplexedConnection;
+use resee_ops_core::{HealthProbe, ProbeOutcome};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use super::postgres::{DEFAULT_TIMEOUT, round2};
+use crate::secret::ConnectionUrl;
+use crate::{MonitorError, MonitorErrorKind};
+
+/// The default `REDIS_URL` of [`RedisConfig::from_env`].
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/";
+
+fn default_timeout() -> Duration {
+    DEFAULT_TIMEOUT
+}
+
+/// Where a Redis server is and how long to wait for it. `Debug` and `Serialize` hide the password.
+///
+/// ```
+/// use std::time::Duration;
+/// use resee_ops_monitor::RedisConfig;
+/// let cfg = RedisConfig::new("redis://:hunter2@127.0.0.1:6379/0").with_timeout(Duration::from_secs(1));
+/// assert!(!format!("{cfg:?}").contains("hunter2"));
+/// assert!(cfg.probe().is_ok());
+/// assert!(RedisConfig::new("not a url").probe().is_err());
+/// ```
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RedisConfig {
+    /// A `redis://` (or `unix://`) URL.
+    pub url: ConnectionUrl,
+    /// How long connecting plus one command may take. Default 3 s.
+    #[serde(default = "default_timeout", with = "resee_ops_core::serde_duration")]
+    pub timeout: Duration,
+}
+
+impl RedisConfig {
+    /// A configuration for `url` with the default timeout.
+    pub fn new(url: impl Into<ConnectionUrl>) -> Self {
+        Self { url: url.into(), timeout: DEFAULT_TIMEOUT }
+    }
+
+    /// `REDIS_URL`, or [`DEFAULT_REDIS_URL`] when it is unset or empty.
+    pub fn from_env() -> Self {
+        let url = std::env::var("REDIS_URL").ok().filter(|u| !u.trim().is_empty());
+        Self::new(url.unwrap_or_else(|| DEFAULT_REDIS_URL.to_owned()))
+    }
+
+    /// Sets the timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// A [`RedisProbe`] named `redis`.
+    pub fn probe(&self) -> Result<RedisProbe, MonitorError> {
+        Ok(RedisProbe { name: "redis".to_owned(), critical: true, target: RedisTarget::new(self)? })
+    }
+}
+
+/// A validated Redis endpoint: a client, its timeout and a secret-free description.
+#[derive(Clone)]
+pub(crate) struct RedisTarget {
+    client: redis::Client,
+    url: ConnectionUrl,
+    timeout: Duration,
+    addr: String,
+}
+
+impl std::fmt::Debug for RedisTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTarget").field("addr", &self.addr).field("timeout", &self.timeout).finish()
+    }
+}
+
+impl RedisTarget {
+    pub(crate) fn new(config: &RedisConfig) -> Result<Self, MonitorError> {
+        if config.timeout.is_zero() {
+            return Err(MonitorError::invalid_config("Redis timeout must be above zero"));
+        }
+        let client = redis::Client::open(config.url.expose()).map_err(|e| {
+            MonitorError::invalid_config(
+                config.url.scrub(format!("invalid Redis URL: {}", e.detail().unwrap_or("unparsable"))),
+            )
+        })?;
+        let info = client.get_connection_info();
+        let addr = format!("{}/{}", info.addr(), info.redis_settings().db());
+        Ok(Self { client, url: config.url.clone(), timeout: config.timeout, addr })
+    }
+
+    /// `host:port/db`, without credentials.
+    pub(crate) fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// A new connection, within the timeout.
+    pub(crate) async fn connect(&self) -> Result<MultiplexedConnection, MonitorError> {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout));
+        self.bounded(async {
+            self.client.get_multiplexed_async_connection_with_config(&config).await.map_err(|e| self.error(&e))
+        })
+        .await
+    }
+
+    /// Runs `work` under the timeout, mapping expiry to a `Timeout` error.
+    pub(crate) async fn bounded<T>(
+        &self,
+        work: impl Future<Output = Result<T, MonitorError>>,
+    ) -> Result<T, MonitorError> {
+        match tokio::time::timeout(self.timeout, work).await {
+            Ok(r) => r,
+            Err(_) => Err(MonitorError::new(
+                MonitorErrorKind::Timeout,
+                format!(
+                    "Redis at {} did not answer within {}",
+                    self.addr,
+                    resee_ops_core::serde_duration::format_duration(self.timeout)
+                ),
+            )),
+        }
+    }
+
+    /// A secret-free error from a client error.
+    pub(crate) fn error(&self, e: &redis::RedisError) -> MonitorError {
+        let kind = if e.is_timeout() {
+            MonitorErrorKind::Timeout
+        } else if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
+            MonitorErrorKind::Unavailable
+        } else {
+            MonitorErrorKind::Server
+        };
+        MonitorError::new(kind, self.url.scrub(format!("Redis at {}: {e}", self.addr)))
+    }
+}
+
+/// Checks Redis with `PING` over a new connection on every check (for the same reason as
+/// [`PostgresProbe`](crate::PostgresProbe)). Observed value: the round trip in milliseconds.
+#[derive(Clone, Debug)]
+pub struct RedisProbe {
+    name: String,
+    critical: bool,
+    target: RedisTarget,
+}
+
+impl RedisProbe {
+    /// Builds a probe named `redis`; see [`RedisConfig::probe`].
+    pub fn new(config: &RedisConfig) -> Result<Self, MonitorError> {
+        config.probe()
+    }
+
+    /// Renames the probe.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Sets whether the probe is critical (default `true`).
+    pub fn with_critical(mut self, critical: bool) -> Self {
+        self.critical = critical;
+        self
+    }
+
+    /// Connects and sends `PING` within the timeout; returns the round-trip time.
+    pub async fn ping(&self) -> Result<Duration, MonitorError> {
+        let started = Instant::now();
+        let t = &self.target;
+        t.bounded(async {
+            let mut conn = t.connect().await?;
+            let pong: String = redis::cmd("PING").query_async(&mut conn).await.map_err(|e| t.error(&e))?;
+            if pong == "PONG" {
+                Ok(started.elapsed())
+            } else {
+                Err(MonitorError::new(
+                    MonitorErrorKind::Server,
+                    format!("Redis at {}: unexpected PING reply", t.addr()),
+                ))
+            }
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl HealthProbe for RedisProbe {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn is_critical(&self) -> bool {
+        self.critical
+    }
+
+    async fn check(&self) -> ProbeOutcome {
+        match self.ping().await {
+            Ok(rtt) => ProbeOutcome::up().with_observed(round2(rtt.as_secs_f64() * 1000.0), "ms"),
+            Err(e) => ProbeOutcome::down(e.message()),
+        }
+    }
+}
