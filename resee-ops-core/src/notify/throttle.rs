@@ -62,9 +62,30 @@ pub struct InMemoryThrottleStore {
     entries: Arc<Mutex<Entries>>,
 }
 
+/// Fingerprints are already well-mixed 64-bit hashes: use them as the table hash directly.
+#[derive(Debug, Default, Clone, Copy)]
+struct FingerprintHasher(u64);
+
+impl std::hash::Hasher for FingerprintHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only reached for non-u64 keys, which this map never has; fold them in anyway.
+        for b in bytes {
+            self.0 = (self.0 << 8 | self.0 >> 56) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+type FingerprintMap = HashMap<Fingerprint, ThrottleEntry, std::hash::BuildHasherDefault<FingerprintHasher>>;
+
 #[derive(Debug, Default)]
 struct Entries {
-    map: HashMap<Fingerprint, ThrottleEntry>,
+    map: FingerprintMap,
     /// The latest `last_fired` written: the store's notion of "now", so it never reads a clock itself.
     newest: Option<DateTime<Utc>>,
     /// Clean up when the map grows past this.
