@@ -150,12 +150,12 @@ impl SlackNotifier {
             NotifyOutcome::PermanentFailure(e) => {
                 *health = Health::Failing { error: e.message().to_owned(), permanent: true };
             }
-            NotifyOutcome::TemporaryFailure(_) | NotifyOutcome::RateLimited { .. } => {
-                // A temporary failure does not hide a permanent one.
-                if !matches!(*health, Health::Failing { permanent: true, .. }) {
-                    let error = outcome.error().map_or_else(|| outcome.to_string(), |e| e.message().to_owned());
-                    *health = Health::Failing { error, permanent: false };
-                }
+            // A temporary failure does not hide a permanent one.
+            NotifyOutcome::TemporaryFailure(_) | NotifyOutcome::RateLimited { .. }
+                if !matches!(*health, Health::Failing { permanent: true, .. }) =>
+            {
+                let error = outcome.error().map_or_else(|| outcome.to_string(), |e| e.message().to_owned());
+                *health = Health::Failing { error, permanent: false };
             }
             _ => {}
         }

@@ -93,9 +93,13 @@ impl WebhookUrl {
         &self.url
     }
 
-    /// The strings that must never appear in output: the full URL and its path (which holds the token).
-    pub(crate) fn secrets(&self) -> [&str; 2] {
-        [self.url.as_str(), self.url.path()]
+    /// The strings that must never appear in output: the full URL, its path and query, and every path
+    /// segment long enough to be a token.
+    pub(crate) fn secrets(&self) -> Vec<&str> {
+        let mut secrets = vec![self.url.as_str(), self.url.path()];
+        secrets.extend(self.url.query());
+        secrets.extend(self.url.path().split('/').filter(|s| s.len() >= 8));
+        secrets
     }
 }
 
