@@ -123,8 +123,10 @@ impl HeartbeatConfig {
 /// # async fn demo() -> Result<(), resee_ops_monitor::MonitorError> {
 /// use resee_ops_monitor::{HeartbeatConfig, RedisConfig};
 /// let heartbeat = HeartbeatConfig::new("worker-1").build(&RedisConfig::from_env())?;
-/// // Beats every 10 s until Ctrl-C, then removes its key.
-/// heartbeat.run(async { let _ = tokio::signal::ctrl_c().await; }).await;
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// # drop(stop);
+/// // Beats every 10 s until `stop` is sent or dropped (wire it to your shutdown signal), then removes its key.
+/// heartbeat.run(async { let _ = stopped.await; }).await;
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]

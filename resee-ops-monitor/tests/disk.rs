@@ -1,0 +1,104 @@
+//! DiskUsageProbe: the real statvfs, and thresholds through an injectable source.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use resee_ops_core::{HealthProbe, HealthStatus};
+use resee_ops_monitor::{DiskThresholds, DiskUsageProbe, FsStats, FsStatsSource, Statvfs};
+
+/// Answers whatever the test last set, and remembers the path it was asked about.
+#[derive(Debug, Default)]
+struct FakeFs {
+    answer: Mutex<Option<FsStats>>,
+    asked: Mutex<Vec<String>>,
+}
+
+impl FakeFs {
+    fn used(&self, used_percent: u64) {
+        // 1000 blocks of 4 KiB, nothing reserved: used% = used blocks / 10.
+        let total = 1000 * 4096;
+        let free = total - used_percent * 10 * 4096;
+        *self.answer.lock().unwrap() = Some(FsStats::new(total, free, free));
+    }
+}
+
+impl FsStatsSource for FakeFs {
+    fn stats(&self, path: &Path) -> std::io::Result<FsStats> {
+        self.asked.lock().unwrap().push(path.display().to_string());
+        self.answer.lock().unwrap().ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+    }
+}
+
+#[tokio::test]
+async fn the_real_statvfs_measures_a_real_directory() {
+    let dir = std::env::temp_dir();
+    let stats = Statvfs.stats(&dir).unwrap();
+    assert!(stats.total_bytes > 0 && stats.available_bytes <= stats.total_bytes, "{stats:?}");
+    let probe = DiskUsageProbe::new(&dir);
+    let outcome = probe.check().await;
+    let used = outcome.observed_value.expect("a percentage");
+    assert!((0.0..=100.0).contains(&used), "{used}");
+    let expected = (stats.used_percent().unwrap() * 10.0).round() / 10.0;
+    assert!((used - expected).abs() <= 0.2, "probe {used} vs statvfs {expected}");
+    assert_eq!(probe.name(), format!("disk:{}", dir.display()));
+    assert!(!probe.is_critical());
+}
+
+#[tokio::test]
+async fn a_missing_path_is_unknown_not_up() {
+    let outcome = DiskUsageProbe::new("/resee/no/such/path").check().await;
+    assert_eq!(outcome.status, HealthStatus::Unknown, "{outcome:?}");
+    assert!(outcome.output.unwrap().contains("/resee/no/such/path"));
+}
+
+#[tokio::test]
+async fn default_thresholds_are_80_and_90_percent() {
+    let fs = Arc::new(FakeFs::default());
+    let probe = DiskUsageProbe::new("/data").with_source(fs.clone());
+    for (used, status) in [
+        (10, HealthStatus::Up),
+        (80, HealthStatus::Up),
+        (81, HealthStatus::Degraded),
+        (85, HealthStatus::Degraded),
+        (90, HealthStatus::Degraded),
+        (93, HealthStatus::Down),
+        (100, HealthStatus::Down),
+    ] {
+        fs.used(used);
+        let outcome = probe.check().await;
+        assert_eq!(outcome.status, status, "{used} %: {outcome:?}");
+        assert_eq!(outcome.observed_value, Some(used as f64));
+        assert_eq!(outcome.observed_unit.as_deref(), Some("percent"));
+    }
+    assert!(fs.asked.lock().unwrap().iter().all(|p| p == "/data"));
+}
+
+#[tokio::test]
+async fn thresholds_are_configurable() {
+    let fs = Arc::new(FakeFs::default());
+    let probe = DiskUsageProbe::new("/data")
+        .with_source(fs.clone())
+        .with_thresholds(DiskThresholds::new(50.0, 70.0).unwrap())
+        .with_critical(true)
+        .with_name("data-volume");
+    fs.used(60);
+    assert_eq!(probe.check().await.status, HealthStatus::Degraded);
+    fs.used(71);
+    let outcome = probe.check().await;
+    assert_eq!(outcome.status, HealthStatus::Down);
+    assert_eq!(outcome.output.as_deref(), Some("71 % used, above the critical threshold of 70 %"));
+    assert_eq!(probe.name(), "data-volume");
+    assert!(probe.is_critical());
+
+    let t: DiskThresholds = serde_json::from_str(r#"{"warning": 75, "critical": 95}"#).unwrap();
+    assert_eq!((t.warning(), t.critical()), (75.0, 95.0));
+    assert!(serde_json::from_str::<DiskThresholds>(r#"{"warning": 95, "critical": 75}"#).is_err());
+}
+
+#[test]
+fn used_percent_counts_reserved_blocks_as_unavailable_like_df() {
+    // 100 blocks, 30 free of which 10 reserved for root: used 70 / (70 + 20).
+    let s = FsStats::new(100, 30, 20);
+    assert!((s.used_percent().unwrap() - 77.777).abs() < 0.01);
+    assert_eq!(FsStats::new(0, 0, 0).used_percent(), None);
+}

@@ -1,0 +1,333 @@
+//! HealthMonitor: damping, alerts on transitions, the cache, and the run loop, on paused time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use resee_ops_core::testing::{ManualClock, RecordingNotifier, StaticProbe};
+use resee_ops_core::{
+    AlertStatus, CheckGroup, HealthRegistry, HealthStatus, Notifier, NotifyOutcome, ProbeOutcome, Registration,
+    Severity, Throttled,
+};
+use resee_ops_monitor::{AlertMode, AlertText, HEALTH_ALERT_NAME, HealthMonitor, MonitorConfig};
+
+fn up() -> ProbeOutcome {
+    ProbeOutcome::up()
+}
+fn down() -> ProbeOutcome {
+    ProbeOutcome::down("connection refused")
+}
+fn disk(percent: f64) -> ProbeOutcome {
+    let o = match percent {
+        p if p > 90.0 => ProbeOutcome::down("above 90 %"),
+        p if p > 80.0 => ProbeOutcome::degraded("above 80 %"),
+        _ => ProbeOutcome::up(),
+    };
+    o.with_observed(percent, "percent")
+}
+
+fn monitor_of(probes: &[&StaticProbe], inbox: &RecordingNotifier, failures: u32, passes: u32) -> HealthMonitor {
+    let registry = probes.iter().fold(HealthRegistry::new(), |r, p| r.register(Registration::new((*p).clone())));
+    HealthMonitor::builder(registry)
+        .with_failures_before_down(failures)
+        .with_passes_before_up(passes)
+        .with_notifier(Arc::new(inbox.clone()))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn flapping_is_damped_in_both_directions() {
+    let db = StaticProbe::new("database", up());
+    let inbox = RecordingNotifier::new();
+    let monitor = monitor_of(&[&db], &inbox, 3, 2);
+
+    // (raw answer, reported status after the cycle)
+    let script = [
+        (up(), HealthStatus::Up),
+        (down(), HealthStatus::Up),
+        (down(), HealthStatus::Up),
+        (up(), HealthStatus::Up), // the streak is broken
+        (down(), HealthStatus::Up),
+        (down(), HealthStatus::Up),
+        (down(), HealthStatus::Down), // third in a row
+        (up(), HealthStatus::Down),
+        (down(), HealthStatus::Down), // the pass streak is broken
+        (up(), HealthStatus::Down),
+        (up(), HealthStatus::Up), // second in a row
+    ];
+    for (i, (answer, expected)) in script.into_iter().enumerate() {
+        db.set(answer);
+        let report = monitor.run_once().await;
+        assert_eq!(report.checks["database"].status, expected, "step {i}");
+        assert_eq!(monitor.report(CheckGroup::Readiness).unwrap().status, expected, "cached, step {i}");
+    }
+    let alerts = inbox.alerts();
+    assert_eq!(inbox.titles(), ["Database connection failed", "Database connection recovered"]);
+    assert_eq!(alerts[0].status, AlertStatus::Firing);
+    assert_eq!(alerts[0].severity, Severity::Error);
+    assert_eq!(alerts[1].status, AlertStatus::Resolved);
+    assert_eq!(alerts[1].severity, Severity::Success);
+    assert_eq!(alerts[0].fingerprint(), alerts[1].fingerprint());
+    assert_eq!(monitor.cycles(), 11);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_damped_check_says_why_it_still_passes() {
+    let db = StaticProbe::new("database", up());
+    let inbox = RecordingNotifier::new();
+    let monitor = monitor_of(&[&db], &inbox, 3, 2);
+    monitor.run_once().await;
+    db.set(down());
+    let report = monitor.run_once().await;
+    let check = &report.checks["database"];
+    assert_eq!(check.status, HealthStatus::Up);
+    assert_eq!(check.output.as_deref(), Some("fail (1 of 3 before down): connection refused"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn alerts_are_sent_exactly_on_transitions_with_stable_fingerprints() {
+    let db = StaticProbe::new("database", up());
+    let redis = StaticProbe::new("redis", up());
+    let workers = StaticProbe::new("workers", up().with_observed(2.0, "workers"));
+    let data = StaticProbe::new("disk:/data", disk(40.0)).non_critical();
+    let inbox = RecordingNotifier::new();
+    let monitor = monitor_of(&[&db, &redis, &workers, &data], &inbox, 1, 1);
+
+    monitor.run_once().await;
+    monitor.run_once().await;
+    assert!(inbox.alerts().is_empty(), "healthy from the start: nothing to say");
+
+    db.set(down());
+    redis.set(down());
+    workers.set(ProbeOutcome::down("no worker alive").with_observed(0.0, "workers"));
+    data.set(disk(85.2));
+    monitor.run_once().await;
+    monitor.run_once().await; // still failing: nothing new
+    let mut titles = inbox.titles();
+    titles.sort();
+    assert_eq!(titles, ["Database connection failed", "Disk usage 85 %", "No worker alive", "Redis connection failed"]);
+
+    data.set(disk(93.4)); // escalation is a change
+    monitor.run_once().await;
+    monitor.run_once().await;
+    let alerts = inbox.alerts();
+    assert_eq!(alerts.len(), 5);
+    assert_eq!(alerts[4].title, "Disk usage 93 %");
+    assert_eq!(alerts[4].severity, Severity::Error);
+    let warning = alerts.iter().find(|a| a.title == "Disk usage 85 %").unwrap();
+    assert_eq!(warning.severity, Severity::Warning);
+    assert_eq!(warning.fingerprint(), alerts[4].fingerprint(), "values never enter the fingerprint");
+
+    for p in [&db, &redis] {
+        p.set(up());
+    }
+    workers.set(up().with_observed(1.0, "workers"));
+    data.set(disk(41.0));
+    monitor.run_once().await;
+    monitor.run_once().await;
+    let alerts = inbox.alerts();
+    assert_eq!(alerts.len(), 9, "{:?}", inbox.titles());
+    let recoveries = &alerts[5..];
+    assert!(recoveries.iter().all(|a| a.is_resolved() && a.severity == Severity::Success));
+    let mut titles: Vec<_> = recoveries.iter().map(|a| a.title.as_str()).collect();
+    titles.sort();
+    assert_eq!(
+        titles,
+        [
+            "Database connection recovered",
+            "Disk usage back to 41 %",
+            "Redis connection recovered",
+            "Workers alive again"
+        ]
+    );
+
+    // Every recovery resolves the fingerprint of its firing; fingerprints differ between probes.
+    for r in recoveries {
+        let firing = alerts[..5].iter().find(|f| f.labels == r.labels).unwrap();
+        assert_eq!(firing.fingerprint(), r.fingerprint());
+        assert_eq!(r.name, HEALTH_ALERT_NAME);
+        assert_eq!(r.source, "monitor");
+        assert_eq!(r.labels.len(), 1, "only the probe name identifies the alert: {:?}", r.labels);
+    }
+    let mut fps: Vec<_> = alerts[..5].iter().map(|a| a.fingerprint()).collect();
+    fps.dedup();
+    fps.sort();
+    fps.dedup();
+    assert_eq!(fps.len(), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_probe_is_down_and_alerts_without_disturbing_the_others() {
+    let bad = StaticProbe::panicking("custom", "index out of bounds");
+    let db = StaticProbe::new("database", up());
+    let inbox = RecordingNotifier::new();
+    let monitor = monitor_of(&[&bad, &db], &inbox, 1, 1);
+    let report = monitor.run_once().await;
+    assert_eq!(report.status, HealthStatus::Down);
+    assert_eq!(report.checks["custom"].status, HealthStatus::Down);
+    assert!(report.checks["custom"].output.as_deref().unwrap().contains("index out of bounds"));
+    assert_eq!(report.checks["database"].status, HealthStatus::Up);
+    assert_eq!(inbox.titles(), ["Health check custom failed"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_probe_costs_its_timeout_and_no_more() {
+    let hung = StaticProbe::hanging("redis");
+    let slow = StaticProbe::new("database", up()).with_delay(Duration::from_millis(1500));
+    let registry = HealthRegistry::new()
+        .with_default_timeout(Duration::from_secs(2))
+        .register(Registration::new(hung))
+        .register(Registration::new(slow));
+    let monitor = HealthMonitor::builder(registry).with_failures_before_down(1).build().unwrap();
+    let started = tokio::time::Instant::now();
+    let report = monitor.run_once().await;
+    assert_eq!(started.elapsed(), Duration::from_secs(2), "concurrent, each under its own timeout");
+    assert_eq!(report.checks["redis"].output.as_deref(), Some("timed out after 2s"));
+    assert_eq!(report.checks["database"].status, HealthStatus::Up);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_run_loop_ticks_on_its_interval_and_stops_on_shutdown() {
+    let db = StaticProbe::new("database", up()).with_delay(Duration::from_secs(1));
+    let registry = HealthRegistry::new().register(Registration::new(db.clone()));
+    let monitor = HealthMonitor::builder(registry).with_interval(Duration::from_secs(10)).build().unwrap();
+    assert!(monitor.report(CheckGroup::Readiness).is_none(), "nothing before the first cycle");
+
+    let handle = monitor.spawn();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(monitor.cycles(), 1, "first cycle at once");
+    tokio::time::sleep(Duration::from_secs(30)).await; // t = 31.5 s: cycles at 0, 10, 20, 30
+    assert_eq!(monitor.cycles(), 4);
+
+    // A cycle slower than the interval delays the next one; ticks never pile up.
+    db.set(up());
+    let slow_registry = HealthRegistry::new()
+        .with_default_timeout(Duration::from_secs(60))
+        .register(Registration::new(StaticProbe::new("slow", up()).with_delay(Duration::from_secs(25))));
+    let slow = HealthMonitor::builder(slow_registry).with_interval(Duration::from_secs(10)).build().unwrap();
+    let slow_handle = slow.spawn();
+    tokio::time::sleep(Duration::from_secs(60)).await; // cycles end at 25, 50 (started 0, 25)
+    assert_eq!(slow.cycles(), 2);
+    slow_handle.shutdown().await;
+
+    let stop_started = tokio::time::Instant::now();
+    handle.shutdown().await;
+    assert!(stop_started.elapsed() <= Duration::from_secs(1), "shutdown abandons a running cycle");
+    let after = monitor.cycles();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(monitor.cycles(), after, "no cycle after shutdown");
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_handle_stops_the_loop_too() {
+    let registry = HealthRegistry::new().register(Registration::new(StaticProbe::new("database", up())));
+    let monitor = HealthMonitor::builder(registry).with_interval(Duration::from_secs(10)).build().unwrap();
+    drop(monitor.spawn());
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(monitor.cycles() <= 1, "{}", monitor.cycles());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_delivery_is_retried_on_the_next_cycle() {
+    let db = StaticProbe::new("database", down());
+    let inbox = RecordingNotifier::new();
+    inbox.push_outcome(NotifyOutcome::TemporaryFailure(resee_ops_core::Error::new(
+        resee_ops_core::ErrorKind::Unavailable,
+        "slack is down",
+    )));
+    let monitor = monitor_of(&[&db], &inbox, 1, 1);
+    monitor.run_once().await;
+    assert!(inbox.alerts().is_empty());
+    monitor.run_once().await;
+    monitor.run_once().await;
+    assert_eq!(inbox.attempts(), 2, "retried once, then nothing new to say");
+    assert_eq!(inbox.titles(), ["Database connection failed"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_cycle_mode_with_a_throttle_reminds_once_per_window() {
+    let clock = ManualClock::new();
+    let inbox = RecordingNotifier::new();
+    let throttled: Arc<dyn Notifier> =
+        Arc::new(Throttled::new(inbox.clone()).with_window(Duration::from_secs(600)).with_clock(clock.shared()));
+    let db = StaticProbe::new("database", down());
+    let monitor = HealthMonitor::builder(HealthRegistry::new().register(Registration::new(db.clone())))
+        .with_config(
+            serde_json::from_str::<MonitorConfig>(
+                r#"{"failures_before_down": 1, "passes_before_up": 1, "alert_mode": "every_cycle"}"#,
+            )
+            .unwrap(),
+        )
+        .with_notifier(throttled)
+        .with_clock(clock.shared())
+        .build()
+        .unwrap();
+    assert_eq!(monitor.config().alert_mode, AlertMode::EveryCycle);
+
+    for _ in 0..5 {
+        monitor.run_once().await;
+        clock.advance(Duration::from_secs(30));
+    }
+    assert_eq!(inbox.titles(), ["Database connection failed"], "throttled to one per window");
+
+    // Flap inside the window: recover (sent), fail again (throttled)...
+    db.set(up());
+    monitor.run_once().await;
+    db.set(down());
+    monitor.run_once().await;
+    assert_eq!(inbox.titles(), ["Database connection failed", "Database connection recovered"]);
+    // ...but the ongoing failure is reported again once the window has passed.
+    clock.advance(Duration::from_secs(600));
+    monitor.run_once().await;
+    assert_eq!(
+        inbox.titles(),
+        ["Database connection failed", "Database connection recovered", "Database connection failed"]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_cache_serves_each_group_and_is_filled_before_alerts_are_sent() {
+    let db = StaticProbe::new("database", down());
+    let process = StaticProbe::new("process", up());
+    let queue = StaticProbe::new("queue:celery", ProbeOutcome::down("5000 items").with_observed(5000.0, "items"))
+        .non_critical();
+    let registry = HealthRegistry::new()
+        .register(Registration::new(db))
+        .register(Registration::new(queue))
+        .register(Registration::new(process).in_groups(&[CheckGroup::Liveness]));
+    let slow_inbox = RecordingNotifier::new().with_delay(Duration::from_secs(60));
+    let monitor = HealthMonitor::builder(registry)
+        .with_failures_before_down(1)
+        .with_notifier(Arc::new(slow_inbox.clone()))
+        .with_alert_text("database", AlertText::Custom { firing: "DB down".into(), resolved: "DB up".into() })
+        .build()
+        .unwrap();
+    let cycle = tokio::spawn({
+        let monitor = monitor.clone();
+        async move { monitor.run_once().await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!cycle.is_finished(), "still waiting on the slow notifier");
+    let ready = monitor.report(CheckGroup::Readiness).expect("cached before the alerts went out");
+    assert_eq!(ready.status, HealthStatus::Down);
+    assert_eq!(ready.checks.keys().collect::<Vec<_>>(), ["database", "queue:celery"]);
+    let live = monitor.report(CheckGroup::Liveness).unwrap();
+    assert_eq!(live.status, HealthStatus::Up, "a database outage never fails liveness");
+    assert_eq!(live.checks.keys().collect::<Vec<_>>(), ["process"]);
+    assert_eq!(monitor.latest().unwrap().checks.len(), 3);
+    cycle.await.unwrap();
+    let mut titles = slow_inbox.titles();
+    titles.sort();
+    assert_eq!(titles, ["DB down", "Queue length 5000 items"]);
+}
+
+#[test]
+fn invalid_configurations_are_rejected() {
+    let b = || HealthMonitor::builder(HealthRegistry::new());
+    assert!(b().with_failures_before_down(0).build().is_err());
+    assert!(b().with_passes_before_up(0).build().is_err());
+    assert!(b().with_interval(Duration::ZERO).build().is_err());
+    assert!(b().build().is_ok());
+    let d = MonitorConfig::default();
+    assert_eq!((d.interval, d.failures_before_down, d.passes_before_up), (Duration::from_secs(30), 3, 2));
+}
