@@ -38,7 +38,7 @@ pub struct BackupOutcome {
     /// The report (serializable; what the reference system sends as `{status, filename, size_mb}`).
     pub report: BackupReport,
     /// The error of the last attempt, for failures.
-    pub error: Option<Arc<BackupError>>,
+    pub error: Option<BackupError>,
     /// The manifest written, on success.
     pub manifest: Option<Manifest>,
 }
@@ -355,7 +355,7 @@ impl PgDumpBackup {
                 let status = if err.is_integrity() { BackupStatus::IntegrityFailed } else { BackupStatus::Failed };
                 BackupOutcome {
                     report: BackupReport::new(status, filename).with_error(err.to_string()),
-                    error: Some(Arc::new(err)),
+                    error: Some(err),
                     manifest: None,
                 }
             }
@@ -448,7 +448,10 @@ impl PgDumpBackup {
         };
         tracing::info!(attempt, file = %name, "backup attempt");
         let deadline = started + self.config.timeout;
-        let run = self.attempt_inner(&name, started, started_at, deadline);
+        // What this attempt has published, so that a failure removes exactly that and nothing else (an
+        // artifact of the same name written by another run stays untouched).
+        let published = std::sync::Mutex::new(Vec::new());
+        let run = self.attempt_inner(&name, started, started_at, deadline, &published);
         let result = match tokio::time::timeout_at(deadline, run).await {
             Ok(r) => r,
             Err(_) => Err(BackupError::new(
@@ -457,11 +460,10 @@ impl PgDumpBackup {
             )),
         };
         if result.is_err() {
-            // Whatever failed, nothing stays under the final name (the manifest first: it marks completion).
-            for n in [Manifest::name_for(&name).ok(), Some(name.clone())].into_iter().flatten() {
-                if self.target.stat(&n).await.is_ok()
-                    && let Err(e) = self.target.delete(&n).await
-                {
+            // The manifest first: it marks completion.
+            let published = published.into_inner().unwrap_or_else(|p| p.into_inner());
+            for n in published.iter().rev() {
+                if let Err(e) = self.target.delete(n).await {
                     tracing::error!(file = %n, error = %e, "cannot remove a failed backup");
                 }
             }
@@ -475,7 +477,9 @@ impl PgDumpBackup {
         started: Instant,
         started_at: DateTime<Utc>,
         deadline: Instant,
+        published: &std::sync::Mutex<Vec<ArtifactName>>,
     ) -> Result<(u64, Manifest)> {
+        let record = |n: &ArtifactName| published.lock().unwrap_or_else(|p| p.into_inner()).push(n.clone());
         let conn = &self.config.connection;
         let pg_dump = self.pg_dump().await?;
         let server = pgdump::server_version(conn, self.config.connect_timeout).await?;
@@ -496,6 +500,7 @@ impl PgDumpBackup {
             }
         };
         let meta = writer.commit().await?;
+        record(name);
         if meta.size != stats.compressed_size {
             return Err(BackupError::integrity(format!(
                 "{name}: the target stored {} bytes, {} were written",
@@ -536,6 +541,7 @@ impl PgDumpBackup {
             return Err(e.into());
         }
         w.commit().await?;
+        record(&manifest_name);
         Ok((meta.size, manifest))
     }
 

@@ -165,6 +165,18 @@ impl BackupError {
     }
 }
 
+impl Clone for BackupError {
+    /// Clones kind, message and temporariness; the source is kept as its rendered text.
+    fn clone(&self) -> Self {
+        Self {
+            kind: self.kind,
+            message: self.message.clone(),
+            temporary: self.temporary,
+            source: self.source.as_ref().map(|s| BoxError::from(s.to_string())),
+        }
+    }
+}
+
 impl fmt::Debug for BackupError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("BackupError");

@@ -243,12 +243,11 @@ impl LocalWriter {
     fn discard(&mut self) {
         self.file = None;
         let mut live = lock_live();
-        if live.remove(&self.tmp) {
-            if let Err(e) = std::fs::remove_file(&self.tmp)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                tracing::warn!(path = %self.tmp.display(), error = %e, "cannot remove a temporary");
-            }
+        if live.remove(&self.tmp)
+            && let Err(e) = std::fs::remove_file(&self.tmp)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %self.tmp.display(), error = %e, "cannot remove a temporary");
         }
     }
 }

@@ -108,15 +108,17 @@ pub(crate) async fn locate(configured: Option<&Path>) -> Result<PgDump> {
 }
 
 async fn probe(path: &Path) -> Result<PgDump> {
-    let out =
-        Command::new(path).arg("--version").env("LC_MESSAGES", "C").stdin(Stdio::null()).kill_on_drop(true).output();
-    let out = tokio::time::timeout(Duration::from_secs(30), out)
-        .await
-        .map_err(|_| BackupError::new(BackupErrorKind::PgDumpNotFound, format!("{} --version hung", path.display())))?
-        .map_err(|e| {
-            BackupError::new(BackupErrorKind::PgDumpNotFound, format!("cannot run {}: {e}", path.display()))
-                .with_source(e)
-        })?;
+    // A plain blocking call on the blocking pool: `--version` returns at once, and unlike a Tokio process
+    // with a Tokio timer it cannot be cut short by a paused test clock.
+    let owned = path.to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(&owned).arg("--version").env("LC_MESSAGES", "C").stdin(Stdio::null()).output()
+    })
+    .await
+    .map_err(|e| BackupError::new(BackupErrorKind::PgDumpNotFound, format!("pg_dump probe failed: {e}")))?
+    .map_err(|e| {
+        BackupError::new(BackupErrorKind::PgDumpNotFound, format!("cannot run {}: {e}", path.display())).with_source(e)
+    })?;
     let text = String::from_utf8_lossy(&out.stdout);
     let version = PgVersion::parse(&text).filter(|_| out.status.success()).ok_or_else(|| {
         BackupError::new(
@@ -373,7 +375,8 @@ pub(crate) fn classify(how: &str, stderr: &str) -> BackupError {
         BackupErrorKind::DatabaseNotFound
     } else if has("server version mismatch") {
         BackupErrorKind::PgDumpTooOld
-    } else if has("lock timeout") || has("could not obtain lock") || has("timeout expired") {
+    } else if has("lock timeout") || has("statement timeout") || has("could not obtain lock") || has("timeout expired")
+    {
         BackupErrorKind::Timeout
     } else if has("Connection refused")
         || has("could not connect")
