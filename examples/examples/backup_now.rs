@@ -1,0 +1,54 @@
+//! Runs one verified backup now (the reference system's manual `backup_database('production')`).
+//!
+//! ```text
+//! cargo run -p resee-ops-examples --example backup_now
+//! ```
+//!
+//! Reads `DATABASE_URL` (else the standard `PG*` variables if `PGHOST` or `PGDATABASE` is set, else
+//! `postgres://postgres@127.0.0.1:5432/postgres`, said on stderr), `RESEE_ENVIRONMENT` (default
+//! `development`) and `RESEE_BACKUP_DIR` (default `./backups`). Writes
+//! `{database}_{environment}_{YYYYMMDD_HHMMSS}.sql.gz` and its manifest, logs the alert, and prints the
+//! `BackupReport` as JSON on the last line of stdout. Exits 0 on success, 1 when the backup failed, 2 when
+//! the configuration is invalid. Temporary failures are retried 3 times, 5 minutes apart.
+
+use std::process::ExitCode;
+
+use resee_ops_backup::{LocalDirTarget, PgDumpBackup, PgDumpBackupBuilder};
+use resee_ops_core::LogNotifier;
+
+const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt().with_env_filter("info").with_writer(std::io::stderr).init();
+
+    let builder = if var("DATABASE_URL").is_some() || var("PGHOST").is_some() || var("PGDATABASE").is_some() {
+        PgDumpBackupBuilder::from_env()
+    } else {
+        eprintln!("backup_now: DATABASE_URL is not set; backing up {DEFAULT_URL}");
+        PgDumpBackup::builder().with_url(DEFAULT_URL)
+    };
+    let environment = var("RESEE_ENVIRONMENT").unwrap_or_else(|| "development".into());
+    let dir = var("RESEE_BACKUP_DIR").unwrap_or_else(|| "./backups".into());
+
+    let backup = match LocalDirTarget::new(&dir).and_then(|target| {
+        builder.with_environment(environment).with_target(target).with_notifier(LogNotifier::new()).build()
+    }) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("backup_now: {e}");
+            return ExitCode::from(2);
+        }
+    };
+
+    let outcome = backup.run().await;
+    match serde_json::to_string(&outcome.report) {
+        Ok(json) => println!("{json}"),
+        Err(e) => eprintln!("backup_now: cannot encode the report: {e}"),
+    }
+    if outcome.is_success() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
