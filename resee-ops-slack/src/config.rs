@@ -392,7 +392,7 @@ mod tests {
         assert_eq!(c.icon_url, None, "empty counts as unset");
         let err =
             SlackConfig::from_lookup(|_| Some("http://hooks.slack.com/services/T0/B0/s3cr3t".into())).unwrap_err();
-        assert!(err.to_string().starts_with("slack invalid_config: SLACK_WEBHOOK_URL: the webhook URL must use https"));
+        assert!(err.to_string().starts_with("slack: SLACK_WEBHOOK_URL: the webhook URL must use https"));
         assert!(!err.to_string().contains("s3cr3t"));
     }
 

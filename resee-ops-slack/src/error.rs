@@ -88,7 +88,8 @@ impl fmt::Display for SlackErrorKind {
 /// ([`is_temporary`](Self::is_temporary)), and, for answers from Slack, the HTTP status and Slack's own
 /// error string (`invalid_blocks`, `channel_is_archived`, …). Its `Display` and `Debug` never contain the
 /// webhook URL: HTTP client errors are rendered without their URL and scrubbed before they are stored.
-/// It converts into [`resee_ops_core::Error`].
+/// It converts into [`resee_ops_core::Error`], and stays reachable there as its
+/// [`source`](std::error::Error::source).
 ///
 /// ```
 /// use resee_ops_slack::{SlackErrorKind, WebhookUrl};
@@ -168,7 +169,7 @@ impl SlackError {
 
 impl fmt::Display for SlackError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "slack {}: {}", self.kind, self.message)?;
+        write!(f, "slack: {}", self.message)?;
         match (self.status, &self.slack_error) {
             (Some(status), Some(e)) => write!(f, " (HTTP {status}: {e})"),
             (Some(status), None) => write!(f, " (HTTP {status})"),
@@ -195,7 +196,9 @@ impl std::error::Error for SlackError {}
 impl From<SlackError> for resee_ops_core::Error {
     fn from(err: SlackError) -> Self {
         let e = resee_ops_core::Error::new(err.kind.core_kind(), err.to_string());
-        if err.is_temporary() { e.temporary() } else { e.permanent() }
+        let e = if err.is_temporary() { e.temporary() } else { e.permanent() };
+        // Kept as the source, so callers can downcast to read the Slack kind, status and error string.
+        e.with_source(err)
     }
 }
 
@@ -226,7 +229,7 @@ mod tests {
     fn kinds_map_to_core_and_temporariness() {
         let e = SlackError::new(SlackErrorKind::ServerError, "slack answered 503").with_status(503);
         assert!(e.is_temporary());
-        assert_eq!(e.to_string(), "slack server_error: slack answered 503 (HTTP 503)");
+        assert_eq!(e.to_string(), "slack: slack answered 503 (HTTP 503)");
         let core: resee_ops_core::Error = e.into();
         assert_eq!(core.kind(), ErrorKind::Unavailable);
         assert!(core.is_temporary());
