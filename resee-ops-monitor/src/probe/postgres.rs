@@ -189,10 +189,25 @@ impl PostgresProbe {
         let (kind, detail) = match e.as_db_error() {
             Some(db) => (MonitorErrorKind::Server, format!("{} {}: {}", db.severity(), db.code().code(), db.message())),
             None if e.is_closed() => (MonitorErrorKind::Unavailable, "connection closed".to_owned()),
-            None => (MonitorErrorKind::Unavailable, e.to_string()),
+            None => (MonitorErrorKind::Unavailable, with_causes(e)),
         };
         MonitorError::new(kind, self.config.url.scrub(format!("PostgreSQL at {}: {detail}", self.target)))
     }
+}
+
+/// `e` and its causes, `outer: inner: innermost` (tokio-postgres leaves the cause out of `Display`).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let part = c.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

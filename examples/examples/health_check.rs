@@ -1,0 +1,50 @@
+//! Runs every health probe once and prints the `application/health+json` report.
+//!
+//! ```text
+//! cargo run -p resee-ops-examples --example health_check
+//! ```
+//!
+//! Reads `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`), `REDIS_URL` (default
+//! `redis://127.0.0.1:6379/`) and `RESEE_DISK_PATH` (default `/`). Exits 0 for `pass` and `warn`, 1 for
+//! `fail` — usable as a container `HEALTHCHECK` or a cron-driven check.
+//!
+//! Critical: the database and Redis. Not critical (they warn): disk usage (80 % / 90 %), live workers
+//! (heartbeat keys `resee:heartbeat:*`) and the length of the `celery` queue.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use resee_ops_core::{HealthRegistry, HealthStatus, Registration};
+use resee_ops_monitor::{
+    DiskUsageProbe, MonitorError, PostgresProbeConfig, QueueLength, RedisConfig, WorkerHeartbeatProbe,
+};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt().with_env_filter("warn").with_writer(std::io::stderr).init();
+    match run().await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("health_check: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run() -> Result<ExitCode, MonitorError> {
+    let timeout = Duration::from_secs(3);
+    let redis = RedisConfig::from_env().with_timeout(timeout);
+    let disk_path = std::env::var("RESEE_DISK_PATH").ok().filter(|p| !p.is_empty()).unwrap_or_else(|| "/".into());
+
+    let registry = HealthRegistry::new()
+        .with_default_timeout(timeout + Duration::from_secs(1))
+        .register(Registration::new(PostgresProbeConfig::from_env().with_timeout(timeout).build()?))
+        .register(Registration::new(redis.probe()?))
+        .register(Registration::new(DiskUsageProbe::new(disk_path)))
+        .register(Registration::new(WorkerHeartbeatProbe::new(&redis)?))
+        .register(Registration::new(QueueLength::new(&redis)?));
+
+    let report = registry.check_all().await;
+    println!("{}", serde_json::to_string_pretty(&report).expect("a report serialises"));
+    Ok(if report.status == HealthStatus::Down { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
