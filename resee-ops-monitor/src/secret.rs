@@ -64,14 +64,39 @@ impl ConnectionUrl {
         (!range.is_empty()).then_some(range)
     }
 
-    /// `text` with every occurrence of the password replaced by `***`.
+    /// `text` with every occurrence of the password, as written or percent-decoded, replaced by `***`.
     pub(crate) fn scrub(&self, text: impl Into<String>) -> String {
-        let text = text.into();
-        match self.password() {
-            Some(pw) if text.contains(pw) => text.replace(pw, "***"),
-            _ => text,
+        let mut text = text.into();
+        if let Some(pw) = self.password() {
+            for form in [pw.to_owned(), percent_decode(pw)] {
+                if !form.is_empty() && text.contains(&form) {
+                    text = text.replace(&form, "***");
+                }
+            }
+        }
+        text
+    }
+}
+
+/// Decodes `%XX` escapes (as URL parsers do for passwords); invalid escapes stay as written.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
         }
     }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl fmt::Debug for ConnectionUrl {
@@ -137,5 +162,9 @@ mod tests {
                 assert_eq!(u.scrub(format!("failed: {url}")), format!("failed: {}", u.redacted()));
             }
         }
+        let u = ConnectionUrl::new("postgres://u:p%40ss%2Fw@h/db");
+        assert_eq!(u.scrub("auth failed for p@ss/w and p%40ss%2Fw"), "auth failed for *** and ***");
+        assert_eq!(percent_decode("a%2"), "a%2");
+        assert_eq!(percent_decode("%zz%41"), "%zzA");
     }
 }

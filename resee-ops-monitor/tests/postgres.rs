@@ -82,6 +82,15 @@ async fn server_errors_are_reported_without_the_password() {
     assert!(!format!("{core} {core:?}").contains(SECRET));
 }
 
+#[tokio::test]
+async fn tls_is_not_supported_and_says_so() {
+    let base = services::postgres().url();
+    let url = format!("{base}{}sslmode=require", if base.contains('?') { '&' } else { '?' });
+    let outcome = PostgresProbeConfig::new(url.as_str()).build().unwrap().check().await;
+    assert_eq!(outcome.status, HealthStatus::Down);
+    assert!(outcome.output.unwrap().contains("no TLS implementation configured"));
+}
+
 #[test]
 fn invalid_connection_strings_are_rejected_without_echoing_them() {
     let err = PostgresProbeConfig::new(format!("postgres://u:{SECRET}@host:notaport/db").as_str()).build().unwrap_err();
