@@ -53,16 +53,15 @@ fn io_err(op: &str, path: &Path, err: std::io::Error) -> Error {
 }
 
 impl LocalDirTarget {
-    /// Uses `dir`, creating it (and its parents) with mode 0700 if missing. An existing directory that others
-    /// can read is tightened to 0700 when possible (a warning is logged when not).
+    /// Uses `dir`, creating it (and its parents) with mode 0700 if missing. An existing directory is used as it
+    /// is (its mode is the operator's choice: it may be shared with a sync agent); a warning is logged when
+    /// others can read it. Artifacts are 0600 either way.
     pub fn new(dir: impl Into<PathBuf>) -> Result<Self> {
         let dir = dir.into();
         match std::fs::metadata(&dir) {
             Ok(m) if m.is_dir() => {
-                if m.permissions().mode() & 0o077 != 0
-                    && let Err(e) = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-                {
-                    tracing::warn!(dir = %dir.display(), error = %e, "backup directory is readable by others");
+                if m.permissions().mode() & 0o077 != 0 {
+                    tracing::warn!(dir = %dir.display(), "backup directory is accessible to others (mode is not 0700)");
                 }
             }
             Ok(_) => {

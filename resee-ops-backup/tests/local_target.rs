@@ -31,7 +31,7 @@ async fn files_are_private_and_invisible_until_commit() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let target = LocalDirTarget::new(tmp.path()).unwrap();
-    assert_eq!(mode(tmp.path()), 0o700, "an existing directory is tightened");
+    assert_eq!(mode(tmp.path()), 0o755, "an existing directory is left as the operator set it");
     let name = ArtifactName::new("db_prod_20250101_000000.sql.gz").unwrap();
     let mut w = target.create(&name).await.unwrap();
     w.write(b"partial").await.unwrap();

@@ -1,0 +1,94 @@
+//! A small command-line driver for `benches/scripts/backup_vs_shell.sh` (not a criterion bench):
+//!
+//! ```text
+//! backup_cli dump DIR default|fast     # one verified backup of $DATABASE_URL into DIR
+//! backup_cli verify FILE               # verification only (as `gzip -t`, plus trailer and manifest)
+//! ```
+//!
+//! Prints the report (or verification) as JSON on stdout and this process's own peak RSS (`VmHWM`, without
+//! the `pg_dump` child) as `peak_rss_kib=N` on stderr. Exits 0 on success, 1 on failure.
+
+use std::process::ExitCode;
+
+use resee_ops_backup::{CompressionProfile, LocalDirTarget, PgDumpBackup, PgDumpBackupBuilder, verify_artifact};
+use resee_ops_core::ArtifactName;
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("VmHWM:").and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            })
+        })
+        .unwrap_or(0)
+}
+
+fn main() -> ExitCode {
+    // `cargo bench` passes `--bench`; the script runs the binary directly.
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let ok = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["dump", dir, profile] => rt.block_on(dump(dir, profile)),
+        ["verify", file] => rt.block_on(verify(file)),
+        [] => {
+            eprintln!("backup_cli: nothing to do (run by benches/scripts/backup_vs_shell.sh)");
+            true
+        }
+        _ => {
+            eprintln!("usage: backup_cli dump DIR default|fast | backup_cli verify FILE");
+            false
+        }
+    };
+    eprintln!("peak_rss_kib={}", peak_rss_kib());
+    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+async fn dump(dir: &str, profile: &str) -> bool {
+    let profile = if profile == "fast" { CompressionProfile::Fast } else { CompressionProfile::Default };
+    let backup = LocalDirTarget::new(dir).and_then(|t| {
+        let b = if std::env::var("DATABASE_URL").is_ok() {
+            PgDumpBackupBuilder::from_env()
+        } else {
+            PgDumpBackup::builder().with_url("postgres://postgres@127.0.0.1:5432/postgres")
+        };
+        b.with_environment("bench").with_profile(profile).with_target(t).build()
+    });
+    let backup = match backup {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("backup_cli: {e}");
+            return false;
+        }
+    };
+    let outcome = backup.run().await;
+    println!("{}", serde_json::to_string(&outcome.report).expect("report encodes"));
+    outcome.is_success()
+}
+
+async fn verify(file: &str) -> bool {
+    let path = std::path::Path::new(file);
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        eprintln!("backup_cli: bad path {file}");
+        return false;
+    };
+    let dir = if dir.as_os_str().is_empty() { std::path::Path::new(".") } else { dir };
+    let result = match (LocalDirTarget::new(dir), ArtifactName::new(name)) {
+        (Ok(t), Ok(n)) => verify_artifact(&t, &n).await,
+        (Err(e), _) => Err(e),
+        (_, Err(e)) => Err(e.into()),
+    };
+    match result {
+        Ok(v) => {
+            println!(
+                "{{\"raw_size\":{},\"compressed_size\":{},\"manifest_checked\":{}}}",
+                v.raw_size, v.compressed_size, v.manifest_checked
+            );
+            true
+        }
+        Err(e) => {
+            eprintln!("backup_cli: {e}");
+            false
+        }
+    }
+}
