@@ -129,7 +129,7 @@ impl SlackNotifier {
     /// assert_eq!(json["attachments"][0]["color"], "#E01E5A");
     /// ```
     pub fn render(&self, alert: &Alert) -> String {
-        render(alert, &self.inner.retrying.inner().overrides).to_string()
+        render(alert, &self.inner.retrying.inner().overrides).to_json()
     }
 
     /// A [`HealthProbe`] named `slack` reporting whether this webhook works, from the messages already
@@ -187,7 +187,7 @@ impl Notifier for SlackNotifier {
 #[async_trait]
 impl Notifier for Attempt {
     async fn notify(&self, alert: &Alert) -> NotifyOutcome {
-        let body = serde_json::to_vec(&render(alert, &self.overrides)).unwrap_or_default();
+        let body = render(alert, &self.overrides).to_json().into_bytes();
         self.pacer.acquire().await;
         let result = self.transport.post(body).await.and_then(|answer| classify(&answer));
         let fingerprint = alert.fingerprint();

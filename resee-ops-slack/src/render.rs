@@ -1,7 +1,7 @@
 //! Turning an [`Alert`] into a Slack message that Slack accepts, whatever the alert holds.
 
 use resee_ops_core::{Alert, Severity};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
 
 /// Slack's limits, as documented for `chat.postMessage` and Block Kit. Lengths are counted in UTF-16 code
 /// units, which is never less than the character count Slack uses, so a fitted text is always accepted.
@@ -119,12 +119,73 @@ fn title(alert: &Alert) -> &str {
     }
 }
 
-/// The Slack message for `alert`, as JSON.
+/// A text object of Block Kit.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Text {
+    PlainText { text: String, emoji: bool },
+    Mrkdwn { text: String },
+}
+
+/// The blocks this crate uses.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Block {
+    Header {
+        text: Text,
+    },
+    Section {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        text: Option<Text>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        fields: Vec<Text>,
+    },
+    Context {
+        elements: Vec<Text>,
+    },
+}
+
+#[derive(Serialize)]
+struct Attachment {
+    color: &'static str,
+    fallback: String,
+    blocks: Vec<Block>,
+}
+
+/// The body posted to the webhook.
+#[derive(Serialize)]
+pub(crate) struct Message<'a> {
+    text: String,
+    blocks: [Block; 1],
+    attachments: [Attachment; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    icon_emoji: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    icon_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    channel: Option<&'a str>,
+}
+
+impl Message<'_> {
+    /// The JSON body.
+    pub(crate) fn to_json(&self) -> String {
+        // Serializing these types cannot fail: string keys, no maps, no floats.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+fn md(text: String) -> Text {
+    Text::Mrkdwn { text }
+}
+
+/// The Slack message for `alert`.
 ///
 /// Layout: a fallback `text` (used in notifications), a header block with the emoji and title, and one
 /// coloured attachment holding the text section, the fields (two columns, ten per section), and a
 /// context line with level, source, time and labels.
-pub(crate) fn render(alert: &Alert, overrides: &Overrides) -> Value {
+pub(crate) fn render<'a>(alert: &Alert, overrides: &'a Overrides) -> Message<'a> {
     let emoji = emoji(alert.severity);
     let title = title(alert);
     let resolved = alert.is_resolved();
@@ -140,19 +201,16 @@ pub(crate) fn render(alert: &Alert, overrides: &Overrides) -> Value {
         fallback.push_str(&alert.text);
     }
 
-    let mut blocks: Vec<Value> = Vec::new();
+    let mut blocks: Vec<Block> = Vec::new();
     if !alert.text.trim().is_empty() {
-        blocks.push(json!({
-            "type": "section",
-            "text": { "type": "mrkdwn", "text": mrkdwn(&alert.text, limits::SECTION_TEXT) },
-        }));
+        blocks.push(Block::Section { text: Some(md(mrkdwn(&alert.text, limits::SECTION_TEXT))), fields: Vec::new() });
     }
 
     // Room for the text section, the context line and a "more fields" note.
     let max_field_sections = limits::BLOCKS - 3;
     let shown = alert.fields.len().min(max_field_sections * limits::FIELDS_PER_SECTION);
     for chunk in alert.fields[..shown].chunks(limits::FIELDS_PER_SECTION) {
-        let fields: Vec<Value> = chunk
+        let fields = chunk
             .iter()
             .map(|f| {
                 let name = if f.name.trim().is_empty() { "(unnamed)" } else { &f.name };
@@ -160,67 +218,49 @@ pub(crate) fn render(alert: &Alert, overrides: &Overrides) -> Value {
                 // Both halves fitted, so that a long value never hides the name.
                 let name = mrkdwn(name, 200);
                 let value = mrkdwn(value, limits::FIELD_TEXT - len16(&name) - 4);
-                json!({ "type": "mrkdwn", "text": format!("*{name}*\n{value}") })
+                md(format!("*{name}*\n{value}"))
             })
             .collect();
-        blocks.push(json!({ "type": "section", "fields": fields }));
+        blocks.push(Block::Section { text: None, fields });
     }
     if shown < alert.fields.len() {
         let more = alert.fields.len() - shown;
-        blocks.push(json!({
-            "type": "context",
-            "elements": [{ "type": "mrkdwn", "text": format!("… {more} more fields not shown") }],
-        }));
+        blocks.push(Block::Context { elements: vec![md(format!("… {more} more fields not shown"))] });
     }
 
-    let mut context: Vec<Value> = Vec::new();
+    let mut context: Vec<Text> = Vec::with_capacity(5);
     let status = if resolved { "recovered" } else { "firing" };
-    context.push(json!({ "type": "mrkdwn", "text": format!("*{}* · {status}", alert.severity.as_str()) }));
+    context.push(md(format!("*{}* · {status}", alert.severity.as_str())));
     if !alert.source.is_empty() {
-        context.push(json!({ "type": "mrkdwn", "text": format!("*Source:* {}", mrkdwn(&alert.source, 500)) }));
+        context.push(md(format!("*Source:* {}", mrkdwn(&alert.source, 500))));
     }
     let ts = alert.timestamp;
-    context.push(json!({
-        "type": "mrkdwn",
-        "text": format!(
-            "<!date^{}^{{date_short_pretty}} {{time_secs}}|{}>",
-            ts.timestamp(),
-            ts.format("%Y-%m-%d %H:%M:%S UTC")
-        ),
-    }));
+    context.push(md(format!(
+        "<!date^{}^{{date_short_pretty}} {{time_secs}}|{}>",
+        ts.timestamp(),
+        ts.format("%Y-%m-%d %H:%M:%S UTC")
+    )));
     if !alert.labels.is_empty() {
         let labels = alert.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
-        context.push(json!({ "type": "mrkdwn", "text": mrkdwn(&labels, limits::CONTEXT_TEXT) }));
+        context.push(md(mrkdwn(&labels, limits::CONTEXT_TEXT)));
     }
     if !alert.name.is_empty() {
-        context.push(json!({ "type": "mrkdwn", "text": mrkdwn(&alert.name, 500) }));
+        context.push(md(mrkdwn(&alert.name, 500)));
     }
     context.truncate(limits::CONTEXT_ELEMENTS);
-    blocks.push(json!({ "type": "context", "elements": context }));
+    blocks.push(Block::Context { elements: context });
     debug_assert!(blocks.len() <= limits::BLOCKS);
 
-    let mut message = Map::new();
-    message.insert("text".into(), Value::String(mrkdwn(&fallback, limits::TEXT)));
-    message.insert(
-        "blocks".into(),
-        json!([{
-            "type": "header",
-            "text": { "type": "plain_text", "text": plain(&headline, limits::HEADER), "emoji": true },
-        }]),
-    );
-    message.insert(
-        "attachments".into(),
-        json!([{ "color": colour(alert.severity), "fallback": plain(&headline, limits::HEADER), "blocks": blocks }]),
-    );
-    let o = overrides;
-    for (key, value) in
-        [("username", &o.username), ("icon_emoji", &o.icon_emoji), ("icon_url", &o.icon_url), ("channel", &o.channel)]
-    {
-        if let Some(v) = value {
-            message.insert(key.into(), Value::String(v.clone()));
-        }
+    let header = plain(&headline, limits::HEADER);
+    Message {
+        text: mrkdwn(&fallback, limits::TEXT),
+        attachments: [Attachment { color: colour(alert.severity), fallback: header.clone(), blocks }],
+        blocks: [Block::Header { text: Text::PlainText { text: header, emoji: true } }],
+        username: overrides.username.as_deref(),
+        icon_emoji: overrides.icon_emoji.as_deref(),
+        icon_url: overrides.icon_url.as_deref(),
+        channel: overrides.channel.as_deref(),
     }
-    Value::Object(message)
 }
 
 #[cfg(test)]
