@@ -22,6 +22,10 @@ use crate::transport::{HttpTransport, Transport, classify};
 /// Slack's error string, not retried, and turn the [`health_probe`](Self::health_probe) `Down` until a later
 /// message gets through.
 ///
+/// A timeout is retried like any temporary failure, so a message Slack accepted but answered too late may
+/// show twice: a duplicate is better than a lost alert. `Retry-After` is read as a number of seconds (what
+/// Slack sends); without one, the webhook is held for a second.
+///
 /// Clones share the HTTP client, the pacing and the health state: build one notifier per webhook and
 /// clone it. `notify` waits for delivery; wrap it in the core throttle and dispatcher so callers never
 /// wait (see the crate docs).
