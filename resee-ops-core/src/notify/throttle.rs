@@ -73,7 +73,7 @@ impl std::hash::Hasher for FingerprintHasher {
     fn write(&mut self, bytes: &[u8]) {
         // Only reached for non-u64 keys, which this map never has; fold them in anyway.
         for b in bytes {
-            self.0 = (self.0 << 8 | self.0 >> 56) ^ u64::from(*b);
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
         }
     }
     fn write_u64(&mut self, v: u64) {
