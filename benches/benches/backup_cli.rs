@@ -31,6 +31,25 @@ fn main() -> ExitCode {
     let ok = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["dump", dir, profile] => rt.block_on(dump(dir, profile)),
         ["verify", file] => rt.block_on(verify(file)),
+        ["gzip", file, level] => gzip_speed(file, level.parse().unwrap_or(6)),
+        ["pipeline", file, level, threads] => rt.block_on(async {
+            let data = std::fs::read(file).expect("read");
+            let len = data.len();
+            let t = std::time::Instant::now();
+            let out = resee_ops_backup::__bench::compress_parallel(
+                data,
+                level.parse().unwrap_or(6),
+                threads.parse().unwrap_or(2),
+            )
+            .await
+            .expect("gzip");
+            println!(
+                "pipeline: {:.0} MB/s, ratio {:.2}",
+                len as f64 / t.elapsed().as_secs_f64() / 1e6,
+                len as f64 / out.len() as f64
+            );
+            true
+        }),
         [] => {
             eprintln!("backup_cli: nothing to do (run by benches/scripts/backup_vs_shell.sh)");
             true
@@ -42,6 +61,17 @@ fn main() -> ExitCode {
     };
     eprintln!("peak_rss_kib={}", peak_rss_kib());
     if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// Single-thread speed of one level on a raw SQL file, 1 MiB members (to explain the pipeline's figures).
+fn gzip_speed(file: &str, level: u32) -> bool {
+    let data = std::fs::read(file).expect("read");
+    let t = std::time::Instant::now();
+    let out: usize =
+        data.chunks(1 << 20).map(|c| resee_ops_backup::__bench::compress_block(c, level).expect("gzip").len()).sum();
+    let s = t.elapsed().as_secs_f64();
+    println!("level {level}: {:.0} MB/s, ratio {:.2}", data.len() as f64 / s / 1e6, data.len() as f64 / out as f64);
+    true
 }
 
 async fn dump(dir: &str, profile: &str) -> bool {

@@ -434,6 +434,10 @@ impl PgDumpBackup {
         }
     }
 
+    fn threads(&self) -> usize {
+        self.config.threads.unwrap_or_else(default_threads)
+    }
+
     async fn pg_dump(&self) -> Result<&PgDump> {
         self.pg_dump.get_or_try_init(|| pgdump::locate(self.config.pg_dump.as_deref())).await
     }
@@ -452,7 +456,9 @@ impl PgDumpBackup {
         // artifact of the same name written by another run stays untouched).
         let published = std::sync::Mutex::new(Vec::new());
         let run = self.attempt_inner(&name, started, started_at, deadline, &published);
-        let result = match tokio::time::timeout_at(deadline, run).await {
+        // The phases stop themselves at the deadline (killing and reaping pg_dump); this outer limit, a little
+        // later, is only the backstop.
+        let result = match tokio::time::timeout_at(deadline + Duration::from_secs(10), run).await {
             Ok(r) => r,
             Err(_) => Err(BackupError::new(
                 BackupErrorKind::Timeout,
@@ -488,7 +494,7 @@ impl PgDumpBackup {
         }
         let writer = self.target.create(name).await?;
         let mut sink = WriterSink { writer: Some(writer) };
-        let stats = self.dump_into(pg_dump, &mut sink).await;
+        let stats = self.dump_into(pg_dump, &mut sink, deadline).await;
         let writer = sink.writer.take().expect("writer present");
         let stats = match stats {
             Ok(s) => s,
@@ -507,9 +513,12 @@ impl PgDumpBackup {
                 meta.size, stats.compressed_size
             )));
         }
-        let verification = tokio::time::timeout_at(deadline, verify::verify_content(self.target.as_ref(), name))
-            .await
-            .map_err(|_| BackupError::new(BackupErrorKind::Timeout, "verification did not finish in time"))??;
+        let verification = tokio::time::timeout_at(
+            deadline,
+            verify::verify_members(self.target.as_ref(), name, &stats.member_sizes, self.threads()),
+        )
+        .await
+        .map_err(|_| BackupError::new(BackupErrorKind::Timeout, "verification did not finish in time"))??;
         verify::check_expected(&verification, &stats.sha256, stats.compressed_size, stats.raw_size)?;
         let finished_at = self.clock.now();
         let manifest = Manifest {
@@ -547,12 +556,18 @@ impl PgDumpBackup {
 
     /// Streams `pg_dump` into the writer. Succeeds only if the stream was fully written, `pg_dump` exited 0
     /// and the dump ends with its completion trailer.
-    async fn dump_into(&self, pg_dump: &PgDump, sink: &mut WriterSink) -> Result<StreamStats> {
+    async fn dump_into(&self, pg_dump: &PgDump, sink: &mut WriterSink, deadline: Instant) -> Result<StreamStats> {
         let conn = &self.config.connection;
         let (running, stdout) =
             pgdump::spawn(pg_dump, conn, self.config.connect_timeout, self.config.lock_wait_timeout)?;
-        let threads = self.config.threads.unwrap_or_else(default_threads);
-        let stats = compress::compress_stream(stdout, sink, self.config.effective_level(), threads).await;
+        let threads = self.threads();
+        let stats = tokio::select! {
+            stats = compress::compress_stream(stdout, sink, self.config.effective_level(), threads) => stats,
+            () = tokio::time::sleep_until(deadline) => Err(BackupError::new(
+                BackupErrorKind::Timeout,
+                format!("the backup took longer than {:?}; pg_dump was killed", self.config.timeout),
+            )),
+        };
         let stats = match stats {
             Ok(s) => s,
             Err(e) => {

@@ -29,6 +29,8 @@ pub(crate) struct StreamStats {
     pub(crate) sha256: String,
     pub(crate) head: Vec<u8>,
     pub(crate) tail: Vec<u8>,
+    /// Compressed size of each gzip member, in order (lets verification inflate members in parallel).
+    pub(crate) member_sizes: Vec<u64>,
 }
 
 /// Something that accepts the compressed stream.
@@ -101,6 +103,7 @@ where
         sha256: String::new(),
         head: Vec::with_capacity(KEEP),
         tail: Vec::with_capacity(2 * KEEP),
+        member_sizes: Vec::new(),
     };
     let mut hasher = Sha256::new();
     let mut inflight: VecDeque<tokio::task::JoinHandle<std::io::Result<Vec<u8>>>> = VecDeque::new();
@@ -158,6 +161,7 @@ async fn write_member<S: Sink + Send>(
         .map_err(|e| BackupError::io("compression failed", e))?;
     hasher.update(&member);
     stats.compressed_size += member.len() as u64;
+    stats.member_sizes.push(member.len() as u64);
     sink.write(&member).await
 }
 

@@ -488,3 +488,64 @@ async fn lock_wait_timeout_and_overall_timeout_stop_pg_dump() {
     let _ = holder.wait().await;
     assert!(children_named("pg_dump", "PGDATABASE=resee_bk_lock_").is_empty(), "pg_dump was killed");
 }
+
+/// A target that stores faithfully but reads back damaged bytes: what a failing disk or a buggy remote store
+/// does. The backup's own read-back verification must catch it.
+#[derive(Debug, Clone)]
+struct DamagingTarget {
+    inner: InMemoryBackupTarget,
+    damage: fn(&mut Vec<u8>),
+}
+
+#[async_trait]
+impl BackupTarget for DamagingTarget {
+    async fn create(&self, name: &ArtifactName) -> Result<Box<dyn ArtifactWriter>, Error> {
+        self.inner.create(name).await
+    }
+    async fn list(&self) -> Result<Vec<ArtifactMeta>, Error> {
+        self.inner.list().await
+    }
+    async fn stat(&self, name: &ArtifactName) -> Result<ArtifactMeta, Error> {
+        self.inner.stat(name).await
+    }
+    async fn open(&self, name: &ArtifactName) -> Result<ArtifactReader, Error> {
+        let mut bytes = self
+            .inner
+            .bytes(name.as_str())
+            .ok_or_else(|| Error::new(resee_ops_core::ErrorKind::NotFound, "missing"))?;
+        (self.damage)(&mut bytes);
+        Ok(Box::new(std::io::Cursor::new(bytes)))
+    }
+    async fn delete(&self, name: &ArtifactName) -> Result<(), Error> {
+        self.inner.delete(name).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damage_seen_when_reading_back_is_an_integrity_failure_and_removes_the_artifact() {
+    let damages: [(&str, fn(&mut Vec<u8>)); 4] = [
+        ("bit flip", |b| {
+            let mid = b.len() / 2;
+            b[mid] ^= 0x04;
+        }),
+        ("truncated", |b| b.truncate(b.len() - 100)),
+        ("extra bytes", |b| b.extend_from_slice(b"\x1f\x8b garbage")),
+        ("flipped gzip trailer", |b| {
+            let last = b.len() - 1;
+            b[last] ^= 0x01;
+        }),
+    ];
+    for (label, damage) in damages {
+        let target = DamagingTarget { inner: InMemoryBackupTarget::new(), damage };
+        let notifier = RecordingNotifier::new();
+        let outcome =
+            builder(rich_db()).with_target(target.clone()).with_notifier(notifier.clone()).build().unwrap().run().await;
+        assert_eq!(outcome.report.status, BackupStatus::IntegrityFailed, "{label}: {:?}", outcome.error);
+        assert_eq!(outcome.error.as_ref().unwrap().kind(), BackupErrorKind::Integrity, "{label}");
+        assert_eq!(outcome.report.attempts, 1, "{label}: integrity failures are not retried");
+        assert!(target.inner.list().await.unwrap().is_empty(), "{label}: the unverified artifact was removed");
+        let alerts = notifier.alerts();
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].name, alert_names::INTEGRITY_FAILED, "{label}");
+    }
+}
