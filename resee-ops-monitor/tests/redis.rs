@@ -104,7 +104,8 @@ async fn heartbeats_count_live_workers_and_expire_by_the_clock() {
     let w1 = beat("w1");
     w1.beat().await.unwrap();
     let outcome = probe.check().await;
-    assert_eq!(outcome.status, HealthStatus::Degraded, "below the minimum: {outcome:?}");
+    assert_eq!(outcome.status, HealthStatus::Down, "below the minimum: {outcome:?}");
+    assert_eq!(outcome.output.as_deref(), Some("1 worker alive, fewer than the minimum of 2"));
     assert_eq!(outcome.observed_value, Some(1.0));
 
     let w2 = beat("w2");

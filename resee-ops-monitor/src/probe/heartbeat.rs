@@ -214,7 +214,7 @@ impl Heartbeat {
 /// the probe's clock; a value that is not a beat time (a key written by other tooling) counts while it
 /// exists. Keep `max_age` at least the heartbeat TTL plus the clock skew between hosts.
 ///
-/// `Down` with no live worker, `Degraded` with fewer than the minimum, else `Up`; observed value in
+/// `Down` with no live worker or fewer than the minimum (the output says which), else `Up`; observed value in
 /// `workers`. Not critical by default: dead workers should alert, not take the web tier out of rotation.
 #[derive(Clone, Debug)]
 pub struct WorkerHeartbeatProbe {
@@ -358,7 +358,8 @@ impl HealthProbe for WorkerHeartbeatProbe {
         let outcome = if n == 0 {
             ProbeOutcome::down("no worker alive")
         } else if n < self.min_workers {
-            ProbeOutcome::degraded(format!("{n} workers alive, fewer than the minimum of {}", self.min_workers))
+            let noun = if n == 1 { "worker" } else { "workers" };
+            ProbeOutcome::down(format!("{n} {noun} alive, fewer than the minimum of {}", self.min_workers))
         } else {
             ProbeOutcome::up().with_output(format!("{n} alive: {}", live.join(", ")))
         };
