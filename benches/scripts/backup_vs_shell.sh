@@ -88,6 +88,7 @@ measure() {
 [ "$RUNS" -gt 0 ] || { echo "RUNS=0: database and binary are ready" >&2; exit 0; }
 RAW_BYTES=$(pg_dump -d "$DB" | wc -c)
 echo "plain dump: $((RAW_BYTES / 1048576)) MiB; $RUNS runs of each" >&2
+LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 : >"$WORK/results"
 for run in $(seq "$RUNS"); do
   echo "run $run/$RUNS ..." >&2
@@ -102,6 +103,7 @@ for run in $(seq "$RUNS"); do
 done
 
 # --- report ------------------------------------------------------------------------------------------------
+echo "load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) CPUs)"
 awk -v raw="$RAW_BYTES" -v runs="$RUNS" '
   function median(arr, n,   i, j, t) {
     for (i = 2; i <= n; i++) { t = arr[i]; for (j = i - 1; j >= 1 && arr[j] > t; j--) arr[j+1] = arr[j]; arr[j+1] = t }

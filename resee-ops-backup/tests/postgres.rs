@@ -549,3 +549,43 @@ async fn damage_seen_when_reading_back_is_an_integrity_failure_and_removes_the_a
         assert_eq!(alerts[0].name, alert_names::INTEGRITY_FAILED, "{label}");
     }
 }
+
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn logs_at_trace_level_never_contain_the_password() {
+    // Current-thread runtime: every event of the run (ours, tokio-postgres's) reaches this thread's subscriber.
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let server = password_server();
+    let url = database(&server.url, "resee_bk_logs", "CREATE TABLE t (x text); INSERT INTO t VALUES ('a');");
+    let target = InMemoryBackupTarget::new();
+    let ok = builder(&url).with_target(target.clone()).build().unwrap().run().await;
+    assert!(ok.is_success(), "{:?}", ok.error);
+    let wrong = url.replace(&url[url.find(":pw-").unwrap() + 1..url.find('@').unwrap()], "Wrong-Logged-pw-77");
+    let failed = builder(&wrong).with_target(target).build().unwrap().run().await;
+    assert_eq!(failed.error.as_ref().unwrap().kind(), BackupErrorKind::AuthFailed);
+
+    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    assert!(text.contains("backup succeeded") && text.contains("backup failed"), "logs were captured: {text}");
+    assert!(!text.contains(&server.password), "the password is in the logs");
+    assert!(!text.contains("Wrong-Logged-pw-77"), "the wrong password is in the logs");
+}
