@@ -523,7 +523,8 @@ impl BackupTarget for DamagingTarget {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn damage_seen_when_reading_back_is_an_integrity_failure_and_removes_the_artifact() {
-    let damages: [(&str, fn(&mut Vec<u8>)); 4] = [
+    type Damage = fn(&mut Vec<u8>);
+    let damages: [(&str, Damage); 4] = [
         ("bit flip", |b| {
             let mid = b.len() / 2;
             b[mid] ^= 0x04;
