@@ -60,6 +60,16 @@ impl Registration {
     pub fn probe(&self) -> &Arc<dyn HealthProbe> {
         &self.probe
     }
+
+    /// The groups the probe belongs to.
+    pub fn groups(&self) -> &[CheckGroup] {
+        &self.groups
+    }
+
+    /// Whether the probe belongs to `group`.
+    pub fn is_in(&self, group: CheckGroup) -> bool {
+        self.groups.contains(&group)
+    }
 }
 
 /// The result of one probe in a [`HealthReport`].
@@ -107,6 +117,9 @@ pub struct HealthReport {
     /// The aggregate: the worst critical status; non-critical probes count at most as `Degraded`.
     #[serde(with = "health_json_status")]
     pub status: HealthStatus,
+    /// Why the status is what it is, when the checks alone do not say (for example "no check has run yet").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
     /// Per probe, keyed by name. Empty when details are hidden.
     #[serde(with = "checks_as_arrays", default, skip_serializing_if = "BTreeMap::is_empty")]
     pub checks: BTreeMap<String, CheckResult>,
@@ -120,12 +133,26 @@ impl HealthReport {
             .map(|c| if c.critical { c.status } else { c.status.min(HealthStatus::Degraded) })
             .max()
             .unwrap_or(HealthStatus::Up);
-        Self { status, checks }
+        Self { status, output: None, checks }
+    }
+
+    /// A report with no checks: `status`, and `output` saying why.
+    ///
+    /// ```
+    /// use resee_ops_core::{HealthReport, HealthStatus};
+    /// let r = HealthReport::with_status(HealthStatus::Down, "no health check has completed yet");
+    /// assert_eq!(
+    ///     serde_json::to_value(&r).unwrap(),
+    ///     serde_json::json!({"status": "fail", "output": "no health check has completed yet"})
+    /// );
+    /// ```
+    pub fn with_status(status: HealthStatus, output: impl Into<String>) -> Self {
+        Self { status, output: Some(output.into()), checks: BTreeMap::new() }
     }
 
     /// The same report without per-check details (for endpoints reachable by the public).
     pub fn without_details(&self) -> Self {
-        Self { status: self.status, checks: BTreeMap::new() }
+        Self { status: self.status, output: self.output.clone(), checks: BTreeMap::new() }
     }
 
     /// The HTTP status an endpoint should answer with: 200 for pass and warn, 503 for fail.
@@ -214,6 +241,23 @@ impl HealthRegistry {
     /// Runs every probe, whatever its group.
     pub async fn check_all(&self) -> HealthReport {
         self.run(|_| true).await
+    }
+
+    /// Runs every probe once and splits the results by group: `(liveness, readiness)`. A probe in both
+    /// groups runs once and appears in both reports.
+    pub async fn check_groups(&self) -> (HealthReport, HealthReport) {
+        let all = self.check_all().await;
+        let pick = |group: CheckGroup| {
+            HealthReport::from_checks(
+                self.probes
+                    .iter()
+                    .filter(|r| r.is_in(group))
+                    .filter_map(|r| all.checks.get_key_value(r.probe.name()))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            )
+        };
+        (pick(CheckGroup::Liveness), pick(CheckGroup::Readiness))
     }
 
     async fn run(&self, select: impl Fn(&Registration) -> bool) -> HealthReport {

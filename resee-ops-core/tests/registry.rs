@@ -121,3 +121,16 @@ async fn report_has_the_health_json_shape() {
     let back: resee_ops_core::HealthReport = serde_json::from_value(json).unwrap();
     assert_eq!(back.checks["disk"].observed_value, Some(85.5));
 }
+
+#[tokio::test]
+async fn check_groups_runs_each_probe_once() {
+    let both = StaticProbe::new("disk", ProbeOutcome::up());
+    let registry = HealthRegistry::new()
+        .register(Registration::new(StaticProbe::new("database", ProbeOutcome::down("refused"))))
+        .register(Registration::new(both.clone()).in_groups(&[CheckGroup::Liveness, CheckGroup::Readiness]));
+    let (live, ready) = registry.check_groups().await;
+    assert_eq!(live.checks.keys().collect::<Vec<_>>(), ["disk"]);
+    assert_eq!(ready.checks.keys().collect::<Vec<_>>(), ["database", "disk"]);
+    assert_eq!((live.status, ready.status), (HealthStatus::Up, HealthStatus::Down));
+    assert_eq!(both.checks(), 1, "a probe in both groups runs once");
+}

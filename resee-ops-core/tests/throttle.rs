@@ -54,6 +54,22 @@ async fn measured_values_do_not_defeat_the_throttle() {
 }
 
 #[tokio::test]
+async fn an_escalation_passes_inside_the_window() {
+    let (inbox, clock, n) = stack();
+    let disk = |severity, pct: u32| {
+        Alert::new("disk_usage", severity, format!("Disk usage {pct} %")).with_label("path", "/data")
+    };
+    assert_eq!(kind(&n.notify(&disk(Severity::Warning, 85)).await), "delivered");
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(kind(&n.notify(&disk(Severity::Error, 93)).await), "delivered", "warning -> error is news");
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(kind(&n.notify(&disk(Severity::Error, 94)).await), "suppressed");
+    assert_eq!(kind(&n.notify(&disk(Severity::Warning, 88)).await), "suppressed", "de-escalation is not");
+    assert_eq!(kind(&n.notify(&disk(Severity::Warning, 70).resolved()).await), "delivered");
+    assert_eq!(inbox.titles(), ["Disk usage 85 %", "Disk usage 93 %", "Disk usage 70 %"]);
+}
+
+#[tokio::test]
 async fn window_expiry_sends_again() {
     let (inbox, clock, n) = stack();
     assert_eq!(kind(&n.notify(&db_down()).await), "delivered");

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Notifier, NotifyOutcome};
 use crate::clock::{SharedClock, system_clock};
-use crate::{Alert, Error, Fingerprint};
+use crate::{Alert, Error, Fingerprint, Severity};
 
 /// The default throttle window: the same alert at most once per 10 minutes.
 pub const DEFAULT_THROTTLE_WINDOW: Duration = Duration::from_secs(600);
@@ -22,12 +22,14 @@ pub struct ThrottleEntry {
     pub last_fired: DateTime<Utc>,
     /// Whether that firing was sent and its resolution not yet.
     pub open: bool,
+    /// The severity of that firing: a more severe one passes inside the window (an escalation).
+    pub severity: Severity,
 }
 
 impl ThrottleEntry {
     /// A new entry.
-    pub fn new(last_fired: DateTime<Utc>, open: bool) -> Self {
-        Self { last_fired, open }
+    pub fn new(last_fired: DateTime<Utc>, open: bool, severity: Severity) -> Self {
+        Self { last_fired, open, severity }
     }
 }
 
@@ -166,26 +168,30 @@ enum Decision {
 
 /// The throttling rule, as a pure function of the stored entry.
 ///
-/// - A firing alert is sent unless a firing alert with the same fingerprint was sent less than `window` ago.
-///   This holds across a resolution too: fire, resolve, fire again inside the window sends the second
-///   firing only once the window has passed and the source reports it again, so a flapping check cannot
-///   flood the channel.
+/// - A firing alert is sent unless a firing alert with the same fingerprint and at least its severity was
+///   sent less than `window` ago. This holds across a resolution too: fire, resolve, fire again inside the
+///   window sends the second firing only once the window has passed and the source reports it again, so a
+///   flapping check cannot flood the channel. An escalation (warning, then error) is sent at once.
 /// - A resolved alert is sent if and only if the firing it ends was sent (and not yet resolved).
 fn decide(entry: Option<&ThrottleEntry>, alert: &Alert, now: DateTime<Utc>, window: Duration) -> Decision {
     let window = chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
     if alert.is_resolved() {
         return match entry {
-            Some(e) if e.open => Decision::Send {
-                previous: Some(e.clone()),
-                next: Some(ThrottleEntry { last_fired: e.last_fired, open: false }),
-            },
+            Some(e) if e.open => {
+                Decision::Send { previous: Some(e.clone()), next: Some(ThrottleEntry { open: false, ..e.clone() }) }
+            }
             _ => Decision::Suppress,
         };
     }
     match entry {
         // A clock that went backwards counts as inside the window.
-        Some(e) if now.signed_duration_since(e.last_fired) < window => Decision::Suppress,
-        _ => Decision::Send { previous: entry.cloned(), next: Some(ThrottleEntry { last_fired: now, open: true }) },
+        Some(e) if now.signed_duration_since(e.last_fired) < window && alert.severity <= e.severity => {
+            Decision::Suppress
+        }
+        _ => Decision::Send {
+            previous: entry.cloned(),
+            next: Some(ThrottleEntry { last_fired: now, open: true, severity: alert.severity }),
+        },
     }
 }
 
@@ -222,8 +228,9 @@ pub struct Throttled<N> {
 impl<N: Notifier> Throttled<N> {
     /// Wraps `inner` with the default 10-minute window, an in-memory store and the system clock.
     ///
-    /// Rule: a firing alert is sent unless the same fingerprint fired (and was sent) less than a window
-    /// ago, even if it was resolved in between; a resolved alert is sent if and only if its firing was sent.
+    /// Rule: a firing alert is sent unless the same fingerprint fired (and was sent) with at least its
+    /// severity less than a window ago, even if it was resolved in between; an escalation (warning, then
+    /// error) is sent at once; a resolved alert is sent if and only if its firing was sent.
     /// Sources that keep reporting a condition while it lasts (as the health monitor does) therefore get a
     /// reminder once per window.
     pub fn new(inner: N) -> Self {
@@ -330,14 +337,18 @@ mod tests {
         let r = a.resolved();
         assert!(matches!(decide(None, &a, t(0), w), Decision::Send { .. }));
         assert_eq!(decide(None, &r, t(0), w), Decision::Suppress, "resolve without a sent firing");
-        let open = ThrottleEntry::new(t(0), true);
+        let open = ThrottleEntry::new(t(0), true, Severity::Error);
         assert_eq!(decide(Some(&open), &a, t(599), w), Decision::Suppress);
         assert!(matches!(decide(Some(&open), &a, t(600), w), Decision::Send { .. }));
         assert!(matches!(decide(Some(&open), &r, t(5), w), Decision::Send { .. }));
-        let closed = ThrottleEntry::new(t(0), false);
+        let closed = ThrottleEntry::new(t(0), false, Severity::Error);
         assert_eq!(decide(Some(&closed), &r, t(5), w), Decision::Suppress, "resolved twice");
         assert_eq!(decide(Some(&closed), &a, t(300), w), Decision::Suppress, "re-fire inside the window");
         assert!(matches!(decide(Some(&closed), &a, t(601), w), Decision::Send { .. }));
         assert_eq!(decide(Some(&open), &a, t(-50), w), Decision::Suppress, "clock went backwards");
+        let warned = ThrottleEntry::new(t(0), true, Severity::Warning);
+        assert!(matches!(decide(Some(&warned), &a, t(60), w), Decision::Send { .. }), "escalation");
+        let info = Alert::new("a", Severity::Info, "A");
+        assert_eq!(decide(Some(&warned), &info, t(60), w), Decision::Suppress, "de-escalation waits");
     }
 }

@@ -1,3 +1,4 @@
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,6 +31,7 @@ pub struct StaticProbe {
     critical: bool,
     delay: Duration,
     behaviour: Arc<Mutex<Behaviour>>,
+    checks: Arc<AtomicUsize>,
 }
 
 impl StaticProbe {
@@ -40,6 +42,7 @@ impl StaticProbe {
             critical: true,
             delay: Duration::ZERO,
             behaviour: Arc::new(Mutex::new(Behaviour::Answer(outcome))),
+            checks: Arc::default(),
         }
     }
 
@@ -74,6 +77,11 @@ impl StaticProbe {
         *self.lock() = Behaviour::Answer(outcome);
     }
 
+    /// How many checks have started (clones share the count).
+    pub fn checks(&self) -> usize {
+        self.checks.load(Ordering::SeqCst)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Behaviour> {
         self.behaviour.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -90,6 +98,7 @@ impl HealthProbe for StaticProbe {
     }
 
     async fn check(&self) -> ProbeOutcome {
+        self.checks.fetch_add(1, Ordering::SeqCst);
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
