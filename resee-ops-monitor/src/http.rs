@@ -99,11 +99,8 @@ pub fn router(monitor: HealthMonitor, config: EndpointConfig) -> Router {
 }
 
 fn respond(report: Option<HealthReport>, before_first_cycle: HealthStatus, details: bool) -> Response {
-    let report = report.unwrap_or_else(|| {
-        let mut r = HealthReport::from_checks(Default::default());
-        r.status = before_first_cycle;
-        r
-    });
+    let report =
+        report.unwrap_or_else(|| HealthReport::with_status(before_first_cycle, "no health check has completed yet"));
     let report = if details { report } else { report.without_details() };
     let status = StatusCode::from_u16(report.http_status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
     let body = serde_json::to_vec(&report).unwrap_or_else(|_| br#"{"status":"fail"}"#.to_vec());

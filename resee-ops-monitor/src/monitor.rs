@@ -325,8 +325,8 @@ impl HealthMonitorBuilder {
 ///   fingerprint, severity `Success`). See [`AlertMode`] for when alerts are sent.
 /// - **Cache**: [`report`](Self::report) answers from the last cycle at once, so an endpoint never waits on
 ///   a dependency. Reports carry the damped statuses.
-/// - **Groups**: each cycle runs the readiness and the liveness group (concurrently); a probe registered in
-///   both runs twice.
+/// - **Groups**: each cycle runs every probe once, concurrently, and splits the results into the readiness
+///   and liveness reports; a probe registered in both groups still runs once.
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -422,19 +422,10 @@ impl HealthMonitor {
     pub async fn run_once(&self) -> HealthReport {
         let inner = &self.inner;
         let mut state = inner.state.lock().await;
-        let (ready, live) =
-            tokio::join!(inner.registry.check(CheckGroup::Readiness), inner.registry.check(CheckGroup::Liveness));
-
-        // One raw result per probe: the worse, for a probe registered in both groups.
-        let mut raw: BTreeMap<String, CheckResult> = BTreeMap::new();
-        for (name, result) in ready.checks.iter().chain(live.checks.iter()) {
-            match raw.get(name) {
-                Some(existing) if existing.status >= result.status => {}
-                _ => {
-                    raw.insert(name.clone(), result.clone());
-                }
-            }
-        }
+        // Each probe runs once per cycle, even when it serves both groups.
+        let (live, ready) = inner.registry.check_groups().await;
+        let raw: BTreeMap<String, CheckResult> =
+            ready.checks.iter().chain(live.checks.iter()).map(|(n, c)| (n.clone(), c.clone())).collect();
 
         let mut damped: BTreeMap<String, CheckResult> = BTreeMap::new();
         for (name, result) in &raw {

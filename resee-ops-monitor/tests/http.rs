@@ -48,6 +48,7 @@ async fn status_codes_and_shape_follow_the_cached_report() {
     // Before the first cycle: not ready, but alive.
     let (code, content_type, body) = get(&ready).await;
     assert_eq!((code, content_type.as_str(), body["status"].as_str()), (503, HEALTH_JSON, Some("fail")));
+    assert_eq!(body["output"], "no health check has completed yet", "the answer says why");
     let (code, _, body) = get(&live).await;
     assert_eq!((code, body["status"].as_str()), (200, Some("pass")));
 

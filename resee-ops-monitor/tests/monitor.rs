@@ -331,3 +331,16 @@ fn invalid_configurations_are_rejected() {
     let d = MonitorConfig::default();
     assert_eq!((d.interval, d.failures_before_down, d.passes_before_up), (Duration::from_secs(30), 3, 2));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_probe_in_both_groups_runs_once_per_cycle() {
+    let disk = StaticProbe::new("disk:/", up());
+    let registry = HealthRegistry::new()
+        .register(Registration::new(disk.clone()).in_groups(&[CheckGroup::Liveness, CheckGroup::Readiness]));
+    let monitor = HealthMonitor::builder(registry).build().unwrap();
+    monitor.run_once().await;
+    monitor.run_once().await;
+    assert_eq!(disk.checks(), 2);
+    assert_eq!(monitor.report(CheckGroup::Liveness).unwrap().checks.len(), 1);
+    assert_eq!(monitor.report(CheckGroup::Readiness).unwrap().checks.len(), 1);
+}
