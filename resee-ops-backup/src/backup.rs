@@ -54,8 +54,9 @@ impl BackupOutcome {
 ///
 /// One [`run`](Self::run): sweep temporaries left by crashed runs; find `pg_dump` and refuse one older than
 /// the server; stream `pg_dump`'s output through parallel gzip into the target under a temporary name;
-/// commit only after `pg_dump` exited 0 and the dump ends with its completion trailer; read the artifact back
-/// and verify it (CRC, trailer, sizes, SHA-256); write the manifest; alert. Temporary failures (server
+/// once `pg_dump` exited 0 and the dump ends with its completion trailer, stage it (durable, still under the
+/// temporary name), read it back from the target and verify it (CRC, trailer, sizes, SHA-256); publish it
+/// under its name only then; write the manifest last; alert. Temporary failures (server
 /// unreachable or shutting down, timeouts) are retried, 3 attempts 5 minutes apart by default.
 ///
 /// See the [crate docs](crate) for an example.
@@ -505,21 +506,26 @@ impl PgDumpBackup {
                 return Err(e);
             }
         };
-        let meta = writer.commit().await?;
-        record(name);
-        if meta.size != stats.compressed_size {
+        // Staged: durable under a temporary name. It is read back and verified there, and only then
+        // published, so an unverified file never carries the final name. Dropping `staged` on any error
+        // below discards it.
+        let staged = writer.stage().await?;
+        if staged.size() != stats.compressed_size {
             return Err(BackupError::integrity(format!(
                 "{name}: the target stored {} bytes, {} were written",
-                meta.size, stats.compressed_size
+                staged.size(),
+                stats.compressed_size
             )));
         }
-        let verification = tokio::time::timeout_at(
-            deadline,
-            verify::verify_members(self.target.as_ref(), name, &stats.member_sizes, self.threads()),
-        )
+        let verification = tokio::time::timeout_at(deadline, async {
+            let reader = staged.open().await?;
+            verify::verify_members(reader, name, &stats.member_sizes, self.threads()).await
+        })
         .await
         .map_err(|_| BackupError::new(BackupErrorKind::Timeout, "verification did not finish in time"))??;
         verify::check_expected(&verification, &stats.sha256, stats.compressed_size, stats.raw_size)?;
+        let meta = staged.publish().await?;
+        record(name);
         let finished_at = self.clock.now();
         let manifest = Manifest {
             format: 1,

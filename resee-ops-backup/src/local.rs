@@ -7,16 +7,20 @@ use std::sync::{Mutex, OnceLock};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use resee_ops_core::{ArtifactMeta, ArtifactName, ArtifactReader, ArtifactWriter, BackupTarget, Error, ErrorKind};
+use resee_ops_core::{
+    ArtifactMeta, ArtifactName, ArtifactReader, ArtifactWriter, BackupTarget, Error, ErrorKind, StagedArtifact,
+};
 use tokio::io::AsyncWriteExt;
 
 use crate::{BackupError, Result};
 
 /// A [`BackupTarget`] in a local directory (mode 0700), one file (mode 0600) per artifact.
 ///
-/// An artifact is written to a hidden temporary `.{name}.tmp-{pid}-{random}`, fsynced, moved to its name
+/// An artifact is written to a hidden temporary `.{name}.tmp-{pid}-{random}`, fsynced (staged: it can be read
+/// back there before anyone sees it under its name), moved to its name
 /// without ever replacing an existing file (`renameat2(RENAME_NOREPLACE)`, or a hard link where that is not
-/// supported), and the directory is fsynced. A writer that is dropped or aborted removes its temporary;
+/// supported), and the directory is fsynced. A writer or staged artifact that is dropped, aborted or
+/// discarded removes its temporary;
 /// temporaries of processes that died (a crash, `kill -9`) are removed by
 /// [`sweep_incomplete`](BackupTarget::sweep_incomplete), which every backup run calls first.
 ///
@@ -144,7 +148,8 @@ impl BackupTarget for LocalDirTarget {
             .await
             .map_err(|e| io_err("cannot create", &tmp, e))?;
         lock_live().insert(tmp.clone());
-        Ok(Box::new(LocalWriter { file: Some(file), tmp, dest, dir: self.dir.clone(), name: name.clone(), size: 0 }))
+        let temp = Temp { tmp, dest, dir: self.dir.clone(), name: name.clone(), done: false };
+        Ok(Box::new(LocalWriter { file: Some(file), temp, size: 0 }))
     }
 
     async fn list(&self) -> Result<Vec<ArtifactMeta>, Error> {
@@ -228,22 +233,23 @@ fn artifact_meta(name: ArtifactName, meta: &std::fs::Metadata) -> ArtifactMeta {
     ArtifactMeta::new(name, meta.len(), created)
 }
 
+/// A temporary file that is removed when dropped, unless it was published.
 #[derive(Debug)]
-struct LocalWriter {
-    file: Option<tokio::fs::File>,
+struct Temp {
     tmp: PathBuf,
     dest: PathBuf,
     dir: PathBuf,
     name: ArtifactName,
-    size: u64,
+    done: bool,
 }
 
-impl LocalWriter {
+impl Temp {
     fn discard(&mut self) {
-        self.file = None;
-        let mut live = lock_live();
-        if live.remove(&self.tmp)
-            && let Err(e) = std::fs::remove_file(&self.tmp)
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        lock_live().remove(&self.tmp);
+        if let Err(e) = std::fs::remove_file(&self.tmp)
             && e.kind() != std::io::ErrorKind::NotFound
         {
             tracing::warn!(path = %self.tmp.display(), error = %e, "cannot remove a temporary");
@@ -251,27 +257,69 @@ impl LocalWriter {
     }
 }
 
-impl Drop for LocalWriter {
+impl Drop for Temp {
     fn drop(&mut self) {
         self.discard();
     }
+}
+
+#[derive(Debug)]
+struct LocalWriter {
+    file: Option<tokio::fs::File>,
+    temp: Temp,
+    size: u64,
 }
 
 #[async_trait]
 impl ArtifactWriter for LocalWriter {
     async fn write(&mut self, buf: &[u8]) -> Result<(), Error> {
         let file = self.file.as_mut().ok_or_else(|| Error::new(ErrorKind::Closed, "writer is closed"))?;
-        file.write_all(buf).await.map_err(|e| io_err("cannot write", &self.tmp, e))?;
+        file.write_all(buf).await.map_err(|e| io_err("cannot write", &self.temp.tmp, e))?;
         self.size += buf.len() as u64;
         Ok(())
     }
 
-    async fn commit(mut self: Box<Self>) -> Result<ArtifactMeta, Error> {
+    async fn stage(mut self: Box<Self>) -> Result<Box<dyn StagedArtifact>, Error> {
         let mut file = self.file.take().ok_or_else(|| Error::new(ErrorKind::Closed, "writer is closed"))?;
-        file.flush().await.map_err(|e| io_err("cannot write", &self.tmp, e))?;
-        file.sync_all().await.map_err(|e| io_err("cannot fsync", &self.tmp, e))?;
+        file.flush().await.map_err(|e| io_err("cannot write", &self.temp.tmp, e))?;
+        file.sync_all().await.map_err(|e| io_err("cannot fsync", &self.temp.tmp, e))?;
         drop(file);
-        let (tmp, dest, dir) = (self.tmp.clone(), self.dest.clone(), self.dir.clone());
+        let LocalWriter { temp, size, .. } = *self;
+        Ok(Box::new(LocalStaged { temp, size }))
+    }
+
+    async fn abort(mut self: Box<Self>) -> Result<(), Error> {
+        self.file = None;
+        self.temp.discard();
+        Ok(())
+    }
+}
+
+/// A fsynced temporary, readable, not yet under its name.
+#[derive(Debug)]
+struct LocalStaged {
+    temp: Temp,
+    size: u64,
+}
+
+#[async_trait]
+impl StagedArtifact for LocalStaged {
+    fn name(&self) -> &ArtifactName {
+        &self.temp.name
+    }
+
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    async fn open(&self) -> Result<ArtifactReader, Error> {
+        let file = tokio::fs::File::open(&self.temp.tmp).await.map_err(|e| io_err("cannot open", &self.temp.tmp, e))?;
+        Ok(Box::new(file))
+    }
+
+    async fn publish(mut self: Box<Self>) -> Result<ArtifactMeta, Error> {
+        let (tmp, dest, dir) = (self.temp.tmp.clone(), self.temp.dest.clone(), self.temp.dir.clone());
+        // On any error the temporary is dropped, and so removed: nothing is left half-published.
         tokio::task::spawn_blocking(move || {
             publish(&tmp, &dest).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::AlreadyExists {
@@ -283,15 +331,17 @@ impl ArtifactWriter for LocalWriter {
             fsync_dir(&dir).map_err(|e| io_err("cannot fsync", &dir, e))
         })
         .await
-        .map_err(|e| Error::new(ErrorKind::Io, format!("commit task failed: {e}")))??;
-        lock_live().remove(&self.tmp);
-        let meta = tokio::fs::metadata(&self.dest).await.map_err(|e| io_err("cannot stat", &self.dest, e))?;
+        .map_err(|e| Error::new(ErrorKind::Io, format!("publish task failed: {e}")))??;
+        self.temp.done = true;
+        lock_live().remove(&self.temp.tmp);
+        let dest = &self.temp.dest;
+        let meta = tokio::fs::metadata(dest).await.map_err(|e| io_err("cannot stat", dest, e))?;
         let created = meta.modified().map(DateTime::<Utc>::from).unwrap_or_else(|_| Utc::now());
-        Ok(ArtifactMeta::new(self.name.clone(), self.size, created))
+        Ok(ArtifactMeta::new(self.temp.name.clone(), self.size, created))
     }
 
-    async fn abort(mut self: Box<Self>) -> Result<(), Error> {
-        self.discard();
+    async fn discard(mut self: Box<Self>) -> Result<(), Error> {
+        self.temp.discard();
         Ok(())
     }
 }

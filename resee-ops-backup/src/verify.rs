@@ -205,16 +205,16 @@ fn finish_checks(
     })
 }
 
-/// Verifies an artifact this process has just written, whose gzip member sizes are known: the same checks as
-/// [`verify_content`], with the members inflated on `threads` threads. The SHA-256 over the whole byte
-/// stream (compared by the caller) ties the members together.
+/// Verifies an artifact this process has just written (read back from its staged copy through `reader`),
+/// whose gzip member sizes are known: the same checks as [`verify_content`], with the members inflated on
+/// `threads` threads. The SHA-256 over the whole byte stream (compared by the caller) ties the members
+/// together.
 pub(crate) async fn verify_members(
-    target: &dyn BackupTarget,
+    mut reader: resee_ops_core::ArtifactReader,
     name: &ArtifactName,
     member_sizes: &[u64],
     threads: usize,
 ) -> Result<Verification> {
-    let mut reader = target.open(name).await?;
     let mut hasher = Sha256::new();
     let mut compressed_size = 0u64;
     let mut raw_size = 0u64;

@@ -17,7 +17,9 @@ use resee_ops_backup::{
 use resee_ops_core::testing::{InMemoryBackupTarget, ManualClock, RecordingNotifier};
 use resee_ops_core::{
     ArtifactMeta, ArtifactName, ArtifactReader, ArtifactWriter, BackupStatus, BackupTarget, Error, Severity,
+    StagedArtifact,
 };
+use tokio::io::AsyncReadExt;
 
 fn builder(url: &str) -> PgDumpBackupBuilder {
     PgDumpBackup::builder()
@@ -224,8 +226,8 @@ impl ArtifactWriter for GatedWriter {
         }
         self.inner.write(buf).await
     }
-    async fn commit(self: Box<Self>) -> Result<ArtifactMeta, Error> {
-        self.inner.commit().await
+    async fn stage(self: Box<Self>) -> Result<Box<dyn StagedArtifact>, Error> {
+        self.inner.stage().await
     }
     async fn abort(self: Box<Self>) -> Result<(), Error> {
         self.inner.abort().await
@@ -497,10 +499,61 @@ struct DamagingTarget {
     damage: fn(&mut Vec<u8>),
 }
 
+/// Damages what a staged artifact reads back, and checks that nothing is visible under its name while it is
+/// being verified.
+#[derive(Debug)]
+struct DamagingWriter {
+    inner: Box<dyn ArtifactWriter>,
+    target: DamagingTarget,
+}
+
+#[derive(Debug)]
+struct DamagingStaged {
+    inner: Box<dyn StagedArtifact>,
+    target: DamagingTarget,
+}
+
+#[async_trait]
+impl ArtifactWriter for DamagingWriter {
+    async fn write(&mut self, buf: &[u8]) -> Result<(), Error> {
+        self.inner.write(buf).await
+    }
+    async fn stage(self: Box<Self>) -> Result<Box<dyn StagedArtifact>, Error> {
+        Ok(Box::new(DamagingStaged { inner: self.inner.stage().await?, target: self.target }))
+    }
+    async fn abort(self: Box<Self>) -> Result<(), Error> {
+        self.inner.abort().await
+    }
+}
+
+#[async_trait]
+impl StagedArtifact for DamagingStaged {
+    fn name(&self) -> &ArtifactName {
+        self.inner.name()
+    }
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+    async fn open(&self) -> Result<ArtifactReader, Error> {
+        let visible = self.target.inner.list().await?.into_iter().any(|m| &m.name == self.name());
+        assert!(!visible, "{} is visible under its name before it was verified", self.name());
+        let mut bytes = Vec::new();
+        self.inner.open().await?.read_to_end(&mut bytes).await?;
+        (self.target.damage)(&mut bytes);
+        Ok(Box::new(std::io::Cursor::new(bytes)))
+    }
+    async fn publish(self: Box<Self>) -> Result<ArtifactMeta, Error> {
+        self.inner.publish().await
+    }
+    async fn discard(self: Box<Self>) -> Result<(), Error> {
+        self.inner.discard().await
+    }
+}
+
 #[async_trait]
 impl BackupTarget for DamagingTarget {
     async fn create(&self, name: &ArtifactName) -> Result<Box<dyn ArtifactWriter>, Error> {
-        self.inner.create(name).await
+        Ok(Box::new(DamagingWriter { inner: self.inner.create(name).await?, target: self.clone() }))
     }
     async fn list(&self) -> Result<Vec<ArtifactMeta>, Error> {
         self.inner.list().await
@@ -509,12 +562,7 @@ impl BackupTarget for DamagingTarget {
         self.inner.stat(name).await
     }
     async fn open(&self, name: &ArtifactName) -> Result<ArtifactReader, Error> {
-        let mut bytes = self
-            .inner
-            .bytes(name.as_str())
-            .ok_or_else(|| Error::new(resee_ops_core::ErrorKind::NotFound, "missing"))?;
-        (self.damage)(&mut bytes);
-        Ok(Box::new(std::io::Cursor::new(bytes)))
+        self.inner.open(name).await
     }
     async fn delete(&self, name: &ArtifactName) -> Result<(), Error> {
         self.inner.delete(name).await
@@ -522,7 +570,7 @@ impl BackupTarget for DamagingTarget {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn damage_seen_when_reading_back_is_an_integrity_failure_and_removes_the_artifact() {
+async fn damage_seen_when_reading_back_is_an_integrity_failure_and_never_published() {
     type Damage = fn(&mut Vec<u8>);
     let damages: [(&str, Damage); 4] = [
         ("bit flip", |b| {
@@ -544,7 +592,8 @@ async fn damage_seen_when_reading_back_is_an_integrity_failure_and_removes_the_a
         assert_eq!(outcome.report.status, BackupStatus::IntegrityFailed, "{label}: {:?}", outcome.error);
         assert_eq!(outcome.error.as_ref().unwrap().kind(), BackupErrorKind::Integrity, "{label}");
         assert_eq!(outcome.report.attempts, 1, "{label}: integrity failures are not retried");
-        assert!(target.inner.list().await.unwrap().is_empty(), "{label}: the unverified artifact was removed");
+        assert!(target.inner.list().await.unwrap().is_empty(), "{label}: the unverified artifact was never published");
+        assert_eq!(target.inner.pending_writers(), 0, "{label}: the staged copy was discarded");
         let alerts = notifier.alerts();
         assert_eq!(alerts.len(), 1);
         assert_eq!(alerts[0].name, alert_names::INTEGRITY_FAILED, "{label}");

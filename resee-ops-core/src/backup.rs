@@ -107,26 +107,74 @@ impl ArtifactMeta {
 /// A reader over a committed artifact.
 pub type ArtifactReader = Box<dyn AsyncRead + Send + Unpin>;
 
-/// An artifact being written. Nothing is visible under its name until [`commit`](ArtifactWriter::commit)
-/// succeeds; [`abort`](ArtifactWriter::abort), a failed commit, or simply dropping the writer leaves nothing
-/// under the final name (and removes the temporary data, at the latest on the target's next
-/// [`sweep_incomplete`](BackupTarget::sweep_incomplete)).
+/// An artifact being written. Nothing is visible under its name until it is published:
+/// [`commit`](ArtifactWriter::commit) publishes at once; [`stage`](ArtifactWriter::stage) makes the bytes
+/// durable under a temporary name first, so they can be read back and verified before
+/// [`StagedArtifact::publish`]. [`abort`](ArtifactWriter::abort), a failed commit, or simply dropping the
+/// writer leaves nothing under the final name (and removes the temporary data, at the latest on the target's
+/// next [`sweep_incomplete`](BackupTarget::sweep_incomplete)).
 #[async_trait]
 pub trait ArtifactWriter: Send + Debug {
     /// Appends `buf`.
     async fn write(&mut self, buf: &[u8]) -> Result<(), Error>;
 
-    /// Makes the artifact durable and visible under its name, and returns its metadata.
-    async fn commit(self: Box<Self>) -> Result<ArtifactMeta, Error>;
+    /// Makes everything written durable, still under a temporary name, and returns the staged artifact.
+    async fn stage(self: Box<Self>) -> Result<Box<dyn StagedArtifact>, Error>;
 
     /// Discards everything written.
     async fn abort(self: Box<Self>) -> Result<(), Error>;
+
+    /// Stages and publishes in one step, and returns the artifact's metadata.
+    async fn commit(self: Box<Self>) -> Result<ArtifactMeta, Error> {
+        self.stage().await?.publish().await
+    }
+}
+
+/// A written, durable artifact that is not visible under its name yet: read it back, then
+/// [`publish`](StagedArtifact::publish) or [`discard`](StagedArtifact::discard) it. Dropping it discards it.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use tokio::io::AsyncReadExt;
+/// use resee_ops_core::{ArtifactName, BackupTarget};
+/// use resee_ops_core::testing::InMemoryBackupTarget;
+///
+/// let target = InMemoryBackupTarget::new();
+/// let name = ArtifactName::new("db.sql.gz").unwrap();
+/// let mut w = target.create(&name).await.unwrap();
+/// w.write(b"dump").await.unwrap();
+/// let staged = w.stage().await.unwrap();
+/// let mut back = Vec::new();
+/// staged.open().await.unwrap().read_to_end(&mut back).await.unwrap();
+/// assert_eq!(back, b"dump");
+/// assert!(target.list().await.unwrap().is_empty(), "verified before anyone can see it");
+/// staged.publish().await.unwrap();
+/// assert_eq!(target.list().await.unwrap().len(), 1);
+/// # });
+/// ```
+#[async_trait]
+pub trait StagedArtifact: Send + Sync + Debug {
+    /// The name it will be published under.
+    fn name(&self) -> &ArtifactName;
+
+    /// Its size in bytes.
+    fn size(&self) -> u64;
+
+    /// Reads the staged bytes back, as the target stored them.
+    async fn open(&self) -> Result<ArtifactReader, Error>;
+
+    /// Makes it visible under its name. Fails with [`ErrorKind::AlreadyExists`] (and discards the staged
+    /// data) if the name was taken meanwhile: nothing is ever overwritten.
+    async fn publish(self: Box<Self>) -> Result<ArtifactMeta, Error>;
+
+    /// Throws it away.
+    async fn discard(self: Box<Self>) -> Result<(), Error>;
 }
 
 /// Where backups are kept: a local directory, an S3 bucket, memory (for tests).
 ///
 /// Writes are streaming and atomic: [`create`](BackupTarget::create) returns a writer, and the artifact
-/// appears only on commit. Creating a name that already exists fails with [`ErrorKind::AlreadyExists`]:
+/// appears only when committed (or staged, then published). Creating a name that already exists fails with [`ErrorKind::AlreadyExists`]:
 /// a backup is never overwritten. Missing names give [`ErrorKind::NotFound`].
 ///
 /// ```

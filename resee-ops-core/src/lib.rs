@@ -47,6 +47,7 @@ pub mod testing;
 pub use alert::{Alert, AlertStatus, Field, Fingerprint, Severity};
 pub use backup::{
     ArtifactMeta, ArtifactName, ArtifactReader, ArtifactWriter, BackupReport, BackupStatus, BackupTarget,
+    StagedArtifact,
 };
 pub use clock::{Clock, SharedClock, SystemClock, system_clock};
 pub use error::{Error, ErrorKind, Result};

@@ -91,7 +91,8 @@ pub async fn notifier(notifier: &dyn Notifier, secrets: &[&str]) -> NotifierSuit
 }
 
 /// The `BackupTarget` contract, on names no other test uses:
-/// nothing visible before commit; commit makes it listable, stat-able and readable byte for byte (empty,
+/// nothing visible before commit; a staged artifact reads back its bytes and stays invisible until
+/// published, and publishing never overwrites; commit makes it listable, stat-able and readable byte for byte (empty,
 /// small, multi-megabyte in uneven chunks); an aborted or dropped writer leaves nothing; an existing name
 /// is never overwritten; missing names give `NotFound`; delete removes; `sweep_incomplete` succeeds; `list`
 /// is sorted.
@@ -160,6 +161,44 @@ pub async fn backup_target(target: &dyn BackupTarget) {
     assert!(!names.contains(&name("aborted").to_string()), "backup target conformance: aborted artifact visible");
     assert!(!names.contains(&name("dropped").to_string()), "backup target conformance: dropped artifact visible");
     target.sweep_incomplete().await.expect("sweep_incomplete");
+
+    // Staging: durable and readable, invisible until published; discarded or dropped, it leaves nothing.
+    let staged_name = name("staged");
+    let mut w = target.create(&staged_name).await.expect("create");
+    w.write(b"staged ").await.expect("write");
+    w.write(b"bytes").await.expect("write");
+    let staged = w.stage().await.expect("stage");
+    assert_eq!(staged.name(), &staged_name, "backup target conformance: staged name");
+    assert_eq!(staged.size(), 12, "backup target conformance: staged size");
+    assert!(!list().await.contains(&staged_name.to_string()), "backup target conformance: staged artifact visible");
+    assert_eq!(target.stat(&staged_name).await.expect_err("stat staged").kind(), ErrorKind::NotFound);
+    let mut read = Vec::new();
+    staged.open().await.expect("open staged").read_to_end(&mut read).await.expect("read staged");
+    assert_eq!(read, b"staged bytes", "backup target conformance: staged bytes read back");
+    let meta = staged.publish().await.expect("publish");
+    assert_eq!(meta.size, 12, "backup target conformance: published size");
+    assert!(list().await.contains(&staged_name.to_string()), "backup target conformance: published artifact missing");
+    target.delete(&staged_name).await.expect("delete");
+    let mut w = target.create(&staged_name).await.expect("create");
+    w.write(b"x").await.expect("write");
+    w.stage().await.expect("stage").discard().await.expect("discard");
+    let mut w = target.create(&staged_name).await.expect("create");
+    w.write(b"x").await.expect("write");
+    drop(w.stage().await.expect("stage"));
+    assert!(!list().await.contains(&staged_name.to_string()), "backup target conformance: discarded artifact visible");
+    // Publishing over a name taken meanwhile fails and keeps the existing artifact.
+    let mut w = target.create(&staged_name).await.expect("create");
+    w.write(b"second").await.expect("write");
+    let late = w.stage().await.expect("stage");
+    let mut first = target.create(&staged_name).await.expect("create while another is staged");
+    first.write(b"first").await.expect("write");
+    first.commit().await.expect("commit");
+    let err = late.publish().await.expect_err("backup target conformance: publish over an existing name must fail");
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists, "backup target conformance: publish error kind: {err}");
+    let mut read = Vec::new();
+    target.open(&staged_name).await.expect("open").read_to_end(&mut read).await.expect("read");
+    assert_eq!(read, b"first", "backup target conformance: a failed publish changed the artifact");
+    target.delete(&staged_name).await.expect("delete");
 
     // A name freed by abort can be used.
     let w = target.create(&name("aborted")).await.expect("create after abort");

@@ -4,7 +4,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::{ArtifactMeta, ArtifactName, ArtifactReader, ArtifactWriter, BackupTarget, Error, ErrorKind};
+use crate::{
+    ArtifactMeta, ArtifactName, ArtifactReader, ArtifactWriter, BackupTarget, Error, ErrorKind, StagedArtifact,
+};
 
 #[derive(Debug, Default)]
 struct Store {
@@ -34,7 +36,7 @@ impl InMemoryBackupTarget {
         self
     }
 
-    /// Writers created and neither committed nor discarded yet.
+    /// Writers (and staged artifacts) created and neither published nor discarded yet.
     pub fn pending_writers(&self) -> usize {
         self.lock().pending
     }
@@ -70,7 +72,10 @@ impl BackupTarget for InMemoryBackupTarget {
             return Err(Error::new(ErrorKind::AlreadyExists, format!("artifact {name} exists already")));
         }
         store.pending += 1;
-        Ok(Box::new(MemoryWriter { target: self.clone(), name: name.clone(), buf: Vec::new(), open: true }))
+        Ok(Box::new(MemoryWriter {
+            pending: Pending { target: self.clone(), name: name.clone(), open: true },
+            buf: Vec::new(),
+        }))
     }
 
     async fn list(&self) -> Result<Vec<ArtifactMeta>, Error> {
@@ -101,15 +106,15 @@ impl AsRef<[u8]> for ArcBytes {
     }
 }
 
+/// Counts as a pending writer until dropped or marked done.
 #[derive(Debug)]
-struct MemoryWriter {
+struct Pending {
     target: InMemoryBackupTarget,
     name: ArtifactName,
-    buf: Vec<u8>,
     open: bool,
 }
 
-impl MemoryWriter {
+impl Pending {
     fn close(&mut self) {
         if std::mem::replace(&mut self.open, false) {
             self.target.lock().pending -= 1;
@@ -117,16 +122,22 @@ impl MemoryWriter {
     }
 }
 
-impl Drop for MemoryWriter {
+impl Drop for Pending {
     fn drop(&mut self) {
         self.close();
     }
 }
 
+#[derive(Debug)]
+struct MemoryWriter {
+    pending: Pending,
+    buf: Vec<u8>,
+}
+
 #[async_trait]
 impl ArtifactWriter for MemoryWriter {
     async fn write(&mut self, buf: &[u8]) -> Result<(), Error> {
-        if let Some(cap) = self.target.capacity
+        if let Some(cap) = self.pending.target.capacity
             && (self.buf.len() + buf.len()) as u64 > cap
         {
             return Err(Error::new(ErrorKind::StorageFull, format!("in-memory target is full ({cap} bytes)")));
@@ -135,23 +146,53 @@ impl ArtifactWriter for MemoryWriter {
         Ok(())
     }
 
-    async fn commit(mut self: Box<Self>) -> Result<ArtifactMeta, Error> {
-        let created = Utc::now();
-        let bytes = std::mem::take(&mut self.buf);
-        let size = bytes.len() as u64;
-        {
-            let mut store = self.target.lock();
-            if store.committed.contains_key(&self.name) {
-                return Err(Error::new(ErrorKind::AlreadyExists, format!("artifact {} exists already", self.name)));
-            }
-            store.committed.insert(self.name.clone(), (Arc::new(bytes), created));
-        }
-        self.close();
-        Ok(ArtifactMeta::new(self.name.clone(), size, created))
+    async fn stage(self: Box<Self>) -> Result<Box<dyn StagedArtifact>, Error> {
+        let MemoryWriter { pending, buf } = *self;
+        Ok(Box::new(MemoryStaged { pending, bytes: Arc::new(buf) }))
     }
 
     async fn abort(mut self: Box<Self>) -> Result<(), Error> {
-        self.close();
+        self.pending.close();
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct MemoryStaged {
+    pending: Pending,
+    bytes: Arc<Vec<u8>>,
+}
+
+#[async_trait]
+impl StagedArtifact for MemoryStaged {
+    fn name(&self) -> &ArtifactName {
+        &self.pending.name
+    }
+
+    fn size(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    async fn open(&self) -> Result<ArtifactReader, Error> {
+        Ok(Box::new(std::io::Cursor::new(ArcBytes(self.bytes.clone()))))
+    }
+
+    async fn publish(mut self: Box<Self>) -> Result<ArtifactMeta, Error> {
+        let created = Utc::now();
+        let name = self.pending.name.clone();
+        {
+            let mut store = self.pending.target.lock();
+            if store.committed.contains_key(&name) {
+                return Err(Error::new(ErrorKind::AlreadyExists, format!("artifact {name} exists already")));
+            }
+            store.committed.insert(name.clone(), (self.bytes.clone(), created));
+        }
+        self.pending.close();
+        Ok(ArtifactMeta::new(name, self.bytes.len() as u64, created))
+    }
+
+    async fn discard(mut self: Box<Self>) -> Result<(), Error> {
+        self.pending.close();
         Ok(())
     }
 }
