@@ -10,11 +10,16 @@
 //! `{database}_{environment}_{YYYYMMDD_HHMMSS}.sql.gz` and its manifest, logs the alert, and prints the
 //! `BackupReport` as JSON on the last line of stdout. Exits 0 on success, 1 when the backup failed, 2 when
 //! the configuration is invalid. Temporary failures are retried 3 times, 5 minutes apart.
+//!
+//! The success or failure alert goes to Slack when `SLACK_WEBHOOK_URL` is set, else to the log.
 
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use resee_ops_backup::{LocalDirTarget, PgDumpBackup, PgDumpBackupBuilder};
-use resee_ops_core::LogNotifier;
+use resee_ops_core::{LogNotifier, Notifier};
+use resee_ops_slack::{ENV_WEBHOOK_URL, SlackNotifier};
 
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -35,9 +40,22 @@ async fn main() -> ExitCode {
     let environment = var("RESEE_ENVIRONMENT").unwrap_or_else(|| "development".into());
     let dir = var("RESEE_BACKUP_DIR").unwrap_or_else(|| "./backups".into());
 
-    let backup = match LocalDirTarget::new(&dir).and_then(|target| {
-        builder.with_environment(environment).with_target(target).with_notifier(LogNotifier::new()).build()
-    }) {
+    // A one-shot run: alerts are sent directly (with the notifier's own retries) before the process exits.
+    let notifier: Arc<dyn Notifier> = if var(ENV_WEBHOOK_URL).is_some() {
+        match SlackNotifier::from_env() {
+            Ok(slack) => Arc::new(slack),
+            Err(e) => {
+                eprintln!("backup_now: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        Arc::new(LogNotifier::new())
+    };
+
+    let backup = match LocalDirTarget::new(&dir)
+        .and_then(|target| builder.with_environment(environment).with_target(target).with_notifier(notifier).build())
+    {
         Ok(b) => b,
         Err(e) => {
             eprintln!("backup_now: {e}");
