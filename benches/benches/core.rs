@@ -93,6 +93,7 @@ fn throttle_decisions(c: &mut Criterion) {
     });
     let mut group = c.benchmark_group("throttle");
     group.throughput(Throughput::Elements(1));
+    group.bench_function("fingerprint", |b| b.iter(|| black_box(&batch[7]).fingerprint()));
     let mut i = 0usize;
     group.bench_function("decision (duplicate suppressed)", |b| {
         b.iter(|| {

@@ -63,14 +63,15 @@ pub enum AlertStatus {
 /// A stable identity for an alert, computed from its identity labels only.
 ///
 /// Two alerts about the same thing have the same fingerprint whatever their measured values, title or text,
-/// so that throttling and resolution can match them. The hash is 64-bit FNV-1a over the alert's name, source
-/// and labels; it is stable across processes, builds and releases.
+/// so that throttling and resolution can match them. The hash is 64-bit XXH3 over the alert's name, source
+/// and labels, each part seeded with the hash so far; XXH3 is a frozen, specified algorithm, so a
+/// fingerprint is stable across processes, builds and releases.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Fingerprint(u64);
 
 impl Fingerprint {
-    /// Computes a fingerprint from an alert name, a source and identity labels.
+    /// Computes a fingerprint from an alert name, a source and identity labels (in any order).
     pub fn compute<'a>(name: &str, source: &str, labels: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         let mut labels: Vec<_> = labels.into_iter().collect();
         labels.sort_unstable();
@@ -79,14 +80,14 @@ impl Fingerprint {
 
     /// [`compute`](Self::compute) for labels already sorted by key, then value (as a `BTreeMap` yields them).
     fn from_sorted<'a>(name: &str, source: &str, labels: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        let mut h = Fnv1a::new();
-        h.write_part(name.as_bytes());
-        h.write_part(source.as_bytes());
+        // Each part is hashed with the running hash as its seed. XXH3 mixes a part's length into its hash,
+        // so part boundaries count: ("ab", "c") and ("a", "bc") differ. No buffer, no allocation.
+        let part = |seed: u64, bytes: &str| xxhash_rust::xxh3::xxh3_64_with_seed(bytes.as_bytes(), seed);
+        let mut h = part(part(0, name), source);
         for (k, v) in labels {
-            h.write_part(k.as_bytes());
-            h.write_part(v.as_bytes());
+            h = part(part(h, k), v);
         }
-        Self(h.0)
+        Self(h)
     }
 
     /// The raw 64-bit value.
@@ -103,25 +104,6 @@ impl Fingerprint {
 impl fmt::Display for Fingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:016x}", self.0)
-    }
-}
-
-struct Fnv1a(u64);
-
-impl Fnv1a {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-
-    fn new() -> Self {
-        Self(Self::OFFSET)
-    }
-
-    /// Writes a length-prefixed part, so that ("ab","c") and ("a","bc") differ.
-    fn write_part(&mut self, bytes: &[u8]) {
-        for b in (bytes.len() as u64).to_le_bytes().iter().chain(bytes) {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(Self::PRIME);
-        }
     }
 }
 
@@ -274,12 +256,8 @@ mod tests {
         let fp = Fingerprint::compute("database_down", "monitor", [("database", "resee")]);
         assert_eq!(fp.to_string(), format!("{:016x}", fp.as_u64()));
         assert_eq!(fp, Fingerprint::compute("database_down", "monitor", [("database", "resee")]));
-        assert_eq!(fp.as_u64(), 438_670_495_004_079_347);
-        assert_ne!(
-            Fingerprint::compute("ab", "c", []),
-            Fingerprint::compute("a", "bc", []),
-            "parts are length-prefixed"
-        );
+        assert_eq!(fp.as_u64(), 4_694_251_438_576_365_941);
+        assert_ne!(Fingerprint::compute("ab", "c", []), Fingerprint::compute("a", "bc", []), "part boundaries count");
     }
 
     #[test]

@@ -210,3 +210,17 @@ async fn the_in_memory_store_forgets_closed_entries_but_not_open_ones() {
     assert!(store.len() < 1000, "closed, expired entries were evicted: {}", store.len());
     assert_eq!(kind(&n.notify(&open.resolved()).await), "delivered", "an open entry is never evicted");
 }
+
+#[tokio::test]
+async fn throttles_sharing_an_in_memory_store_take_the_direct_path_together() {
+    let store = InMemoryThrottleStore::new();
+    let clock = ManualClock::new();
+    let (a, b) = (RecordingNotifier::new(), RecordingNotifier::new());
+    let first = Throttled::new(a.clone()).with_memory_store(store.clone()).with_clock(clock.shared());
+    let second = Throttled::new(b.clone()).with_memory_store(store.clone()).with_clock(clock.shared());
+    assert_eq!(kind(&first.notify(&db_down()).await), "delivered");
+    assert_eq!(kind(&second.notify(&db_down()).await), "suppressed");
+    clock.advance(WINDOW);
+    assert_eq!(kind(&second.notify(&db_down()).await), "delivered");
+    assert_eq!((a.alerts().len(), b.alerts().len(), store.len()), (1, 1, 1));
+}

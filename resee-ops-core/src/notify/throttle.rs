@@ -97,6 +97,21 @@ struct Entries {
 impl Entries {
     const MIN_PRUNE_AT: usize = 1024;
 
+    fn put(&mut self, key: Fingerprint, new: Option<ThrottleEntry>, keep_for: Duration) {
+        match new {
+            Some(e) => {
+                self.newest = self.newest.max(Some(e.last_fired));
+                self.map.insert(key, e);
+            }
+            None => {
+                self.map.remove(&key);
+            }
+        }
+        if self.map.len() >= self.prune_at.max(Self::MIN_PRUNE_AT) {
+            self.prune(keep_for);
+        }
+    }
+
     fn prune(&mut self, keep_for: Duration) {
         let (Some(now), Ok(keep_for)) = (self.newest, chrono::Duration::from_std(keep_for)) else { return };
         self.map.retain(|_, e| e.open || now.signed_duration_since(e.last_fired) < keep_for);
@@ -118,6 +133,23 @@ impl InMemoryThrottleStore {
     /// Whether nothing is remembered.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Runs `rule` on the entry for `key` and records its decision, all under one lock.
+    fn decide_and_record(
+        &self,
+        key: Fingerprint,
+        keep_for: Duration,
+        rule: impl FnOnce(Option<&ThrottleEntry>) -> Decision,
+    ) -> Option<(Option<ThrottleEntry>, Option<ThrottleEntry>)> {
+        let mut entries = self.lock();
+        match rule(entries.map.get(&key)) {
+            Decision::Suppress => None,
+            Decision::Send { previous, next } => {
+                entries.put(key, next.clone(), keep_for);
+                Some((previous, next))
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
@@ -143,18 +175,7 @@ impl ThrottleStore for InMemoryThrottleStore {
         if entries.map.get(&key) != expected {
             return Ok(false);
         }
-        match new {
-            Some(e) => {
-                entries.newest = entries.newest.max(Some(e.last_fired));
-                entries.map.insert(key, e);
-            }
-            None => {
-                entries.map.remove(&key);
-            }
-        }
-        if entries.map.len() >= entries.prune_at.max(Entries::MIN_PRUNE_AT) {
-            entries.prune(keep_for);
-        }
+        entries.put(key, new, keep_for);
         Ok(true)
     }
 }
@@ -173,8 +194,7 @@ enum Decision {
 ///   window sends the second firing only once the window has passed and the source reports it again, so a
 ///   flapping check cannot flood the channel. An escalation (warning, then error) is sent at once.
 /// - A resolved alert is sent if and only if the firing it ends was sent (and not yet resolved).
-fn decide(entry: Option<&ThrottleEntry>, alert: &Alert, now: DateTime<Utc>, window: Duration) -> Decision {
-    let window = chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
+fn decide(entry: Option<&ThrottleEntry>, alert: &Alert, now_nanos: i64, window: Duration) -> Decision {
     if alert.is_resolved() {
         return match entry {
             Some(e) if e.open => {
@@ -183,14 +203,22 @@ fn decide(entry: Option<&ThrottleEntry>, alert: &Alert, now: DateTime<Utc>, wind
             _ => Decision::Suppress,
         };
     }
+    let window = i64::try_from(window.as_nanos()).unwrap_or(i64::MAX);
     match entry {
         // A clock that went backwards counts as inside the window.
-        Some(e) if now.signed_duration_since(e.last_fired) < window && alert.severity <= e.severity => {
+        Some(e)
+            if now_nanos.saturating_sub(e.last_fired.timestamp_nanos_opt().unwrap_or(i64::MIN)) < window
+                && alert.severity <= e.severity =>
+        {
             Decision::Suppress
         }
         _ => Decision::Send {
             previous: entry.cloned(),
-            next: Some(ThrottleEntry { last_fired: now, open: true, severity: alert.severity }),
+            next: Some(ThrottleEntry {
+                last_fired: DateTime::from_timestamp_nanos(now_nanos),
+                open: true,
+                severity: alert.severity,
+            }),
         },
     }
 }
@@ -220,9 +248,25 @@ fn decide(entry: Option<&ThrottleEntry>, alert: &Alert, now: DateTime<Utc>, wind
 #[derive(Debug, Clone)]
 pub struct Throttled<N> {
     inner: N,
-    store: Arc<dyn ThrottleStore>,
+    store: Store,
     window: Duration,
     clock: SharedClock,
+}
+
+/// The in-memory store is called directly (no boxed future, one lock); any other store through the trait.
+#[derive(Debug, Clone)]
+enum Store {
+    Memory(InMemoryThrottleStore),
+    Shared(Arc<dyn ThrottleStore>),
+}
+
+impl Store {
+    fn as_dyn(&self) -> &dyn ThrottleStore {
+        match self {
+            Store::Memory(m) => m,
+            Store::Shared(s) => s.as_ref(),
+        }
+    }
 }
 
 impl<N: Notifier> Throttled<N> {
@@ -236,7 +280,7 @@ impl<N: Notifier> Throttled<N> {
     pub fn new(inner: N) -> Self {
         Self {
             inner,
-            store: Arc::new(InMemoryThrottleStore::new()),
+            store: Store::Memory(InMemoryThrottleStore::new()),
             window: DEFAULT_THROTTLE_WINDOW,
             clock: system_clock(),
         }
@@ -250,7 +294,14 @@ impl<N: Notifier> Throttled<N> {
 
     /// Uses `store` for the state (share one store between replicas to throttle across them).
     pub fn with_store(mut self, store: Arc<dyn ThrottleStore>) -> Self {
-        self.store = store;
+        self.store = Store::Shared(store);
+        self
+    }
+
+    /// Uses `store`, an in-memory store (clones share their entries: give the same store to several
+    /// throttles of one process to throttle across them).
+    pub fn with_memory_store(mut self, store: InMemoryThrottleStore) -> Self {
+        self.store = Store::Memory(store);
         self
     }
 
@@ -275,13 +326,19 @@ impl<N: Notifier> Throttled<N> {
         let key = alert.fingerprint();
         let keep_for = self.window.saturating_mul(2);
         // A few rounds of compare-and-swap; contention on one fingerprint is rare and short.
+        if let Store::Memory(memory) = &self.store {
+            // The default store answers in one critical section: no compare-and-swap round trip.
+            let now = self.clock.now_nanos();
+            return Ok(memory.decide_and_record(key, keep_for, |entry| decide(entry, alert, now, self.window)));
+        }
+        let Store::Shared(store) = &self.store else { unreachable!("matched above") };
         for _ in 0..16 {
-            let now = self.clock.now();
-            let entry = self.store.get(key).await?;
+            let now = self.clock.now_nanos();
+            let entry = store.get(key).await?;
             match decide(entry.as_ref(), alert, now, self.window) {
                 Decision::Suppress => return Ok(None),
                 Decision::Send { previous, next } => {
-                    if self.store.compare_and_swap(key, previous.as_ref(), next.clone(), keep_for).await? {
+                    if store.compare_and_swap(key, previous.as_ref(), next.clone(), keep_for).await? {
                         return Ok(Some((previous, next)));
                     }
                 }
@@ -312,7 +369,7 @@ impl<N: Notifier> Notifier for Throttled<N> {
             // Give the window back so the next attempt is not suppressed.
             let key = alert.fingerprint();
             if let Err(err) =
-                self.store.compare_and_swap(key, next.as_ref(), previous, self.window.saturating_mul(2)).await
+                self.store.as_dyn().compare_and_swap(key, next.as_ref(), previous, self.window.saturating_mul(2)).await
             {
                 tracing::warn!(target: "resee_ops::notify", error = %err, "could not release throttle claim");
             }
@@ -330,25 +387,29 @@ mod tests {
         DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap()
     }
 
+    fn n(secs: i64) -> i64 {
+        t(secs).timestamp_nanos_opt().unwrap()
+    }
+
     #[test]
     fn rule_table() {
         let w = Duration::from_secs(600);
         let a = Alert::new("a", Severity::Error, "A");
         let r = a.resolved();
-        assert!(matches!(decide(None, &a, t(0), w), Decision::Send { .. }));
-        assert_eq!(decide(None, &r, t(0), w), Decision::Suppress, "resolve without a sent firing");
+        assert!(matches!(decide(None, &a, n(0), w), Decision::Send { .. }));
+        assert_eq!(decide(None, &r, n(0), w), Decision::Suppress, "resolve without a sent firing");
         let open = ThrottleEntry::new(t(0), true, Severity::Error);
-        assert_eq!(decide(Some(&open), &a, t(599), w), Decision::Suppress);
-        assert!(matches!(decide(Some(&open), &a, t(600), w), Decision::Send { .. }));
-        assert!(matches!(decide(Some(&open), &r, t(5), w), Decision::Send { .. }));
+        assert_eq!(decide(Some(&open), &a, n(599), w), Decision::Suppress);
+        assert!(matches!(decide(Some(&open), &a, n(600), w), Decision::Send { .. }));
+        assert!(matches!(decide(Some(&open), &r, n(5), w), Decision::Send { .. }));
         let closed = ThrottleEntry::new(t(0), false, Severity::Error);
-        assert_eq!(decide(Some(&closed), &r, t(5), w), Decision::Suppress, "resolved twice");
-        assert_eq!(decide(Some(&closed), &a, t(300), w), Decision::Suppress, "re-fire inside the window");
-        assert!(matches!(decide(Some(&closed), &a, t(601), w), Decision::Send { .. }));
-        assert_eq!(decide(Some(&open), &a, t(-50), w), Decision::Suppress, "clock went backwards");
+        assert_eq!(decide(Some(&closed), &r, n(5), w), Decision::Suppress, "resolved twice");
+        assert_eq!(decide(Some(&closed), &a, n(300), w), Decision::Suppress, "re-fire inside the window");
+        assert!(matches!(decide(Some(&closed), &a, n(601), w), Decision::Send { .. }));
+        assert_eq!(decide(Some(&open), &a, n(-50), w), Decision::Suppress, "clock went backwards");
         let warned = ThrottleEntry::new(t(0), true, Severity::Warning);
-        assert!(matches!(decide(Some(&warned), &a, t(60), w), Decision::Send { .. }), "escalation");
+        assert!(matches!(decide(Some(&warned), &a, n(60), w), Decision::Send { .. }), "escalation");
         let info = Alert::new("a", Severity::Info, "A");
-        assert_eq!(decide(Some(&warned), &info, t(60), w), Decision::Suppress, "de-escalation waits");
+        assert_eq!(decide(Some(&warned), &info, n(60), w), Decision::Suppress, "de-escalation waits");
     }
 }
