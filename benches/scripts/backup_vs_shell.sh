@@ -10,6 +10,8 @@
 #   pigz2      pg_dump | pigz -p 2 > file
 #   ours       resee-ops-backup, default profile (gzip 6, block-parallel) INCLUDING its read-back verification
 #   ours_fast  resee-ops-backup, fast profile (gzip 1), verification included
+#   ours_l3    resee-ops-backup, default profile at gzip level 3 (zlib-rs level 3 stays within 5 % of gzip -6's
+#              size), verification included
 #   gzip_t     gzip -t on the gzip -6 file
 #   verify     resee-ops-backup verify-only on our default file (inflate + CRC + trailer + SHA-256 + manifest)
 # and prints wall time, CPU (user+sys of the measured processes; the PostgreSQL server's CPU is not
@@ -79,7 +81,7 @@ measure() {
   size=0
   case "$name" in
     gzip6|pigz2) size=$(stat -c %s "$WORK/file.$name") ;;
-    ours|ours_fast) size=$(sed -n 's/.*"size_bytes":\([0-9]*\).*/\1/p' "$out")
+    ours|ours_fast|ours_l3) size=$(sed -n 's/.*"size_bytes":\([0-9]*\).*/\1/p' "$out")
                     [ "$name" = ours ] && { rm -rf "$WORK/keep"; mv "$WORK/ours" "$WORK/keep"; } ;;
   esac
   echo "$name $wall $cpu $rss $size" >>"$WORK/results"
@@ -97,6 +99,7 @@ for run in $(seq "$RUNS"); do
   measure pigz2     bash -c "set -o pipefail; pg_dump -d '$DB' | pigz -p 2 >'$WORK/file.pigz2'"
   measure ours      "$BIN" dump "$WORK/ours" default
   measure ours_fast "$BIN" dump "$WORK/ours" fast
+  measure ours_l3   env RESEE_BACKUP_LEVEL=3 "$BIN" dump "$WORK/ours" default
   measure gzip_t    gzip -t "$WORK/file.gzip6"
   measure verify    "$BIN" verify "$(ls "$WORK"/keep/*.sql.gz)"
   rm -f "$WORK/file.pigz2"
@@ -125,5 +128,5 @@ awk -v raw="$RAW_BYTES" -v runs="$RUNS" '
       size = S[k] > 0 ? sprintf("%.1f", S[k] / 1048576) : "-"
       printf "%-10s %8.2f %8.2f %10.1f %10s %7s %9.2f %9.2f %9.2f\n", k, mw[k], mc[k], mr[k] / 1024, size, ratio, mw[k] / mw["gzip6"], mw[k] / mw["pigz2"], mw[k] / mw["raw"]
     }
-    printf "\nours size vs gzip -6: %+.1f %%; fast size vs gzip -6: %+.1f %%; verify / gzip -t wall: %.2f\n", (S["ours"] / S["gzip6"] - 1) * 100, (S["ours_fast"] / S["gzip6"] - 1) * 100, mw["verify"] / mw["gzip_t"]
+    printf "\nours size vs gzip -6: %+.1f %%; level 3: %+.1f %%; fast: %+.1f %%; verify / gzip -t wall: %.2f\n", (S["ours"] / S["gzip6"] - 1) * 100, (S["ours_l3"] / S["gzip6"] - 1) * 100, (S["ours_fast"] / S["gzip6"] - 1) * 100, mw["verify"] / mw["gzip_t"]
   }' "$WORK/results"
