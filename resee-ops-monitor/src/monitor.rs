@@ -30,14 +30,22 @@ fn default_passes() -> u32 {
 fn default_source() -> String {
     "monitor".to_owned()
 }
+fn default_repeat_interval() -> Duration {
+    resee_ops_core::DEFAULT_THROTTLE_WINDOW
+}
 
 /// When the monitor hands a failing probe to the notifier.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum AlertMode {
-    /// Once per change of a probe's (damped) status, and once on recovery. Safe with any notifier, even an
-    /// unthrottled one. A delivery that fails is retried on the next cycle.
+    /// Once per change of a probe's (damped) status, once on recovery, and a reminder every
+    /// [`repeat_interval`](MonitorConfig::repeat_interval) while a probe keeps failing. Safe with any
+    /// notifier, even an unthrottled one. A delivery that fails is retried on the next cycle.
+    ///
+    /// The reminder also bounds how long a channel can show "recovered" while a probe is failing again:
+    /// after a quick fail/recover/fail, a [`Throttled`](resee_ops_core::Throttled) notifier suppresses the
+    /// second failure inside its window, and the reminder reports it once the window has passed.
     #[default]
     OnChange,
     /// On every cycle while a probe fails, and once on recovery. Meant for a
@@ -76,6 +84,10 @@ pub struct MonitorConfig {
     /// When to notify. Default [`AlertMode::OnChange`].
     #[serde(default)]
     pub alert_mode: AlertMode,
+    /// In [`AlertMode::OnChange`], how often a still-failing probe is reported again. Default 10 minutes
+    /// (the throttle's default window); zero turns reminders off.
+    #[serde(default = "default_repeat_interval", with = "resee_ops_core::serde_duration")]
+    pub repeat_interval: Duration,
 }
 
 impl Default for MonitorConfig {
@@ -86,6 +98,7 @@ impl Default for MonitorConfig {
             passes_before_up: default_passes(),
             source: default_source(),
             alert_mode: AlertMode::default(),
+            repeat_interval: default_repeat_interval(),
         }
     }
 }
@@ -198,6 +211,8 @@ struct ProbeState {
     alerted: HealthStatus,
     /// The last firing alert the notifier accepted, resolved on recovery.
     open_alert: Option<Alert>,
+    /// When the notifier last accepted a firing alert for this probe.
+    last_sent: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug, Default)]
@@ -263,6 +278,12 @@ impl HealthMonitorBuilder {
     /// Sets when to notify.
     pub fn with_alert_mode(mut self, mode: AlertMode) -> Self {
         self.config.alert_mode = mode;
+        self
+    }
+
+    /// Sets how often a still-failing probe is reported again in [`AlertMode::OnChange`] (zero: never).
+    pub fn with_repeat_interval(mut self, every: Duration) -> Self {
+        self.config.repeat_interval = every;
         self
     }
 
@@ -481,6 +502,7 @@ impl HealthMonitor {
             consecutive_passes: 0,
             alerted: HealthStatus::Up,
             open_alert: None,
+            last_sent: None,
         });
         let before = probe.damped;
         if failing {
@@ -509,7 +531,13 @@ impl HealthMonitor {
         let text = inner.texts.get(name).cloned().unwrap_or_else(|| AlertText::for_probe(name));
         let now = inner.clock.now();
         let alert = if probe.damped != HealthStatus::Up {
-            let due = inner.config.alert_mode == AlertMode::EveryCycle || probe.damped != probe.alerted;
+            let repeat = inner.config.repeat_interval;
+            let reminder_due = !repeat.is_zero()
+                && probe.last_sent.is_some_and(|last| {
+                    now.signed_duration_since(last)
+                        >= chrono::Duration::from_std(repeat).unwrap_or(chrono::Duration::MAX)
+                });
+            let due = inner.config.alert_mode == AlertMode::EveryCycle || probe.damped != probe.alerted || reminder_due;
             if !due {
                 return;
             }
@@ -547,6 +575,7 @@ impl HealthMonitor {
         let outcome = inner.notifier.notify(&alert).await;
         if outcome.is_ok() {
             probe.alerted = probe.damped;
+            probe.last_sent = (!alert.is_resolved()).then_some(now);
             probe.open_alert = (!alert.is_resolved()).then_some(alert);
         } else {
             tracing::warn!(

@@ -286,6 +286,61 @@ async fn every_cycle_mode_with_a_throttle_reminds_once_per_window() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn on_change_mode_reminds_so_a_throttled_refire_is_not_lost() {
+    let clock = ManualClock::new();
+    let inbox = RecordingNotifier::new();
+    let throttled: Arc<dyn Notifier> =
+        Arc::new(Throttled::new(inbox.clone()).with_window(Duration::from_secs(600)).with_clock(clock.shared()));
+    let db = StaticProbe::new("database", down());
+    let monitor = HealthMonitor::builder(HealthRegistry::new().register(Registration::new(db.clone())))
+        .with_failures_before_down(1)
+        .with_passes_before_up(1)
+        .with_notifier(throttled)
+        .with_clock(clock.shared())
+        .build()
+        .unwrap();
+    assert_eq!(monitor.config().alert_mode, AlertMode::OnChange);
+    assert_eq!(monitor.config().repeat_interval, Duration::from_secs(600));
+
+    monitor.run_once().await;
+    clock.advance(Duration::from_secs(30));
+    db.set(up());
+    monitor.run_once().await;
+    clock.advance(Duration::from_secs(30));
+    db.set(down());
+    monitor.run_once().await; // the throttle suppresses this re-fire: the channel still says "recovered"
+    assert_eq!(inbox.titles(), ["Database connection failed", "Database connection recovered"]);
+    for _ in 0..19 {
+        clock.advance(Duration::from_secs(30));
+        monitor.run_once().await;
+    }
+    assert_eq!(inbox.alerts().len(), 2, "no reminder before the repeat interval");
+    clock.advance(Duration::from_secs(30));
+    monitor.run_once().await;
+    assert_eq!(
+        inbox.titles(),
+        ["Database connection failed", "Database connection recovered", "Database connection failed"],
+        "the ongoing failure is reported again after one repeat interval"
+    );
+
+    // Without a throttle, reminders come once per repeat interval, not every cycle.
+    let plain = RecordingNotifier::new();
+    let clock = ManualClock::new();
+    let monitor = HealthMonitor::builder(HealthRegistry::new().register(Registration::new(db.clone())))
+        .with_failures_before_down(1)
+        .with_notifier(Arc::new(plain.clone()))
+        .with_repeat_interval(Duration::from_secs(300))
+        .with_clock(clock.shared())
+        .build()
+        .unwrap();
+    for _ in 0..21 {
+        monitor.run_once().await;
+        clock.advance(Duration::from_secs(30));
+    }
+    assert_eq!(plain.alerts().len(), 3, "at 0 s, 300 s and 600 s");
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_cache_serves_each_group_and_is_filled_before_alerts_are_sent() {
     let db = StaticProbe::new("database", down());
     let process = StaticProbe::new("process", up());
