@@ -147,6 +147,8 @@ impl PgConnection {
     /// Parses `postgres://[user[:password]@]host[:port][/dbname][?param=value&...]` (also `postgresql://`).
     /// Query parameters `host`, `port`, `user`, `password`, `dbname` and `sslmode` are understood; a
     /// Unix-socket directory may be given percent-encoded as the host (`%2Fvar%2Frun%2Fpostgresql`).
+    /// The password may hold unencoded `?`, `/` and `@` (the user information ends at the last `@`); an `@`
+    /// in the database name or a query value must then be percent-encoded (`%40`).
     ///
     /// Errors never repeat the URL (it may hold a password).
     pub fn from_url(url: &str) -> Result<Self> {
@@ -155,17 +157,19 @@ impl PgConnection {
             .strip_prefix("postgres://")
             .or_else(|| url.strip_prefix("postgresql://"))
             .ok_or_else(|| bad("it must start with postgres:// or postgresql://"))?;
+        // The user information first, so that a password may hold an unencoded `?` or `/` (which must not
+        // end up in the host, the database name, or a query parameter, and so in an error message).
+        let (userinfo, rest) = match userinfo_end(rest) {
+            Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
+            None => (None, rest),
+        };
         let (rest, query) = match rest.split_once('?') {
             Some((r, q)) => (r, Some(q)),
             None => (rest, None),
         };
-        let (authority, path) = match rest.find('/') {
+        let (hostport, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i + 1..]),
             None => (rest, ""),
-        };
-        let (userinfo, hostport) = match authority.rfind('@') {
-            Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
-            None => (None, authority),
         };
         let mut conn = Self::new("localhost", 5432, default_user(), "");
         if let Some(info) = userinfo {
@@ -214,9 +218,11 @@ impl PgConnection {
                 "dbname" => conn.dbname = v,
                 "sslmode" => conn.sslmode = Some(v),
                 "application_name" | "connect_timeout" | "options" => {}
-                other => {
+                // Only a plain identifier is repeated: anything else may be a piece of a mistyped password.
+                other if is_plain_identifier(other) => {
                     return Err(bad(&format!("unsupported query parameter {other:?}")));
                 }
+                _ => return Err(bad("unsupported query parameter")),
             }
         }
         if conn.dbname.is_empty() {
@@ -358,6 +364,25 @@ fn default_port() -> u16 {
 
 fn default_user() -> String {
     std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "postgres".into())
+}
+
+/// Where the user information of `rest` (the URL after `scheme://`) ends: the last `@` whose user name part
+/// (up to the first `:`) holds no `/`, `?` or `@`. The password may thus hold unencoded `?`, `/` and `@`;
+/// an `@` in the database name or a query value must then be percent-encoded (`%40`).
+fn userinfo_end(rest: &str) -> Option<usize> {
+    rest.match_indices('@').map(|(i, _)| i).rev().find(|&i| {
+        let info = &rest[..i];
+        let user = info.split_once(':').map_or(info, |(u, _)| u);
+        !user.contains(['/', '?', '@'])
+    })
+}
+
+/// `[A-Za-z_][A-Za-z0-9_]*`, at most 64 bytes.
+fn is_plain_identifier(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    s.len() <= 64
+        && bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -600,6 +625,40 @@ mod tests {
             assert_eq!(err.kind(), BackupErrorKind::InvalidConfig, "{url}");
             assert!(!format!("{err} {err:?}").contains("topsecret"), "{err}");
         }
+    }
+
+    #[test]
+    fn unencoded_question_mark_and_slash_stay_in_the_password() {
+        let c = PgConnection::from_url("postgres://app:pa?ss@db/x").unwrap();
+        assert_eq!((c.user(), c.password().unwrap().expose(), c.host(), c.dbname()), ("app", "pa?ss", "db", "x"));
+        let c = PgConnection::from_url("postgres://app:pa/55@db:6432/x?sslmode=disable").unwrap();
+        assert_eq!((c.password().unwrap().expose(), c.host(), c.port()), ("pa/55", "db", 6432));
+        assert_eq!((c.dbname(), c.sslmode()), ("x", Some("disable")));
+        let c = PgConnection::from_url("postgres://app:a@b?c/d@db").unwrap();
+        assert_eq!((c.password().unwrap().expose(), c.host(), c.dbname()), ("a@b?c/d", "db", "app"));
+        // An `@` after the host, without user information before it, is not taken for one.
+        let c = PgConnection::from_url("postgres://h/db?user=a@b").unwrap();
+        assert_eq!((c.host(), c.user(), c.dbname()), ("h", "a@b", "db"));
+        let c = PgConnection::from_url("postgres://u@h/db?application_name=x:y@z").unwrap();
+        assert_eq!((c.host(), c.user(), c.dbname()), ("h", "u", "db"));
+        for url in [
+            "postgres://app:top?secret@db/x?weird=1",
+            "postgres://app:top/secret@db:99999/x",
+            "postgres://app:top?secret@db:port/x",
+            "postgres://app:top?secret@h1,h2/x",
+            "postgres://app:top?se=cret/x",
+            "postgres://app:top?se/cret=1",
+            "postgres://h/x?topsecret!=1",
+            &format!("postgres://h/x?{}=1", "topsecret".repeat(8)),
+        ] {
+            let err = PgConnection::from_url(url).unwrap_err();
+            assert_eq!(err.kind(), BackupErrorKind::InvalidConfig, "{url}");
+            assert!(!format!("{err} {err:?}").contains("secret"), "{url}: {err}");
+        }
+        let err = PgConnection::from_url("postgres://h/x?weird_1=1").unwrap_err();
+        assert!(err.to_string().contains("\"weird_1\""), "{err}");
+        let err = PgConnection::from_url("postgres://h/x?weird-1=1").unwrap_err();
+        assert!(!err.to_string().contains("weird"), "{err}");
     }
 
     #[test]
