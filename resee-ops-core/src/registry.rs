@@ -222,7 +222,8 @@ impl HealthRegistry {
         self
     }
 
-    /// Adds a probe.
+    /// Adds a probe. Probe names should be unique; where two share a name, the later one is reported as
+    /// `name#2` (and so on) rather than hiding the first.
     pub fn register(mut self, registration: Registration) -> Self {
         self.probes.push(registration);
         self
@@ -235,39 +236,40 @@ impl HealthRegistry {
 
     /// Runs the probes of `group` concurrently and aggregates them.
     pub async fn check(&self, group: CheckGroup) -> HealthReport {
-        self.run(|r| r.groups.contains(&group)).await
+        Self::report(self.run(|r| r.is_in(group)).await)
     }
 
     /// Runs every probe, whatever its group.
     pub async fn check_all(&self) -> HealthReport {
-        self.run(|_| true).await
+        Self::report(self.run(|_| true).await)
     }
 
     /// Runs every probe once and splits the results by group: `(liveness, readiness)`. A probe in both
     /// groups runs once and appears in both reports.
     pub async fn check_groups(&self) -> (HealthReport, HealthReport) {
-        let all = self.check_all().await;
+        let all = self.run(|_| true).await;
         let pick = |group: CheckGroup| {
-            HealthReport::from_checks(
-                self.probes
-                    .iter()
-                    .filter(|r| r.is_in(group))
-                    .filter_map(|r| all.checks.get_key_value(r.probe.name()))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
+            Self::report(
+                all.iter().filter(|(r, _, _)| r.is_in(group)).map(|(r, k, c)| (*r, k.clone(), c.clone())).collect(),
             )
         };
         (pick(CheckGroup::Liveness), pick(CheckGroup::Readiness))
     }
 
-    async fn run(&self, select: impl Fn(&Registration) -> bool) -> HealthReport {
-        let runs = self.probes.iter().filter(|r| select(r)).map(|r| {
+    fn report(results: Vec<(&Registration, String, CheckResult)>) -> HealthReport {
+        HealthReport::from_checks(results.into_iter().map(|(_, key, result)| (key, result)).collect())
+    }
+
+    /// Runs the selected probes concurrently; returns each with its report key, in registration order.
+    async fn run(&self, select: impl Fn(&Registration) -> bool) -> Vec<(&Registration, String, CheckResult)> {
+        let selected: Vec<&Registration> = self.probes.iter().filter(|r| select(r)).collect();
+        let runs = selected.iter().map(|r| {
             let timeout = r.timeout.unwrap_or(self.default_timeout);
             let probe = r.probe.clone();
             let clock = self.clock.clone();
             async move {
                 let outcome = run_one(probe.clone(), timeout).await;
-                let result = CheckResult {
+                CheckResult {
                     status: outcome.status,
                     observed_value: outcome.observed_value,
                     observed_unit: outcome.observed_unit,
@@ -275,12 +277,37 @@ impl HealthRegistry {
                     time: clock.now(),
                     duration: outcome.duration,
                     critical: probe.is_critical(),
-                };
-                (probe.name().to_owned(), result)
+                }
             }
         });
         let results = futures_util::future::join_all(runs).await;
-        HealthReport::from_checks(results.into_iter().collect())
+        // Keys follow registration order, so they are the same whichever subset ran. Two probes with one
+        // name must not hide each other: the later ones are reported as `name#2`, `name#3`, ...
+        let mut taken = std::collections::HashSet::new();
+        let mut keys = std::collections::HashMap::new();
+        for (i, r) in self.probes.iter().enumerate() {
+            let name = r.probe.name();
+            let mut key = name.to_owned();
+            let mut n = 1;
+            while !taken.insert(key.clone()) {
+                n += 1;
+                key = format!("{name}#{n}");
+            }
+            keys.insert(i, key);
+        }
+        let index_of = |r: &Registration| self.probes.iter().position(|p| std::ptr::eq(p, r)).unwrap_or(0);
+        selected
+            .into_iter()
+            .zip(results)
+            .map(|(r, result)| {
+                let key = keys.get(&index_of(r)).cloned().unwrap_or_else(|| r.probe.name().to_owned());
+                if key != r.probe.name() {
+                    tracing::warn!(target: "resee_ops::health", probe = r.probe.name(), reported_as = %key,
+                        "two health probes share a name; give them distinct names");
+                }
+                (r, key, result)
+            })
+            .collect()
     }
 }
 

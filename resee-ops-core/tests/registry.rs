@@ -134,3 +134,15 @@ async fn check_groups_runs_each_probe_once() {
     assert_eq!((live.status, ready.status), (HealthStatus::Up, HealthStatus::Down));
     assert_eq!(both.checks(), 1, "a probe in both groups runs once");
 }
+
+#[tokio::test]
+async fn probes_sharing_a_name_do_not_hide_each_other() {
+    let registry = HealthRegistry::new()
+        .register(Registration::new(StaticProbe::new("database", ProbeOutcome::down("replica refused"))))
+        .register(Registration::new(StaticProbe::new("database", ProbeOutcome::up())));
+    let report = registry.check_all().await;
+    assert_eq!(report.checks.keys().collect::<Vec<_>>(), ["database", "database#2"]);
+    assert_eq!(report.status, HealthStatus::Down, "the failing one still counts");
+    let (_, ready) = registry.check_groups().await;
+    assert_eq!(ready.checks.keys().collect::<Vec<_>>(), ["database", "database#2"]);
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::{Notifier, NotifyOutcome};
@@ -16,9 +16,11 @@ use crate::{Alert, Error, ErrorKind};
 #[serde(default)]
 #[non_exhaustive]
 pub struct DispatcherConfig {
-    /// Alerts that may wait in the queue; one more is dropped and counted.
+    /// Alerts that may wait in the queue (shared out evenly between the lanes); one more is dropped and
+    /// counted.
     pub capacity: usize,
-    /// Alerts delivered at the same time by the background task.
+    /// Alerts delivered at the same time: the number of lanes. Alerts with the same fingerprint always
+    /// take the same lane, so a firing and its resolution are delivered in order, never at once.
     pub concurrency: usize,
 }
 
@@ -122,13 +124,18 @@ impl Counters {
 
 struct Shared {
     counters: Counters,
+    /// Set when shutdown starts: no new alerts.
     closed: AtomicBool,
-    close_signal: Notify,
+    /// Set when the grace period is over: lanes stop, cutting deliveries short.
+    cut: watch::Sender<bool>,
     idle: Notify,
 }
 
 /// Moves delivery off the caller's path: `notify` puts the alert in a bounded queue and returns
-/// [`NotifyOutcome::Queued`] at once; a background task hands it to the inner notifier.
+/// [`NotifyOutcome::Queued`] at once; background tasks hand it to the inner notifier.
+///
+/// There is one queue and one task per lane ([`DispatcherConfig::concurrency`]); an alert's lane follows
+/// from its fingerprint, so alerts about the same thing are delivered one after the other, in order.
 ///
 /// Every alert ends delivered, suppressed, or dropped and counted with its reason
 /// ([`DispatchStats`]); drops and failures are also logged at `WARN`/`ERROR`. A full queue never blocks the
@@ -152,9 +159,9 @@ struct Shared {
 /// ```
 #[derive(Clone)]
 pub struct Dispatcher {
-    tx: mpsc::Sender<Alert>,
+    lanes: Arc<[mpsc::Sender<Alert>]>,
     shared: Arc<Shared>,
-    worker: Arc<std::sync::Mutex<Option<JoinHandle<()>>>>,
+    workers: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
     inner_name: Arc<str>,
 }
 
@@ -172,15 +179,22 @@ impl Dispatcher {
     pub fn spawn(inner: impl Notifier, config: DispatcherConfig) -> Self {
         let inner_name: Arc<str> = format!("{inner:?}").into();
         let inner: Arc<dyn Notifier> = Arc::new(inner);
-        let (tx, rx) = mpsc::channel(config.capacity.max(1));
+        let lanes = config.concurrency.max(1);
+        let per_lane = config.capacity.max(1).div_ceil(lanes);
         let shared = Arc::new(Shared {
             counters: Counters::default(),
             closed: AtomicBool::new(false),
-            close_signal: Notify::new(),
+            cut: watch::channel(false).0,
             idle: Notify::new(),
         });
-        let worker = tokio::spawn(run(rx, inner, shared.clone(), config.concurrency.max(1)));
-        Self { tx, shared, worker: Arc::new(std::sync::Mutex::new(Some(worker))), inner_name }
+        let mut senders = Vec::with_capacity(lanes);
+        let mut workers = Vec::with_capacity(lanes);
+        for _ in 0..lanes {
+            let (tx, rx) = mpsc::channel(per_lane);
+            senders.push(tx);
+            workers.push(tokio::spawn(run_lane(rx, inner.clone(), shared.clone())));
+        }
+        Self { lanes: senders.into(), shared, workers: Arc::new(std::sync::Mutex::new(workers)), inner_name }
     }
 
     /// A snapshot of the counters.
@@ -224,9 +238,9 @@ impl Dispatcher {
             tracing::warn!(target: "resee_ops::notify", in_flight = self.stats().in_flight,
                 "dispatcher grace period over; dropping undelivered alerts");
         }
-        self.shared.close_signal.notify_one();
-        let worker = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(worker) = worker {
+        self.shared.cut.send_replace(true);
+        let workers = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|p| p.into_inner()));
+        for worker in workers {
             let _ = worker.await;
         }
     }
@@ -235,7 +249,8 @@ impl Dispatcher {
 #[async_trait]
 impl Notifier for Dispatcher {
     async fn notify(&self, alert: &Alert) -> NotifyOutcome {
-        enqueue(&self.tx, &self.shared, alert)
+        let lane = (alert.fingerprint().as_u64() % self.lanes.len() as u64) as usize;
+        enqueue(&self.lanes[lane], &self.shared, alert)
     }
 }
 
@@ -265,59 +280,40 @@ fn enqueue(tx: &mpsc::Sender<Alert>, shared: &Shared, alert: &Alert) -> NotifyOu
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<Alert>, inner: Arc<dyn Notifier>, shared: Arc<Shared>, concurrency: usize) {
-    let permits = Arc::new(Semaphore::new(concurrency));
-    let mut tasks = tokio::task::JoinSet::new();
+/// One lane: delivers its alerts one after the other until every handle is gone (finishing what is
+/// queued) or the grace period of a shutdown is over (counting what is left as dropped).
+async fn run_lane(mut rx: mpsc::Receiver<Alert>, inner: Arc<dyn Notifier>, shared: Arc<Shared>) {
+    let mut cut = shared.cut.subscribe();
     loop {
-        let permit = tokio::select! {
-            biased;
-            _ = shared.close_signal.notified() => break,
-            permit = permits.clone().acquire_owned() => permit.expect("semaphore is never closed"),
-        };
         let alert = tokio::select! {
             biased;
-            _ = shared.close_signal.notified() => break,
+            _ = cut.wait_for(|c| *c) => break,
             alert = rx.recv() => match alert {
                 Some(a) => a,
-                None => {
-                    // Every handle was dropped without a shutdown: finish what is running, then stop.
-                    while tasks.join_next().await.is_some() {}
-                    return;
-                }
+                None => return,
             },
         };
-        let inner = inner.clone();
-        let shared = shared.clone();
-        tasks.spawn(async move {
-            let outcome = deliver(&*inner, &alert).await;
-            finish(&shared, &alert, outcome);
-            drop(permit);
-        });
-        while tasks.try_join_next().is_some() {}
+        tokio::select! {
+            biased;
+            _ = cut.wait_for(|c| *c) => {
+                drop_closed(&shared, &alert, "alert dropped: delivery cut short by shutdown");
+                break;
+            }
+            outcome = deliver(&*inner, &alert) => finish(&shared, &alert, outcome),
+        }
     }
-    // Closed: whatever is still queued or running is dropped and counted.
+    // Shut down: whatever is still queued is dropped and counted.
     rx.close();
     while let Ok(alert) = rx.try_recv() {
-        shared.counters.drop(DropReason::Closed);
-        shared.counters.finished.fetch_add(1, Ordering::Relaxed);
-        tracing::error!(target: "resee_ops::notify", fingerprint = %alert.fingerprint(), title = %alert.title,
-            "alert dropped: dispatcher shut down before delivery");
-    }
-    tasks.abort_all();
-    let mut cut: u64 = 0;
-    while let Some(res) = tasks.join_next().await {
-        if matches!(res, Err(e) if e.is_cancelled()) {
-            cut += 1;
-        }
-    }
-    if cut > 0 {
-        for _ in 0..cut {
-            shared.counters.drop(DropReason::Closed);
-        }
-        shared.counters.finished.fetch_add(cut, Ordering::Relaxed);
-        tracing::error!(target: "resee_ops::notify", cut, "alerts dropped: delivery cut short by shutdown");
+        drop_closed(&shared, &alert, "alert dropped: dispatcher shut down before delivery");
     }
     shared.idle.notify_waiters();
+}
+
+fn drop_closed(shared: &Shared, alert: &Alert, why: &'static str) {
+    shared.counters.drop(DropReason::Closed);
+    shared.counters.finished.fetch_add(1, Ordering::Release);
+    tracing::error!(target: "resee_ops::notify", fingerprint = %alert.fingerprint(), title = %alert.title, "{why}");
 }
 
 /// Runs the inner notifier, turning a panic into an outcome.
