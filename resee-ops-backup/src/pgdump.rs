@@ -41,9 +41,15 @@ impl PgVersion {
         }
     }
 
-    /// The major version: `15` for 15.20, `906` for 9.6.x.
+    /// The major version: `15` for 15.20, `906` for 9.6.x. Not ordered across 10 (`906 > 15`): compare
+    /// versions themselves, or their [`major_key`](Self::major_key)s.
     pub const fn major(self) -> u32 {
         if self.0 >= 100_000 { self.0 / 10_000 } else { self.0 / 100 }
+    }
+
+    /// The major version as an ordered key: `(15, 0)` for 15.20, `(9, 6)` for 9.6.x.
+    pub const fn major_key(self) -> (u32, u32) {
+        if self.0 >= 100_000 { (self.0 / 10_000, 0) } else { (self.0 / 10_000, self.0 / 100 % 100) }
     }
 
     fn major_text(self) -> String {
@@ -131,7 +137,7 @@ async fn probe(path: &Path) -> Result<PgDump> {
 
 /// Refuses a `pg_dump` older than the server.
 pub(crate) fn check_versions(pg_dump: &PgDump, server: PgVersion) -> Result<()> {
-    if pg_dump.version.major() >= server.major() {
+    if pg_dump.version.major_key() >= server.major_key() {
         return Ok(());
     }
     let major = server.major_text();
@@ -426,6 +432,21 @@ mod tests {
         assert!(check_versions(&dump, PgVersion::from_num(120010)).is_ok());
         let newer = PgDump { path: "/x".into(), version: PgVersion::parse("17.1").unwrap() };
         assert!(check_versions(&newer, PgVersion::from_num(150020)).is_ok());
+    }
+
+    #[test]
+    fn major_versions_compare_across_10() {
+        let dump = |v: &str| PgDump { path: "/x".into(), version: PgVersion::parse(v).unwrap() };
+        let err = check_versions(&dump("9.6.24"), PgVersion::from_num(150020)).unwrap_err();
+        assert_eq!(err.kind(), BackupErrorKind::PgDumpTooOld);
+        assert!(err.message().contains("postgresql-client-15"), "{err}");
+        assert!(check_versions(&dump("9.5"), PgVersion::parse("9.6.1").unwrap()).is_err());
+        assert!(check_versions(&dump("9.6.2"), PgVersion::parse("9.6.24").unwrap()).is_ok());
+        assert!(check_versions(&dump("10.1"), PgVersion::parse("9.6.24").unwrap()).is_ok());
+        assert!(check_versions(&dump("15.2"), PgVersion::from_num(150020)).is_ok());
+        assert!(check_versions(&dump("16"), PgVersion::from_num(150020)).is_ok());
+        assert_eq!(PgVersion::parse("9.6.24").unwrap().major_key(), (9, 6));
+        assert_eq!(PgVersion::parse("15.20").unwrap().major_key(), (15, 0));
     }
 
     #[test]
