@@ -153,15 +153,35 @@ pub(crate) fn check_versions(pg_dump: &PgDump, server: PgVersion) -> Result<()> 
     ))
 }
 
-fn tls_required(conn: &PgConnection) -> bool {
-    matches!(conn.sslmode(), Some("require" | "verify-ca" | "verify-full"))
+/// Why the version preflight must not run for `conn`, if it must not. The preflight speaks no TLS, so it
+/// runs only where TLS cannot be expected anyway: `sslmode=disable`, a Unix socket, or a loopback address
+/// (unless `sslmode` requires TLS). Elsewhere libpq's `pg_dump` would prefer TLS, so a plaintext preflight
+/// could send the password unencrypted, or be refused by a `hostssl`-only server.
+fn preflight_skip_reason(conn: &PgConnection) -> Option<&'static str> {
+    match conn.sslmode() {
+        Some("require" | "verify-ca" | "verify-full") => Some("sslmode requires TLS"),
+        Some("disable") => None,
+        _ if is_local_host(conn.host()) => None,
+        _ => Some("the server is not local and TLS may be used"),
+    }
 }
 
-/// Connects once and asks for the server version. Returns `None` when the connection requires TLS, which
-/// this preflight does not speak; `pg_dump` then refuses a newer server itself (see [`classify`]).
+/// A Unix-socket directory, `localhost`, or a loopback address (127.0.0.0/8, `::1`).
+fn is_local_host(host: &str) -> bool {
+    host.starts_with('/')
+        || host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.to_canonical().is_loopback())
+}
+
+/// Connects once and asks for the server version. Returns `None` when the preflight must not connect
+/// without TLS (see [`preflight_skip_reason`]); `pg_dump` then refuses a newer server itself (see
+/// [`classify`]).
 pub(crate) async fn server_version(conn: &PgConnection, connect_timeout: Duration) -> Result<Option<PgVersion>> {
-    if tls_required(conn) {
-        tracing::info!("sslmode requires TLS: skipping the preflight; pg_dump checks the server version itself");
+    if let Some(why) = preflight_skip_reason(conn) {
+        tracing::debug!(
+            reason = why,
+            "skipping the server version preflight; pg_dump checks the server version itself"
+        );
         return Ok(None);
     }
     let mut cfg = tokio_postgres::Config::new();
@@ -447,6 +467,31 @@ mod tests {
         assert!(check_versions(&dump("16"), PgVersion::from_num(150020)).is_ok());
         assert_eq!(PgVersion::parse("9.6.24").unwrap().major_key(), (9, 6));
         assert_eq!(PgVersion::parse("15.20").unwrap().major_key(), (15, 0));
+    }
+
+    #[test]
+    fn preflight_runs_only_where_tls_is_not_expected() {
+        let conn = |host: &str, mode: Option<&str>| {
+            let c = PgConnection::new(host, 5432, "u", "d");
+            match mode {
+                Some(m) => c.with_sslmode(m),
+                None => c,
+            }
+        };
+        for host in ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1", "localhost", "LOCALHOST", "/run/pg"] {
+            for mode in [None, Some("prefer"), Some("allow"), Some("disable")] {
+                assert_eq!(preflight_skip_reason(&conn(host, mode)), None, "{host} {mode:?}");
+            }
+            for mode in ["require", "verify-ca", "verify-full"] {
+                assert!(preflight_skip_reason(&conn(host, Some(mode))).is_some(), "{host} {mode}");
+            }
+        }
+        for host in ["db.internal", "10.0.0.5", "128.0.0.1", "::2", "localhost.example.com", "2001:db8::1"] {
+            for mode in [None, Some("prefer"), Some("allow"), Some("require")] {
+                assert!(preflight_skip_reason(&conn(host, mode)).is_some(), "{host} {mode:?}");
+            }
+            assert_eq!(preflight_skip_reason(&conn(host, Some("disable"))), None, "{host}");
+        }
     }
 
     #[test]
