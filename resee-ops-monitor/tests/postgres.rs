@@ -112,4 +112,18 @@ fn config_debug_and_serialisation_hide_the_password() {
     let probe = cfg.build().unwrap();
     assert_eq!(probe.target(), "db:5432/app");
     assert!(!probe.is_critical());
+
+    // The password may also sit in the query or in a key=value string, spaced or quoted.
+    for url in [
+        format!("postgres://app@db/app?password={SECRET}"),
+        format!("postgres://app@db/app?sslmode=disable&password={SECRET}&connect_timeout=5"),
+        format!("host=db user=app password = {SECRET} dbname=app"),
+        format!("host=db user=app password='{SECRET} x' dbname=app"),
+    ] {
+        let cfg: PostgresProbeConfig = serde_json::from_value(serde_json::json!({"url": url})).unwrap();
+        let probe = cfg.clone().build().unwrap();
+        let text = format!("{cfg:?} {} {probe:?} {}", cfg.url, serde_json::to_string(&cfg).unwrap());
+        assert!(!text.contains(SECRET), "{text}");
+        assert_eq!(probe.target(), "db:5432/app");
+    }
 }

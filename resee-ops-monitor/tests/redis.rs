@@ -253,3 +253,17 @@ fn heartbeat_configs_are_validated() {
     assert_eq!(err.kind(), MonitorErrorKind::InvalidConfig);
     assert!(!format!("{err} {err:?}").contains(SECRET));
 }
+
+#[test]
+fn config_debug_and_serialisation_hide_a_query_password() {
+    for url in [
+        format!("redis://127.0.0.1:6379/?password={SECRET}"),
+        format!("redis://127.0.0.1:6379/0?Password={SECRET}&protocol=resp3"),
+    ] {
+        let cfg: RedisConfig = serde_json::from_value(serde_json::json!({"url": url})).unwrap();
+        let probe = cfg.probe().unwrap();
+        let text = format!("{cfg:?} {} {probe:?} {}", cfg.url, serde_json::to_string(&cfg).unwrap());
+        assert!(!text.contains(SECRET), "{text}");
+        assert!(serde_json::to_string(&cfg).unwrap().to_lowercase().contains("password=***"), "{text}");
+    }
+}
