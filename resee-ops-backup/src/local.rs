@@ -126,9 +126,49 @@ fn publish(tmp: &Path, dest: &Path) -> std::io::Result<()> {
         Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {
             // The filesystem cannot rename without replacing: a hard link fails if the name exists.
             std::fs::hard_link(tmp, dest)?;
-            std::fs::remove_file(tmp)
+            std::fs::remove_file(tmp).inspect_err(|_| unpublish(dest))
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Moves the staged `tmp` to `dest`, makes that durable (`sync_dir` fsyncs the directory; a parameter so
+/// that tests can make it fail) and stats it. If anything fails once `dest` exists, `dest` is removed again:
+/// a failed publish leaves nothing under the final name (the caller never learns the name was used, so
+/// nobody else would remove it).
+fn publish_durably(
+    tmp: &Path,
+    dest: &Path,
+    dir: &Path,
+    sync_dir: impl Fn(&Path) -> std::io::Result<()>,
+) -> Result<std::fs::Metadata, Error> {
+    publish(tmp, dest).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            Error::new(ErrorKind::AlreadyExists, format!("{} exists already", dest.display()))
+        } else {
+            io_err("cannot rename to", dest, e)
+        }
+    })?;
+    sync_dir(dir)
+        .map_err(|e| io_err("cannot fsync", dir, e))
+        .and_then(|()| std::fs::metadata(dest).map_err(|e| io_err("cannot stat", dest, e)))
+        .inspect_err(|_| unpublish(dest))
+}
+
+/// Best effort: removes an artifact whose publishing failed half-way, logging when it cannot.
+fn unpublish(dest: &Path) {
+    match std::fs::remove_file(dest) {
+        Ok(()) => {
+            if let Some(dir) = dest.parent()
+                && let Err(e) = fsync_dir(dir)
+            {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot fsync after removing a failed publish");
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::error!(path = %dest.display(), error = %e, "cannot remove a half-published artifact");
+        }
     }
 }
 
@@ -319,23 +359,13 @@ impl StagedArtifact for LocalStaged {
 
     async fn publish(mut self: Box<Self>) -> Result<ArtifactMeta, Error> {
         let (tmp, dest, dir) = (self.temp.tmp.clone(), self.temp.dest.clone(), self.temp.dir.clone());
-        // On any error the temporary is dropped, and so removed: nothing is left half-published.
-        tokio::task::spawn_blocking(move || {
-            publish(&tmp, &dest).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::AlreadyExists {
-                    Error::new(ErrorKind::AlreadyExists, format!("{} exists already", dest.display()))
-                } else {
-                    io_err("cannot rename to", &dest, e)
-                }
-            })?;
-            fsync_dir(&dir).map_err(|e| io_err("cannot fsync", &dir, e))
-        })
-        .await
-        .map_err(|e| Error::new(ErrorKind::Io, format!("publish task failed: {e}")))??;
+        // On any error the temporary is dropped, and so removed, and the final name is removed again if it
+        // was already taken: nothing is left half-published.
+        let meta = tokio::task::spawn_blocking(move || publish_durably(&tmp, &dest, &dir, fsync_dir))
+            .await
+            .map_err(|e| Error::new(ErrorKind::Io, format!("publish task failed: {e}")))??;
         self.temp.done = true;
         lock_live().remove(&self.temp.tmp);
-        let dest = &self.temp.dest;
-        let meta = tokio::fs::metadata(dest).await.map_err(|e| io_err("cannot stat", dest, e))?;
         let created = meta.modified().map(DateTime::<Utc>::from).unwrap_or_else(|_| Utc::now());
         Ok(ArtifactMeta::new(self.temp.name.clone(), self.size, created))
     }
@@ -361,5 +391,26 @@ mod tests {
         let long = ArtifactName::new("é".repeat(127)).unwrap();
         let p = t.temp_path(&long);
         assert!(p.file_name().unwrap().len() <= 255);
+    }
+
+    #[test]
+    fn a_failure_after_the_rename_removes_the_published_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tmp, dest) = (dir.path().join(".a.tmp"), dir.path().join("a.sql.gz"));
+        std::fs::write(&tmp, b"data").unwrap();
+        let failing = |_: &Path| Err(std::io::Error::other("injected fsync failure"));
+        let err = publish_durably(&tmp, &dest, dir.path(), failing).unwrap_err();
+        assert!(err.to_string().contains("injected fsync failure"), "{err}");
+        assert!(!dest.exists(), "the artifact was left under its final name");
+        assert!(!tmp.exists());
+
+        std::fs::write(&tmp, b"data").unwrap();
+        let meta = publish_durably(&tmp, &dest, dir.path(), fsync_dir).unwrap();
+        assert_eq!((meta.len(), std::fs::read(&dest).unwrap()), (4, b"data".to_vec()));
+        // An existing artifact is neither replaced nor removed.
+        std::fs::write(&tmp, b"other").unwrap();
+        let err = publish_durably(&tmp, &dest, dir.path(), fsync_dir).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&dest).unwrap(), b"data");
     }
 }
