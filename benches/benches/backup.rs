@@ -3,6 +3,7 @@
 //!
 //! The end-to-end comparison with `pg_dump | gzip` and `pigz` lives in `benches/scripts/backup_vs_shell.sh`.
 
+use resee_ops_benches::runtime;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -11,10 +12,6 @@ use resee_ops_backup::__bench::{compress_block, compress_parallel};
 use resee_ops_backup::verify_artifact;
 use resee_ops_core::testing::InMemoryBackupTarget;
 use resee_ops_core::{ArtifactName, BackupTarget};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
-}
 
 /// A plain-format dump of `bytes` bytes: COPY rows of ids, words, hashes, timestamps and numbers.
 fn sql_text(bytes: usize) -> Vec<u8> {

@@ -4,16 +4,13 @@
 //! Besides criterion's mean/median, the `notify` bench prints p50/p99/p99.9 of single calls measured in
 //! one run, since the target is a tail latency (p99 ≤ 10 µs).
 
+use resee_ops_benches::{percentiles, runtime};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use resee_ops_core::testing::RecordingNotifier;
 use resee_ops_core::{Alert, Dispatcher, DispatcherConfig, Notifier, NotifierExt, Severity};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
-}
 
 fn alerts(n: usize) -> Vec<Alert> {
     (0..n)
@@ -32,19 +29,6 @@ fn slow_stack(capacity: usize) -> Dispatcher {
         .with_delay(Duration::from_secs(5))
         .throttled(Duration::from_secs(600))
         .dispatched(DispatcherConfig::default().with_capacity(capacity))
-}
-
-fn percentiles(label: &str, mut samples: Vec<Duration>) {
-    samples.sort_unstable();
-    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
-    println!(
-        "{label}: n={} p50={:?} p99={:?} p99.9={:?} max={:?}",
-        samples.len(),
-        at(0.50),
-        at(0.99),
-        at(0.999),
-        samples[samples.len() - 1]
-    );
 }
 
 fn notify_latency(c: &mut Criterion) {

@@ -1,6 +1,7 @@
 //! Health monitor: the CPU cost of one cycle (run the registry, damp, cache, decide alerts) and of answering
 //! an endpoint from the cache, with in-memory probes so only our own work is measured.
 
+use resee_ops_benches::runtime;
 use std::hint::black_box;
 use std::sync::Arc;
 
@@ -8,10 +9,6 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use resee_ops_core::testing::{RecordingNotifier, StaticProbe};
 use resee_ops_core::{CheckGroup, HealthRegistry, ProbeOutcome, Registration};
 use resee_ops_monitor::HealthMonitor;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
-}
 
 /// `n` probes, one in ten failing (so damping and alert decisions do real work).
 fn monitor(n: usize) -> HealthMonitor {

@@ -5,6 +5,7 @@
 //! in one run, since the target is a tail latency (p99 ≤ 10 µs). The receiver sees a bounded number of
 //! requests: 64 distinct alerts at most, throttled, paced to one per second, and cut at shutdown.
 
+use resee_ops_benches::{percentiles, runtime};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -13,10 +14,6 @@ use resee_ops_core::{Alert, Dispatcher, DispatcherConfig, Notifier, NotifierExt,
 use resee_ops_slack::SlackNotifier;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
-}
 
 fn alert(i: usize) -> Alert {
     Alert::new("api_latency", Severity::Warning, format!("API p95 above 2 s ({i})"))
@@ -47,19 +44,6 @@ fn stack(server: &MockServer, capacity: usize) -> Dispatcher {
         .expect("notifier")
         .throttled(Duration::from_secs(600))
         .dispatched(DispatcherConfig::default().with_capacity(capacity))
-}
-
-fn percentiles(label: &str, mut samples: Vec<Duration>) {
-    samples.sort_unstable();
-    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
-    println!(
-        "{label}: n={} p50={:?} p99={:?} p99.9={:?} max={:?}",
-        samples.len(),
-        at(0.50),
-        at(0.99),
-        at(0.999),
-        samples[samples.len() - 1]
-    );
 }
 
 fn notify(c: &mut Criterion) {
