@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use resee_ops_backup::PgConnection;
 use resee_ops_core::testing::services;
@@ -137,85 +136,12 @@ pub struct PasswordServer {
 /// Starts (once) a private server with `-A scram-sha-256`, superuser `postgres` with a random password.
 pub fn password_server() -> &'static PasswordServer {
     static SERVER: OnceLock<PasswordServer> = OnceLock::new();
-    SERVER.get_or_init(|| start_password_server().unwrap_or_else(|e| panic!("cannot start a private PostgreSQL: {e}")))
-}
-
-fn find_pg_binary(bin: &str) -> Option<PathBuf> {
-    let mut majors: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok().map(|m| (m, e.path())))
-        .collect();
-    majors.sort_by_key(|m| std::cmp::Reverse(m.0));
-    majors.into_iter().map(|(_, p)| p.join("bin").join(bin)).find(|p| p.is_file())
-}
-
-fn postgres_ids() -> Option<(u32, u32)> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|line| {
-        let f: Vec<&str> = line.split(':').collect();
-        (f.first() == Some(&"postgres") && f.len() > 3).then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
+    SERVER.get_or_init(|| {
+        let password = format!("pw-{:016x}-Sëcret", fastrand::u64(..));
+        let server = services::start_private_postgres(Some(&password))
+            .unwrap_or_else(|e| panic!("cannot start a private PostgreSQL: {e}"));
+        PasswordServer { url: server.url().to_owned(), password }
     })
-}
-
-fn start_password_server() -> Result<PasswordServer, String> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let initdb = find_pg_binary("initdb").ok_or("initdb not found under /usr/lib/postgresql (package postgresql)")?;
-    let postgres = initdb.with_file_name("postgres");
-    let dir = std::env::temp_dir().join(format!("resee-bk-pg-{}-{:x}", std::process::id(), fastrand::u64(..)));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let password = format!("pw-{:016x}-Sëcret", fastrand::u64(..));
-    let pwfile = dir.join("pwfile");
-    std::fs::write(&pwfile, format!("{password}\n")).map_err(|e| e.to_string())?;
-    std::fs::set_permissions(&pwfile, std::fs::Permissions::from_mode(0o600)).map_err(|e| e.to_string())?;
-    let is_root = std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false);
-    let run_as = if is_root {
-        let (uid, gid) = postgres_ids().ok_or("running as root and there is no postgres user")?;
-        std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).map_err(|e| e.to_string())?;
-        std::os::unix::fs::chown(&pwfile, Some(uid), Some(gid)).map_err(|e| e.to_string())?;
-        format!("setpriv --reuid={uid} --regid={gid} --clear-groups ")
-    } else {
-        String::new()
-    };
-    let d = dir.display();
-    let init = format!(
-        "{run_as}'{}' -D '{d}/data' -U postgres -A scram-sha-256 --pwfile='{}' -E UTF8 --no-sync >'{d}/initdb.log' 2>&1",
-        initdb.display(),
-        pwfile.display()
-    );
-    let ok = Command::new("sh").arg("-c").arg(&init).status().map_err(|e| e.to_string())?.success();
-    if !ok {
-        return Err(std::fs::read_to_string(dir.join("initdb.log")).unwrap_or_default());
-    }
-    let port =
-        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
-    let server = format!(
-        "{run_as}'{}' -D '{d}/data' -p {port} -k '{d}' -c listen_addresses=127.0.0.1 -c fsync=off",
-        postgres.display()
-    );
-    // The server stops (and its directory goes) as soon as this test process exits.
-    let script = format!(
-        "{server} >>'{d}/server.log' 2>&1 & s=$!; while kill -0 {parent} 2>/dev/null && kill -0 $s 2>/dev/null; \
-         do sleep 0.5; done; kill -INT $s 2>/dev/null; wait $s; rm -rf '{d}'",
-        parent = std::process::id()
-    );
-    Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            return Err(std::fs::read_to_string(dir.join("server.log")).unwrap_or_default());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let enc = password.replace('ë', "%C3%AB");
-    Ok(PasswordServer { url: format!("postgres://postgres:{enc}@127.0.0.1:{port}/postgres"), password })
 }
 
 /// Child processes of this process whose command name is `comm` and whose environment contains `env`

@@ -82,7 +82,9 @@ impl Service {
 pub fn postgres() -> &'static Service {
     static PG: OnceLock<Service> = OnceLock::new();
     PG.get_or_init(|| {
-        resolve("RESEE_TEST_DATABASE_URL", 5432, "postgres://postgres@127.0.0.1:5432/postgres", start_postgres)
+        resolve("RESEE_TEST_DATABASE_URL", 5432, "postgres://postgres@127.0.0.1:5432/postgres", || {
+            start_private_postgres(None).map(|s| s.url)
+        })
     })
 }
 
@@ -196,7 +198,14 @@ fn spawn_watched(server_cmd: &str, dir: &Path, log: &Path) -> Result<(), String>
         .map_err(|e| format!("cannot start sh: {e}"))
 }
 
-fn start_postgres() -> Result<String, String> {
+/// Starts a PostgreSQL private to this test process, on a free loopback port, stopped and removed when the
+/// process exits. Without a password it trusts every connection; with one, it checks it (`scram-sha-256`)
+/// for the superuser `postgres`, and the URL carries it percent-encoded. Use this for tests that need a
+/// server configured differently from the shared one (authentication, for example); [`postgres`] serves
+/// the rest.
+///
+/// Returns why it could not start (a missing package, a failed `initdb`, the server's log).
+pub fn start_private_postgres(password: Option<&str>) -> Result<Service, String> {
     let initdb = find_binary("initdb", true).ok_or("initdb not found (package postgresql)")?;
     let postgres = initdb.with_file_name("postgres");
     let postgres = if postgres.is_file() {
@@ -208,15 +217,30 @@ fn start_postgres() -> Result<String, String> {
     let data = dir.join("data");
     let log = dir.join("server.log");
     // PostgreSQL refuses to run as root: run it as the postgres user.
+    let auth = match password {
+        Some(password) => {
+            use std::os::unix::fs::PermissionsExt;
+            let pwfile = dir.join("pwfile");
+            std::fs::write(&pwfile, format!("{password}\n"))
+                .map_err(|e| format!("cannot write the password file: {e}"))?;
+            std::fs::set_permissions(&pwfile, std::fs::Permissions::from_mode(0o600)).map_err(|e| e.to_string())?;
+            format!("-A scram-sha-256 --pwfile='{}'", pwfile.display())
+        }
+        None => "-A trust".to_owned(),
+    };
     let run_as = if is_root() {
         let (uid, gid) = postgres_user().ok_or("running as root and there is no postgres user to run the server")?;
-        std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).map_err(|e| format!("chown: {e}"))?;
+        for path in [dir.clone(), dir.join("pwfile")] {
+            if path.exists() {
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid)).map_err(|e| format!("chown: {e}"))?;
+            }
+        }
         format!("setpriv --reuid={uid} --regid={gid} --clear-groups ")
     } else {
         String::new()
     };
     let init = format!(
-        "{run_as}'{initdb}' -D '{data}' -U postgres -A trust -E UTF8 --no-sync >'{dir}/initdb.log' 2>&1",
+        "{run_as}'{initdb}' -D '{data}' -U postgres {auth} -E UTF8 --no-sync >'{dir}/initdb.log' 2>&1",
         initdb = initdb.display(),
         data = data.display(),
         dir = dir.display(),
@@ -236,7 +260,24 @@ fn start_postgres() -> Result<String, String> {
     );
     spawn_watched(&server, &dir, &log)?;
     wait_until_answers(port, &log)?;
-    Ok(format!("postgres://postgres@127.0.0.1:{port}/postgres"))
+    let user = match password {
+        Some(password) => format!("postgres:{}", percent_encode(password)),
+        None => "postgres".to_owned(),
+    };
+    Ok(Service { url: format!("postgres://{user}@127.0.0.1:{port}/postgres"), origin: Origin::Private })
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters (for a password in a URL).
+fn percent_encode(text: &str) -> String {
+    use std::fmt::Write as _;
+    text.bytes().fold(String::with_capacity(text.len()), |mut out, b| {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+        out
+    })
 }
 
 fn start_redis() -> Result<String, String> {
@@ -259,6 +300,11 @@ mod tests {
     use super::*;
 
     #[test]
+    fn passwords_are_percent_encoded() {
+        assert_eq!(percent_encode("pw-Sëcret/@:?"), "pw-S%C3%ABcret%2F%40%3A%3F");
+    }
+
+    #[test]
     fn url_for_database_replaces_only_the_path() {
         let s = Service::for_url("postgres://postgres@127.0.0.1:5432/postgres");
         assert_eq!(s.url_for_database("x"), "postgres://postgres@127.0.0.1:5432/x");
@@ -269,7 +315,7 @@ mod tests {
     #[test]
     fn private_servers_start_and_answer() {
         // Exercises the fallback path even where default servers run, so it never rots unseen.
-        let pg = start_postgres().expect("private PostgreSQL");
+        let pg = start_private_postgres(None).expect("private PostgreSQL").url;
         let port: u16 = pg.rsplit(':').next().unwrap().split('/').next().unwrap().parse().unwrap();
         assert!(answers(port), "private PostgreSQL answers on {port}");
         let redis = start_redis().expect("private Redis");
