@@ -261,9 +261,19 @@ pub(crate) async fn verify_members(
 /// Inflates exactly one gzip member (CRC and length checked) that must fill `member` to its last byte.
 fn inflate_member(member: &[u8]) -> std::io::Result<(u64, Vec<u8>, Vec<u8>)> {
     let mut decoder = flate2::bufread::GzDecoder::new(member);
+    let inflated = drain(&mut decoder)?;
+    if !decoder.into_inner().is_empty() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "bytes after the end of a gzip member"));
+    }
+    Ok(inflated)
+}
+
+/// Reads `decoder` to its end and returns the raw size with the first and last [`KEEP`] bytes (for the
+/// header and trailer checks); the decoder checks CRCs and lengths as it goes.
+fn drain(decoder: &mut impl Read) -> std::io::Result<(u64, Vec<u8>, Vec<u8>)> {
     let mut buf = vec![0u8; 256 * 1024];
     let mut raw = 0u64;
-    let mut head = Vec::new();
+    let mut head = Vec::with_capacity(KEEP);
     let mut tail = Vec::with_capacity(2 * KEEP);
     loop {
         let n = match decoder.read(&mut buf) {
@@ -278,9 +288,6 @@ fn inflate_member(member: &[u8]) -> std::io::Result<(u64, Vec<u8>, Vec<u8>)> {
         }
         keep_tail(&mut tail, &buf[..n]);
         raw += n as u64;
-    }
-    if !decoder.into_inner().is_empty() {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "bytes after the end of a gzip member"));
     }
     Ok((raw, head, tail))
 }
@@ -303,26 +310,7 @@ pub(crate) fn trailer_present(tail: &[u8]) -> bool {
 }
 
 fn inflate_all(input: ChannelReader) -> std::io::Result<(u64, Vec<u8>, Vec<u8>)> {
-    let mut decoder = flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(256 * 1024, input));
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut raw = 0u64;
-    let mut head = Vec::with_capacity(KEEP);
-    let mut tail = Vec::with_capacity(2 * KEEP);
-    loop {
-        let n = match decoder.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if head.len() < KEEP {
-            let k = (KEEP - head.len()).min(n);
-            head.extend_from_slice(&buf[..k]);
-        }
-        keep_tail(&mut tail, &buf[..n]);
-        raw += n as u64;
-    }
-    Ok((raw, head, tail))
+    drain(&mut flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(256 * 1024, input)))
 }
 
 struct ChannelReader {
