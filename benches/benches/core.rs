@@ -4,7 +4,7 @@
 //! Besides criterion's mean/median, the `notify` bench prints p50/p99/p99.9 of single calls measured in
 //! one run, since the target is a tail latency (p99 ≤ 10 µs).
 
-use resee_ops_benches::{percentiles, runtime};
+use resee_ops_benches::{bench_notify, notify_tail_latency, runtime};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -38,30 +38,12 @@ fn notify_latency(c: &mut Criterion) {
     // Tail latency of single calls, measured directly: queue with room, then a full queue (drop path).
     for (label, capacity) in [("notify p-latency, queue with room", 1 << 20), ("notify p-latency, queue full", 16)] {
         let d = rt.block_on(async { slow_stack(capacity) });
-        let samples = rt.block_on(async {
-            let mut samples = Vec::with_capacity(200_000);
-            for i in 0..200_000 {
-                let a = &batch[i % batch.len()];
-                let t = Instant::now();
-                black_box(d.notify(a).await);
-                samples.push(t.elapsed());
-            }
-            samples
-        });
-        percentiles(label, samples);
+        notify_tail_latency(&rt, label, &d, &batch, 200_000);
         rt.block_on(d.shutdown(Duration::ZERO));
     }
 
     let d = rt.block_on(async { slow_stack(1 << 22) });
-    let mut i = 0usize;
-    c.bench_function("notify via dispatcher+throttle (5 s receiver)", |b| {
-        b.to_async(&rt).iter(|| {
-            i = i.wrapping_add(1);
-            let a = &batch[i % batch.len()];
-            let d = &d;
-            async move { black_box(d.notify(a).await) }
-        })
-    });
+    bench_notify(c, &rt, "notify via dispatcher+throttle (5 s receiver)", &d, &batch);
     rt.block_on(d.shutdown(Duration::ZERO));
 }
 

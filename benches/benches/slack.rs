@@ -5,12 +5,12 @@
 //! in one run, since the target is a tail latency (p99 ≤ 10 µs). The receiver sees a bounded number of
 //! requests: 64 distinct alerts at most, throttled, paced to one per second, and cut at shutdown.
 
-use resee_ops_benches::{percentiles, runtime};
+use resee_ops_benches::{bench_notify, notify_tail_latency, runtime};
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use resee_ops_core::{Alert, Dispatcher, DispatcherConfig, Notifier, NotifierExt, Severity};
+use resee_ops_core::{Alert, Dispatcher, DispatcherConfig, NotifierExt, Severity};
 use resee_ops_slack::SlackNotifier;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -60,29 +60,11 @@ fn notify(c: &mut Criterion) {
 
     // Tail latency of single calls, measured directly.
     let d = rt.block_on(async { stack(&server, 1 << 20) });
-    let samples = rt.block_on(async {
-        let mut samples = Vec::with_capacity(200_000);
-        for i in 0..200_000 {
-            let a = &batch[i % batch.len()];
-            let t = Instant::now();
-            black_box(d.notify(a).await);
-            samples.push(t.elapsed());
-        }
-        samples
-    });
-    percentiles("slack notify via dispatcher+throttle (5 s receiver)", samples);
+    notify_tail_latency(&rt, "slack notify via dispatcher+throttle (5 s receiver)", &d, &batch, 200_000);
     rt.block_on(d.shutdown(Duration::ZERO));
 
     let d = rt.block_on(async { stack(&server, 1 << 22) });
-    let mut i = 0usize;
-    c.bench_function("slack/notify via dispatcher+throttle (5 s receiver)", |b| {
-        b.to_async(&rt).iter(|| {
-            i = i.wrapping_add(1);
-            let a = &batch[i % batch.len()];
-            let d = &d;
-            async move { black_box(d.notify(a).await) }
-        })
-    });
+    bench_notify(c, &rt, "slack/notify via dispatcher+throttle (5 s receiver)", &d, &batch);
     rt.block_on(d.shutdown(Duration::ZERO));
     let received = rt.block_on(server.received_requests()).map_or(0, |r| r.len());
     println!("receiver got {received} requests");

@@ -34,3 +34,45 @@ pub fn percentiles(label: &str, mut samples: Vec<Duration>) -> String {
     println!("{line}");
     line
 }
+
+/// Times `calls` single `notify` calls on `dispatcher` (cycling through `alerts`) one by one, and prints
+/// their percentiles under `label`.
+pub fn notify_tail_latency(
+    rt: &tokio::runtime::Runtime,
+    label: &str,
+    dispatcher: &resee_ops_core::Dispatcher,
+    alerts: &[resee_ops_core::Alert],
+    calls: usize,
+) -> String {
+    use resee_ops_core::Notifier;
+    let samples = rt.block_on(async {
+        let mut samples = Vec::with_capacity(calls);
+        for i in 0..calls {
+            let alert = &alerts[i % alerts.len()];
+            let started = std::time::Instant::now();
+            std::hint::black_box(dispatcher.notify(alert).await);
+            samples.push(started.elapsed());
+        }
+        samples
+    });
+    percentiles(label, samples)
+}
+
+/// A criterion bench `name` of `notify` on `dispatcher`, cycling through `alerts`.
+pub fn bench_notify(
+    c: &mut criterion::Criterion,
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    dispatcher: &resee_ops_core::Dispatcher,
+    alerts: &[resee_ops_core::Alert],
+) {
+    use resee_ops_core::Notifier;
+    let mut i = 0usize;
+    c.bench_function(name, |b| {
+        b.to_async(rt).iter(|| {
+            i = i.wrapping_add(1);
+            let alert = &alerts[i % alerts.len()];
+            async move { std::hint::black_box(dispatcher.notify(alert).await) }
+        })
+    });
+}
