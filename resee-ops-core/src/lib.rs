@@ -8,7 +8,8 @@
 //!   (`resee-ops-backup`), [`HealthProbe`] and [`MetricSource`] (`resee-ops-monitor`).
 //! - **Machinery**: [`Throttled`], [`Retrying`], [`FanOut`] and [`Dispatcher`] (notifiers that wrap
 //!   notifiers), [`LogNotifier`] (the default), [`HealthRegistry`] (concurrent probes with timeouts and an
-//!   `application/health+json` report), [`Clock`].
+//!   `application/health+json` report), [`Clock`], and [`schedule`]: cron schedules in IANA time zones
+//!   and the [`Scheduler`](schedule::Scheduler) that runs jobs on them.
 //! - **Testing** (feature `testing`): doubles, conformance suites, throwaway PostgreSQL/Redis.
 //!
 //! One error type, [`Error`], with an [`ErrorKind`] and [`Error::is_temporary`].
@@ -40,6 +41,7 @@ pub mod health;
 pub mod metric;
 pub mod notify;
 pub mod registry;
+pub mod schedule;
 pub mod serde_duration;
 #[cfg(feature = "testing")]
 pub mod testing;

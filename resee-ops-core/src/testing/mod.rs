@@ -1,6 +1,6 @@
 //! Test doubles, conformance suites and throwaway services (feature `testing`).
 //!
-//! - [`RecordingNotifier`], [`StaticProbe`], [`InMemoryBackupTarget`], [`ManualClock`]: doubles for testing
+//! - [`RecordingNotifier`], [`StaticProbe`], [`InMemoryBackupTarget`], [`ManualClock`], [`TokioClock`]: doubles for testing
 //!   the wiring of a host application.
 //! - [`conformance`]: the checks every [`Notifier`](crate::Notifier) and
 //!   [`BackupTarget`](crate::BackupTarget) implementation runs in its own tests.
@@ -14,7 +14,7 @@ mod probe;
 mod recording;
 pub mod services;
 
-pub use clock::ManualClock;
+pub use clock::{ManualClock, TokioClock};
 pub use memory_target::InMemoryBackupTarget;
 pub use probe::StaticProbe;
 pub use recording::RecordingNotifier;
