@@ -1,0 +1,213 @@
+//! The scheduled jobs: today the daily verified backup.
+//!
+//! To add a job: implement [`Job`] (one attempt per `run`; watch `ctx.cancelled()` if it can be cut short)
+//! and push it in [`Jobs::build`] with its schedule and policy.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use resee_ops_backup::{LocalDirTarget, Manifest, PgDumpBackup, RetryConfig};
+use resee_ops_core::schedule::{Job, JobContext, JobPolicy, Schedule};
+use resee_ops_core::{ArtifactName, BackupReport, Error, ErrorKind, Notifier};
+use tokio::io::AsyncReadExt;
+
+use crate::config::{Config, ConfigError, Validated};
+
+/// A job with its schedule and policy.
+#[derive(Debug)]
+pub(crate) struct ScheduledJob {
+    pub(crate) job: Arc<dyn Job>,
+    pub(crate) schedule: Schedule,
+    pub(crate) policy: JobPolicy,
+}
+
+/// Every scheduled job of the service, and direct handles on those other parts read from.
+#[derive(Debug, Default)]
+pub(crate) struct Jobs {
+    pub(crate) scheduled: Vec<ScheduledJob>,
+    pub(crate) backup: Option<Arc<BackupJob>>,
+}
+
+impl Jobs {
+    pub(crate) fn build(
+        config: &Config,
+        validated: &Validated,
+        alerts: Arc<dyn Notifier>,
+    ) -> Result<Self, ConfigError> {
+        let mut jobs = Self::default();
+        if config.backup.enabled {
+            let backup = Arc::new(BackupJob::new(config, alerts)?);
+            jobs.scheduled.push(ScheduledJob {
+                job: backup.clone(),
+                schedule: validated.backup_schedule.clone(),
+                policy: config.backup.policy(),
+            });
+            jobs.backup = Some(backup);
+        }
+        Ok(jobs)
+    }
+}
+
+/// The daily backup: one verified `pg_dump` per attempt into the local directory, with its alerts.
+///
+/// Retries are the scheduler's (inside the slot), so the backup itself makes one attempt. A lock on the
+/// backup directory keeps two processes (the service and a `backup --once` CronJob) from running at once.
+#[derive(Debug)]
+pub(crate) struct BackupJob {
+    backup: PgDumpBackup,
+    dir: PathBuf,
+    /// `{database}_{environment}_`: this deployment's artifacts.
+    prefix: String,
+    last_report: Mutex<Option<BackupReport>>,
+    busy: AtomicBool,
+}
+
+impl BackupJob {
+    pub(crate) fn new(config: &Config, alerts: Arc<dyn Notifier>) -> Result<Self, ConfigError> {
+        let b = &config.backup;
+        let dir_key = "backup.dir (RESEE_BACKUP_DIR)";
+        let target = LocalDirTarget::new(&b.dir).map_err(|e| ConfigError::new(dir_key, e.to_string()))?;
+        let backup = PgDumpBackup::builder()
+            .with_url(config.database.url.expose())
+            .with_environment(config.environment.clone())
+            .with_level(b.level)
+            .with_timeout(b.timeout)
+            .with_retry(RetryConfig::new(1, Duration::ZERO))
+            .with_target(target)
+            .with_notifier(alerts)
+            .build()
+            .map_err(|e| ConfigError::new("database.url (DATABASE_URL)", e.to_string()))?;
+        let sample =
+            backup.artifact_name(DateTime::UNIX_EPOCH).map_err(|e| ConfigError::new("environment", e.to_string()))?;
+        let prefix = sample.as_str().trim_end_matches("19700101_000000.sql.gz").to_owned();
+        Ok(Self { backup, dir: b.dir.clone(), prefix, last_report: Mutex::new(None), busy: AtomicBool::new(false) })
+    }
+
+    /// The report of the last run in this process.
+    pub(crate) fn last_report(&self) -> Option<BackupReport> {
+        self.last_report.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Whether the last attempt found the slot held by another process.
+    pub(crate) fn was_busy(&self) -> bool {
+        self.busy.load(Ordering::SeqCst)
+    }
+
+    /// The manifest of the newest verified backup of this deployment (a manifest is written only after
+    /// the artifact was read back and verified).
+    pub(crate) async fn newest_verified(&self) -> resee_ops_core::Result<Option<Manifest>> {
+        let target = self.backup.target();
+        let mut manifests: Vec<ArtifactName> = target
+            .list()
+            .await?
+            .into_iter()
+            .map(|m| m.name)
+            .filter(|n| n.as_str().starts_with(&self.prefix) && n.as_str().ends_with(".sql.gz.manifest.json"))
+            .collect();
+        manifests.sort(); // names end in YYYYMMDD_HHMMSS: by name is by time
+        for name in manifests.iter().rev() {
+            let mut text = Vec::new();
+            let read = async { target.open(name).await?.read_to_end(&mut text).await.map_err(Error::from) };
+            if let Err(e) = read.await {
+                tracing::warn!(file = %name, error = %e, "cannot read a backup manifest");
+                continue;
+            }
+            match serde_json::from_slice::<Manifest>(&text) {
+                Ok(m) => return Ok(Some(m)),
+                Err(e) => tracing::warn!(file = %name, error = %e, "not a valid backup manifest"),
+            }
+        }
+        Ok(None)
+    }
+
+    /// After a cancelled run: removes this deployment's artifacts published since `since` that have no
+    /// manifest (published but not yet marked complete when the run was cut short).
+    async fn remove_unfinished_since(&self, since: DateTime<Utc>) {
+        let target = self.backup.target();
+        let listed = match target.list().await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list the backups to remove a cancelled one");
+                return;
+            }
+        };
+        let names: std::collections::HashSet<&str> = listed.iter().map(|m| m.name.as_str()).collect();
+        for meta in &listed {
+            let name = meta.name.as_str();
+            let unfinished = name.starts_with(&self.prefix)
+                && name.ends_with(".sql.gz")
+                && meta.created >= since - chrono::Duration::seconds(2)
+                && !names.contains(format!("{name}.manifest.json").as_str());
+            if unfinished {
+                match target.delete(&meta.name).await {
+                    Ok(()) => tracing::warn!(file = name, "removed the backup of a cancelled run"),
+                    Err(e) => tracing::error!(file = name, error = %e, "cannot remove the backup of a cancelled run"),
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Job for BackupJob {
+    fn name(&self) -> &str {
+        "backup"
+    }
+
+    async fn run(&self, ctx: &JobContext) -> resee_ops_core::Result<()> {
+        let Some(_lock) = SlotLock::try_acquire(&self.dir)? else {
+            self.busy.store(true, Ordering::SeqCst);
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!("another backup run holds the slot (lock on {})", self.dir.display()),
+            )
+            .permanent());
+        };
+        self.busy.store(false, Ordering::SeqCst);
+        let started = Utc::now();
+        tokio::select! {
+            outcome = self.backup.run() => {
+                *self.last_report.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome.report.clone());
+                match outcome.error {
+                    None if outcome.is_success() => Ok(()),
+                    None => Err(Error::new(ErrorKind::Unexpected, outcome.report.error.unwrap_or_default())),
+                    Some(e) => Err(e.into()),
+                }
+            }
+            () = ctx.cancelled() => {
+                // Dropping the run killed pg_dump and removed its temporary file; a file already published
+                // under its final name but without its manifest goes too.
+                self.remove_unfinished_since(started).await;
+                Err(Error::new(ErrorKind::Closed, "backup cancelled on shutdown; no file was left under a final name"))
+            }
+        }
+    }
+
+    async fn last_success(&self) -> resee_ops_core::Result<Option<DateTime<Utc>>> {
+        Ok(self.newest_verified().await?.map(|m| m.finished_at))
+    }
+}
+
+/// An exclusive, non-blocking `flock` on the backup directory, held while a backup runs; released when
+/// dropped (or when the process dies).
+#[derive(Debug)]
+pub(crate) struct SlotLock {
+    _dir: File,
+}
+
+impl SlotLock {
+    /// `Ok(None)` when another process (or run) holds it.
+    pub(crate) fn try_acquire(dir: &Path) -> std::io::Result<Option<Self>> {
+        let file = File::open(dir)?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Some(Self { _dir: file })),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

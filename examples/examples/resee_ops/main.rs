@@ -1,0 +1,75 @@
+//! `resee_ops`: the reference service — the seed's Celery Beat, health views and Slack alerts as one process.
+//!
+//! ```text
+//! cargo run --release -p resee-ops-examples --example resee_ops                 # run the service
+//! cargo run --release -p resee-ops-examples --example resee_ops -- --check-config
+//! cargo run --release -p resee-ops-examples --example resee_ops -- backup --once
+//! cargo run --release -p resee-ops-examples --example resee_ops -- schedule --next 5
+//! ```
+//!
+//! Where things go (one obvious place each):
+//! - a configuration section: `config.rs` (`Config`, `Config::validate`) and `examples/resee-ops.toml`;
+//! - an alert destination: `alerts.rs`;
+//! - a health probe: `probes.rs` (`registry`);
+//! - a scheduled job: `jobs.rs` (`Jobs::build`);
+//! - an HTTP route: `http.rs` (`router`);
+//! - a subcommand: `cli.rs` (`Command`) and its arm in `main` below;
+//! - the long-running wiring and the shutdown order: `service.rs`.
+//!
+//! Exit codes: 0 success, 1 failure (a failed backup, a port in use), 2 configuration error (the message
+//! names the key and what is allowed), 3 `backup --once` skipped because another run holds the slot.
+
+mod alerts;
+mod cli;
+mod config;
+mod http;
+mod jobs;
+mod probes;
+mod service;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::config::{Config, ConfigError};
+
+/// Exit code of a configuration error.
+const EXIT_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
+
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return config_error(&e),
+    };
+    let validated = match config.validate() {
+        Ok(v) => v,
+        Err(e) => return config_error(&e),
+    };
+    if cli.check_config {
+        print!("{}", config.render(&validated));
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("resee_ops: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => runtime.block_on(service::run(config, validated)),
+        Command::Backup { once: _ } => runtime.block_on(service::backup_once(config, validated)),
+        Command::Schedule { next, cron, tz } => service::print_schedule(&config, &validated, next, cron, tz),
+    }
+}
+
+pub(crate) fn config_error(e: &ConfigError) -> ExitCode {
+    eprintln!("resee_ops: {e}");
+    ExitCode::from(EXIT_CONFIG)
+}

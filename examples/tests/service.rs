@@ -1,0 +1,347 @@
+//! The `resee_ops` service as a process, against the test PostgreSQL and Redis: the catch-up backup at
+//! start, readiness, a clean exit on SIGTERM; the faults (database down, port in use, bad configuration,
+//! Slack unreachable); `backup --once` and its exit codes; `schedule --next`.
+//!
+//! The binary is the example built by `cargo test` (it builds the package's examples), found next to
+//! this test's executable under the target directory.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use resee_ops_core::testing::services;
+
+/// The example binary, built by `cargo test` under `<target>/<profile>/examples/`.
+fn binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
+    let path = profile_dir.join("examples").join("resee_ops");
+    assert!(
+        path.exists(),
+        "{} is missing: `cargo test -p resee-ops-examples` builds it (or `cargo build -p resee-ops-examples --example resee_ops`)",
+        path.display()
+    );
+    path
+}
+
+/// A command with a clean environment: only what the test sets, plus PATH (to find pg_dump) and HOME.
+fn command(dir: &Path) -> Command {
+    let mut cmd = Command::new(binary());
+    cmd.env_clear().current_dir(dir).env("RUST_LOG", "info");
+    for keep in ["PATH", "HOME"] {
+        if let Ok(v) = std::env::var(keep) {
+            cmd.env(keep, v);
+        }
+    }
+    cmd
+}
+
+fn with_services(cmd: &mut Command, backups: &Path) {
+    cmd.env("DATABASE_URL", services::postgres().url())
+        .env("REDIS_URL", services::redis().url())
+        .env("RESEE_BACKUP_DIR", backups)
+        .env("RESEE_HTTP_ADDR", "127.0.0.1:0");
+}
+
+/// A running service whose stderr is collected.
+struct Service {
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Service {
+    fn start(mut cmd: Command) -> Self {
+        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Self { child, log }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits (up to `limit`) for `what` to hold, failing with the log if it does not.
+    fn wait_for<T>(&mut self, limit: Duration, what: &str, mut f: impl FnMut(&Self) -> Option<T>) -> T {
+        let start = Instant::now();
+        loop {
+            if let Some(v) = f(self) {
+                return v;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("the service exited ({status}) while waiting for {what}:\n{}", self.log());
+            }
+            assert!(start.elapsed() < limit, "no {what} within {limit:?}:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The address from the "listening" log line (the service binds port 0 in these tests).
+    fn address(&mut self) -> SocketAddr {
+        self.wait_for(Duration::from_secs(60), "listening line", |s| {
+            let log = s.log();
+            let line = log.lines().find(|l| l.contains("listening"))?;
+            let addr = line.split("address=").nth(1)?.split_whitespace().next()?;
+            addr.parse().ok()
+        })
+    }
+
+    fn terminate(&mut self) -> ExitStatus {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "no exit 30 s after SIGTERM:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `GET path` over plain HTTP/1.0: (status, content type, body).
+fn get(addr: SocketAddr, path: &str) -> Option<(u16, String, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let content_type = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-type:").map(|v| v.trim().to_owned()))
+        .unwrap_or_default();
+    Some((status, content_type, body.to_owned()))
+}
+
+fn manifests(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".manifest.json"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn the_service_backs_up_at_start_becomes_ready_and_exits_cleanly_on_sigterm() {
+    let work = tempfile::tempdir().unwrap();
+    let backups = work.path().join("backups");
+    let mut cmd = command(work.path());
+    with_services(&mut cmd, &backups);
+    let mut service = Service::start(cmd);
+    let addr = service.address();
+
+    // The catch-up backup: no verified backup exists, so one is made at start.
+    let manifest = service.wait_for(Duration::from_secs(120), "catch-up backup", |_| manifests(&backups).pop());
+    let artifact = backups.join(manifest.trim_end_matches(".manifest.json"));
+    assert!(artifact.exists(), "{}", artifact.display());
+    assert!(service.log().contains("no successful run on record"));
+
+    // Ready (the database and Redis answer; no Celery worker here, which only warns).
+    let (status, content_type, body) = service.wait_for(Duration::from_secs(60), "readiness", |_| {
+        get(addr, "/health/ready").filter(|(status, _, _)| *status == 200)
+    });
+    assert_eq!((status, content_type.as_str()), (200, "application/health+json"), "{body}");
+    let (status, _, _) = get(addr, "/health/live").unwrap();
+    assert_eq!(status, 200);
+
+    // The status page: next run, the catch-up run, the backup report.
+    let (status, _, body) = get(addr, "/status.json").unwrap();
+    assert_eq!(status, 200);
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let job = &json["jobs"][0];
+    assert_eq!(job["name"], "backup");
+    assert!(job["next_run"].as_str().unwrap().ends_with("18:00:00Z"), "03:00 in Seoul: {job}");
+    assert_eq!(job["last_run"]["outcome"], "succeeded", "{job}");
+    assert_eq!(json["last_backup"]["status"], "success");
+    let (status, content_type, body) = get(addr, "/status").unwrap();
+    assert_eq!(status, 200);
+    assert!(content_type.starts_with("text/html") && body.contains("0 3 * * *"), "{body}");
+
+    let exit = service.terminate();
+    assert_eq!(exit.code(), Some(0), "{}", service.log());
+    let log = service.log();
+    assert!(log.contains("SIGTERM") && log.contains("alerts flushed") && log.contains("stopped"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+
+    // A restart finds the verified backup and does not make another one.
+    let mut cmd = command(work.path());
+    with_services(&mut cmd, &backups);
+    let mut service = Service::start(cmd);
+    let addr = service.address();
+    let job = service.wait_for(Duration::from_secs(60), "the last success read from the target", |_| {
+        let (_, _, body) = get(addr, "/status.json")?;
+        let json: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let job = json["jobs"][0].clone();
+        job["last_success"].is_string().then_some(job)
+    });
+    assert_eq!(job["runs"], 0, "{job}");
+    assert_eq!(manifests(&backups).len(), 1);
+    assert!(!service.log().contains("missed run"), "{}", service.log());
+    assert_eq!(service.terminate().code(), Some(0));
+}
+
+#[test]
+fn with_the_database_down_it_starts_not_ready_and_still_exits_cleanly() {
+    let work = tempfile::tempdir().unwrap();
+    let mut cmd = command(work.path());
+    with_services(&mut cmd, &work.path().join("backups"));
+    cmd.env("DATABASE_URL", "postgres://postgres:hunter2@127.0.0.1:1/postgres");
+    let mut service = Service::start(cmd);
+    let addr = service.address();
+    let (_, content_type, body) = service.wait_for(Duration::from_secs(60), "a failed readiness check", |_| {
+        get(addr, "/health/ready").filter(|(status, _, body)| *status == 503 && body.contains("fail"))
+    });
+    assert_eq!(content_type, "application/health+json");
+    assert!(!body.contains("hunter2"));
+    assert_eq!(get(addr, "/health/live").unwrap().0, 200);
+    // The catch-up backup failed and waits to retry in 5 minutes: SIGTERM ends that wait at once.
+    service.wait_for(Duration::from_secs(60), "a failed backup attempt", |s| {
+        s.log().contains("job failed; retrying").then_some(())
+    });
+    assert_eq!(service.terminate().code(), Some(0), "{}", service.log());
+    let log = service.log();
+    assert!(!log.contains("hunter2") && !log.contains("panicked"), "{log}");
+    assert!(manifests(&work.path().join("backups")).is_empty());
+}
+
+#[test]
+fn a_port_in_use_is_a_clear_failure() {
+    let work = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut cmd = command(work.path());
+    with_services(&mut cmd, &work.path().join("backups"));
+    cmd.env("RESEE_HTTP_ADDR", taken.local_addr().unwrap().to_string());
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot listen on") && stderr.contains("RESEE_HTTP_ADDR"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn configuration_errors_name_the_key_and_exit_2() {
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("bad.toml");
+    let cases: Vec<(Vec<&str>, Option<&str>, &str)> = vec![
+        (vec!["--config", "missing.toml"], None, "cannot read the configuration file"),
+        (vec!["--config", "bad.toml"], Some("[backup]\nschedule = \"0 3 * * * * *\"\n"), "backup.schedule"),
+        (vec!["--config", "bad.toml"], Some("[backup]\ntimezone = \"Asia/Sol\"\n"), "unknown time zone"),
+        (vec!["--config", "bad.toml"], Some("[backup]\nretention = 7\n"), "backup.retention: unknown field"),
+        (vec!["--config", "bad.toml"], Some("[backup\n"), "(syntax)"),
+        (vec!["schedule", "--cron", "0 3 * * 8"], None, "day-of-week field"),
+        (vec!["schedule", "--cron", "@daily", "--tz", "Nowhere"], None, "--tz: unknown time zone"),
+    ];
+    for (args, content, needle) in cases {
+        if let Some(c) = content {
+            std::fs::write(&file, c).unwrap();
+        }
+        let out = command(work.path()).args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+    // An invalid webhook URL is named by its variable and never printed.
+    let out = command(work.path())
+        .arg("--check-config")
+        .env("SLACK_WEBHOOK_URL", "http://hooks.example.com/services/T0/B0/secret-token")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("SLACK_WEBHOOK_URL") && !stderr.contains("secret-token"), "{stderr}");
+}
+
+#[test]
+fn check_config_prints_the_effective_configuration_without_secrets() {
+    let work = tempfile::tempdir().unwrap();
+    let out = command(work.path())
+        .arg("--check-config")
+        .env("DATABASE_URL", "postgres://app:hunter2@db.internal:5432/resee")
+        .env("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T0/B0/secret-token")
+        .env("RESEE_ENVIRONMENT", "production")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("postgres://app:***@db.internal:5432/resee"), "{stdout}");
+    assert!(stdout.contains("environment = \"production\"") && stdout.contains("hooks.slack.com"), "{stdout}");
+    assert!(!stdout.contains("hunter2") && !stdout.contains("secret-token"), "{stdout}");
+}
+
+#[test]
+fn schedule_next_prints_rfc3339_with_offsets() {
+    let work = tempfile::tempdir().unwrap();
+    let out = command(work.path()).args(["schedule", "--next", "3"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let times: Vec<&str> = stdout.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(times.len(), 3, "{stdout}");
+    assert!(times.iter().all(|l| l.starts_with("backup\t") && l.ends_with("T03:00:00+09:00")), "{stdout}");
+
+    let out = command(work.path())
+        .args(["schedule", "--next", "2", "--cron", "*/30 * * * *", "--tz", "Europe/Berlin"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let times: Vec<&str> = stdout.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(times.len(), 2, "{stdout}");
+    assert!(times[0].starts_with("cron\t") && (times[0].ends_with("+01:00") || times[0].ends_with("+02:00")));
+}
+
+#[test]
+fn backup_once_exits_0_on_success_3_when_the_slot_is_held_1_on_failure() {
+    let work = tempfile::tempdir().unwrap();
+    let backups = work.path().join("backups");
+    let mut cmd = command(work.path());
+    with_services(&mut cmd, &backups);
+    let out = cmd.args(["backup", "--once"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(report["status"], "success");
+    assert_eq!(manifests(&backups).len(), 1);
+
+    // Another run holds the slot (the lock on the backup directory).
+    let held = std::fs::File::open(&backups).unwrap();
+    rustix::fs::flock(&held, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
+    let mut cmd = command(work.path());
+    with_services(&mut cmd, &backups);
+    let out = cmd.args(["backup", "--once"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    drop(held);
+
+    // A permanent failure (the database does not exist) is not retried: exit 1 at once.
+    let mut cmd = command(work.path());
+    with_services(&mut cmd, &backups);
+    cmd.env("DATABASE_URL", services::postgres().url_for_database("resee_ops_no_such_db"));
+    let out = cmd.args(["backup", "--once"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("backup failed after 1 attempt"), "{stderr}");
+    assert_eq!(manifests(&backups).len(), 1);
+}
