@@ -8,8 +8,9 @@
 //!   (`resee-ops-backup`), [`HealthProbe`] and [`MetricSource`] (`resee-ops-monitor`).
 //! - **Machinery**: [`Throttled`], [`Retrying`], [`FanOut`] and [`Dispatcher`] (notifiers that wrap
 //!   notifiers), [`LogNotifier`] (the default), [`HealthRegistry`] (concurrent probes with timeouts and an
-//!   `application/health+json` report), [`Clock`], and [`schedule`]: cron schedules in IANA time zones
-//!   and the [`Scheduler`](schedule::Scheduler) that runs jobs on them.
+//!   `application/health+json` report), [`FlapDetector`] (one "flapping" notice instead of a storm),
+//!   [`Clock`], and [`schedule`]: cron schedules in IANA time zones and the
+//!   [`Scheduler`](schedule::Scheduler) that runs jobs on them.
 //! - **Testing** (feature `testing`): doubles, conformance suites, throwaway PostgreSQL/Redis.
 //!
 //! One error type, [`Error`], with an [`ErrorKind`] and [`Error::is_temporary`].
@@ -37,6 +38,7 @@ pub mod alert;
 pub mod backup;
 pub mod clock;
 pub mod error;
+pub mod flap;
 pub mod health;
 pub mod metric;
 pub mod notify;
@@ -53,11 +55,13 @@ pub use backup::{
 };
 pub use clock::{Clock, SharedClock, SystemClock, system_clock};
 pub use error::{Error, ErrorKind, Result};
+pub use flap::{FlapConfig, FlapDetector, FlapVerdict};
 pub use health::{HealthProbe, HealthStatus, ProbeOutcome};
 pub use metric::{MetricSample, MetricSource};
 pub use notify::{
-    DEFAULT_THROTTLE_WINDOW, DispatchStats, Dispatcher, DispatcherConfig, DropReason, FanOut, InMemoryThrottleStore,
-    LogNotifier, Notifier, NotifierExt, NotifyOutcome, RetryPolicy, Retrying, ThrottleEntry, ThrottleStore, Throttled,
+    DEFAULT_THROTTLE_RETENTION, DEFAULT_THROTTLE_WINDOW, DispatchStats, Dispatcher, DispatcherConfig, DropReason,
+    FanOut, InMemoryThrottleStore, LogNotifier, Notifier, NotifierExt, NotifyOutcome, RetryPolicy, Retrying,
+    ThrottleEntry, ThrottleStore, Throttled,
 };
 pub use registry::{CheckGroup, CheckResult, DEFAULT_PROBE_TIMEOUT, HealthRegistry, HealthReport, Registration};
 pub use serde_duration::parse_duration;

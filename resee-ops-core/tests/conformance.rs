@@ -50,3 +50,10 @@ async fn full_in_memory_target_reports_storage_full() {
     drop(w);
     assert!(target.list().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn in_memory_throttle_store() {
+    let store = resee_ops_core::InMemoryThrottleStore::new();
+    conformance::throttle_store(&store).await;
+    assert!(store.is_empty(), "the suite cleans up after itself");
+}

@@ -203,3 +203,71 @@ async fn a_resolution_never_overtakes_its_firing() {
     assert!(pos("database_down firing") < pos("database_down resolved"), "{done:?}");
     assert!(pos("disk_full firing") < pos("disk_full resolved"), "{done:?}");
 }
+
+/// A receiver that never answers.
+#[derive(Debug)]
+struct Silent;
+
+#[async_trait]
+impl Notifier for Silent {
+    async fn notify(&self, _: &Alert) -> NotifyOutcome {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn flush_cannot_hang_on_a_send_that_never_answers() {
+    let d = Silent.dispatched(DispatcherConfig::default().with_delivery_timeout(Duration::from_secs(60)));
+    d.notify(&alert(0)).await;
+    let outcome = d.notify_final(&alert(1)).await;
+    assert!(matches!(outcome, NotifyOutcome::TemporaryFailure(ref e) if e.kind() == ErrorKind::Timeout), "{outcome}");
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(3600), d.flush()).await.expect("flush hung on a silent notifier");
+    assert!(started.elapsed() <= Duration::from_secs(60));
+    let s = d.stats();
+    assert_eq!(s.dropped_temporary_failure, 2);
+    assert_accounted(&s);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_cannot_hang_when_the_queue_refuses_alerts() {
+    // Many refused sends racing a flush: a refused alert must never be seen in flight.
+    let d =
+        Dispatcher::spawn(RecordingNotifier::new(), DispatcherConfig::default().with_capacity(1).with_concurrency(1));
+    let sender = tokio::spawn({
+        let d = d.clone();
+        async move {
+            for i in 0..20_000 {
+                d.notify(&alert(i)).await;
+            }
+        }
+    });
+    for _ in 0..200 {
+        tokio::time::timeout(Duration::from_secs(10), d.flush()).await.expect("flush hung");
+    }
+    sender.await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), d.flush()).await.expect("flush hung");
+    let s = d.stats();
+    assert_accounted(&s);
+    assert_eq!(s.accepted + s.dropped_queue_full, 20_000);
+}
+
+/// Alert semantics, rule "retried until delivered": `notify_final` reports what finally became of a
+/// queued alert, so a caller can resend it.
+#[tokio::test(start_paused = true)]
+async fn rule_notify_final_reports_the_final_outcome_of_a_queued_alert() {
+    let inbox = RecordingNotifier::new().with_delay(Duration::from_secs(1));
+    inbox.push_outcome(NotifyOutcome::TemporaryFailure(Error::new(ErrorKind::Unavailable, "502")));
+    inbox.push_outcome(NotifyOutcome::PermanentFailure(Error::new(ErrorKind::NotFound, "no_service")));
+    let d = inbox.clone().dispatched(DispatcherConfig::default());
+    let outcome = d.notify_final(&alert(0)).await;
+    assert!(matches!(outcome, NotifyOutcome::TemporaryFailure(ref e) if e.message() == "502"), "{outcome}");
+    let outcome = d.notify_final(&alert(0)).await;
+    assert!(matches!(outcome, NotifyOutcome::PermanentFailure(ref e) if e.message() == "no_service"), "{outcome}");
+    assert!(matches!(d.notify_final(&alert(0)).await, NotifyOutcome::Delivered));
+    assert!(matches!(d.notify(&alert(1)).await, NotifyOutcome::Queued), "notify still never waits");
+    d.shutdown(Duration::from_secs(10)).await;
+    let outcome = d.notify_final(&alert(2)).await;
+    assert!(matches!(outcome, NotifyOutcome::PermanentFailure(ref e) if e.kind() == ErrorKind::Closed), "{outcome}");
+    assert_eq!(inbox.titles(), ["alert 0", "alert 1"]);
+}

@@ -80,8 +80,10 @@ async fn window_expiry_sends_again() {
     assert_eq!(inbox.alerts().len(), 2);
 }
 
+/// Alert semantics, rule "resolution": a delivered resolution ends the window, so failing again inside
+/// it is sent at once; the channel never shows "recovered" while the thing is down.
 #[tokio::test]
-async fn resolve_then_refire_inside_the_window() {
+async fn rule_a_delivered_resolution_ends_the_window() {
     let (inbox, clock, n) = stack();
     let firing = db_down();
     assert_eq!(kind(&n.notify(&firing).await), "delivered");
@@ -89,14 +91,24 @@ async fn resolve_then_refire_inside_the_window() {
     assert_eq!(kind(&n.notify(&firing.resolved()).await), "delivered", "its firing was sent");
     assert_eq!(kind(&n.notify(&firing.resolved()).await), "suppressed", "already resolved");
     clock.advance(Duration::from_secs(60));
-    assert_eq!(kind(&n.notify(&firing).await), "suppressed", "re-fire inside the window");
-    clock.advance(Duration::from_secs(60));
-    assert_eq!(kind(&n.notify(&firing.resolved()).await), "suppressed", "its firing was not sent");
-    clock.advance(Duration::from_secs(420));
-    assert_eq!(kind(&n.notify(&firing).await), "delivered", "still failing after the window: reminded");
+    assert_eq!(kind(&n.notify(&firing).await), "delivered", "down again inside the window: news");
+    assert_eq!(kind(&n.notify(&firing).await), "suppressed", "a duplicate of the same state");
     assert_eq!(kind(&n.notify(&firing.resolved()).await), "delivered");
     let statuses: Vec<_> = inbox.alerts().iter().map(|a| a.is_resolved()).collect();
     assert_eq!(statuses, [false, true, false, true]);
+}
+
+/// Alert semantics, rule "resolution": a resolution whose delivery failed keeps the window open, so
+/// its retry is sent and a re-fire is still a duplicate.
+#[tokio::test]
+async fn rule_a_failed_resolution_keeps_the_firing_open() {
+    let (inbox, _clock, n) = stack();
+    let firing = db_down();
+    n.notify(&firing).await;
+    inbox.push_outcome(NotifyOutcome::TemporaryFailure(Error::new(ErrorKind::Unavailable, "502")));
+    assert_eq!(kind(&n.notify(&firing.resolved()).await), "temporary_failure");
+    assert_eq!(kind(&n.notify(&firing).await), "suppressed", "still open: a duplicate");
+    assert_eq!(kind(&n.notify(&firing.resolved()).await), "delivered", "the retry goes out");
 }
 
 #[tokio::test]
@@ -187,14 +199,17 @@ async fn a_shared_store_throttles_across_replicas() {
     assert_eq!(kind(&replica_a.notify(&db_down()).await), "delivered");
     assert_eq!(kind(&replica_b.notify(&db_down()).await), "suppressed");
     assert_eq!(kind(&replica_b.notify(&db_down().resolved()).await), "delivered", "either replica may resolve");
-    assert_eq!(store.len(), 1);
+    assert_eq!(store.len(), 0, "the resolution removed the entry");
 }
 
 #[tokio::test]
-async fn the_in_memory_store_forgets_closed_entries_but_not_open_ones() {
+async fn throttle_state_stays_bounded_resolved_and_quiet_fingerprints_are_evicted() {
     let store = Arc::new(InMemoryThrottleStore::new());
     let clock = ManualClock::new();
-    let n = Throttled::new(RecordingNotifier::new()).with_store(store.clone()).with_clock(clock.shared());
+    let n = Throttled::new(RecordingNotifier::new())
+        .with_store(store.clone())
+        .with_clock(clock.shared())
+        .with_retention(Duration::from_secs(3600));
     let open = db_down().with_label("probe", "still-down");
     n.notify(&open).await;
     for i in 0..1500 {
@@ -202,13 +217,22 @@ async fn the_in_memory_store_forgets_closed_entries_but_not_open_ones() {
         n.notify(&a).await;
         n.notify(&a.resolved()).await;
     }
+    assert_eq!(store.len(), 1, "a delivered resolution removes its entry");
+    for i in 0..1500 {
+        n.notify(&db_down().with_label("quiet", i.to_string())).await;
+    }
     assert_eq!(store.len(), 1501);
-    clock.advance(Duration::from_secs(3 * 600));
-    for i in 0..600 {
+    // Within the retention, an open entry is kept: its resolution still goes out.
+    clock.advance(Duration::from_secs(1800));
+    n.notify(&open).await; // a reminder keeps it fresh
+    clock.advance(Duration::from_secs(1800));
+    for i in 0..1100 {
         n.notify(&db_down().with_label("late", i.to_string())).await;
     }
-    assert!(store.len() < 1000, "closed, expired entries were evicted: {}", store.len());
-    assert_eq!(kind(&n.notify(&open.resolved()).await), "delivered", "an open entry is never evicted");
+    assert!(store.len() < 1500, "fingerprints quiet for longer than the retention were evicted: {}", store.len());
+    assert_eq!(kind(&n.notify(&open.resolved()).await), "delivered", "a fingerprint still reported is kept");
+    assert_eq!(format!("{store:?}"), format!("InMemoryThrottleStore {{ entries: {} }}", store.len()));
+    assert!(!format!("{n:?}").contains("last_fired"), "Debug never dumps the entries: {n:?}");
 }
 
 #[tokio::test]

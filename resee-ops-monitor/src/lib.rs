@@ -56,7 +56,8 @@ mod secret;
 
 pub use error::{MonitorError, MonitorErrorKind};
 pub use monitor::{
-    AlertMode, AlertText, HEALTH_ALERT_NAME, HealthMonitor, HealthMonitorBuilder, MonitorConfig, MonitorHandle,
+    AlertMode, AlertText, FLAPPING_ALERT_NAME, HEALTH_ALERT_NAME, HealthMonitor, HealthMonitorBuilder, MonitorConfig,
+    MonitorHandle,
 };
 pub use probe::disk::{DiskThresholds, DiskUsageProbe, FsStats, FsStatsSource, Statvfs};
 pub use probe::heartbeat::{

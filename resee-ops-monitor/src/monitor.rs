@@ -2,21 +2,26 @@
 //! alerts on changes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use resee_ops_core::{
-    Alert, CheckGroup, CheckResult, HealthRegistry, HealthReport, HealthStatus, LogNotifier, Notifier, Severity,
-    SharedClock, system_clock,
+    Alert, CheckGroup, CheckResult, FlapConfig, FlapDetector, FlapVerdict, HealthRegistry, HealthReport, HealthStatus,
+    LogNotifier, Notifier, NotifyOutcome, Severity, SharedClock, system_clock,
 };
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Mutex, watch};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::MonitorError;
 
 /// The alert name of every health alert; the `probe` label tells them apart.
 pub const HEALTH_ALERT_NAME: &str = "health_check";
+
+/// The alert name of the "flapping" notice of a probe (label `probe`), see [`MonitorConfig::flap`].
+pub const FLAPPING_ALERT_NAME: &str = "health_check_flapping";
 
 fn default_interval() -> Duration {
     Duration::from_secs(30)
@@ -40,18 +45,13 @@ fn default_repeat_interval() -> Duration {
 #[non_exhaustive]
 pub enum AlertMode {
     /// Once per change of a probe's (damped) status, once on recovery, and a reminder every
-    /// [`repeat_interval`](MonitorConfig::repeat_interval) while a probe keeps failing. Safe with any
-    /// notifier, even an unthrottled one. A delivery that fails is retried on the next cycle.
-    ///
-    /// The reminder also bounds how long a channel can show "recovered" while a probe is failing again:
-    /// after a quick fail/recover/fail, a [`Throttled`](resee_ops_core::Throttled) notifier suppresses the
-    /// second failure inside its window, and the reminder reports it once the window has passed.
+    /// [`repeat_interval`](MonitorConfig::repeat_interval), counted from the last *delivered* firing, while
+    /// a probe keeps failing. Safe with any notifier, even an unthrottled one. A delivery that fails is
+    /// retried on the next cycle until it is delivered or permanently refused.
     #[default]
     OnChange,
     /// On every cycle while a probe fails, and once on recovery. Meant for a
-    /// [`Throttled`](resee_ops_core::Throttled) notifier, which turns it into one reminder per window and
-    /// which, after a quick fail/recover/fail, still reports the second failure once the window has passed
-    /// (with `OnChange` that firing is suppressed by the throttle and never repeated).
+    /// [`Throttled`](resee_ops_core::Throttled) notifier, which turns it into one reminder per window.
     EveryCycle,
 }
 
@@ -88,6 +88,18 @@ pub struct MonitorConfig {
     /// (the throttle's default window); zero turns reminders off.
     #[serde(default = "default_repeat_interval", with = "resee_ops_core::serde_duration")]
     pub repeat_interval: Duration,
+    /// When a probe counts as flapping: more than `max_changes` changes of its damped state (passing to
+    /// failing or back) inside `window`. A flapping probe sends one "flapping" notice
+    /// ([`FLAPPING_ALERT_NAME`]) and holds its firings and resolutions until it has kept one state for a
+    /// whole window; then the notice is resolved and the current state is reported as usual. Default:
+    /// more than 4 changes in 10 minutes.
+    #[serde(default)]
+    pub flap: FlapConfig,
+    /// How old the cached report may grow before the readiness report says `fail` ("stale") instead of
+    /// its content: a monitor whose cycles stopped must not keep answering "pass". Zero (the default)
+    /// means three times the [`interval`](Self::interval).
+    #[serde(default, with = "resee_ops_core::serde_duration")]
+    pub max_report_age: Duration,
 }
 
 impl Default for MonitorConfig {
@@ -99,11 +111,19 @@ impl Default for MonitorConfig {
             source: default_source(),
             alert_mode: AlertMode::default(),
             repeat_interval: default_repeat_interval(),
+            flap: FlapConfig::default(),
+            max_report_age: Duration::ZERO,
         }
     }
 }
 
 impl MonitorConfig {
+    /// The effective maximum age of the cached report: [`max_report_age`](Self::max_report_age), or three
+    /// intervals when it is zero.
+    pub fn effective_max_report_age(&self) -> Duration {
+        if self.max_report_age.is_zero() { self.interval.saturating_mul(3) } else { self.max_report_age }
+    }
+
     fn validate(&self) -> Result<(), MonitorError> {
         if self.interval.is_zero() {
             return Err(MonitorError::invalid_config("monitor interval must be above zero"));
@@ -158,6 +178,16 @@ impl AlertText {
         }
     }
 
+    /// What the alerts are about, for notices that carry no measurement ("Database connection is
+    /// flapping").
+    fn subject(&self, probe: &str) -> String {
+        match self {
+            Self::Failed(subject) | Self::Measured(subject) => subject.clone(),
+            Self::Workers => "Workers".to_owned(),
+            Self::Custom { .. } => format!("Health check {probe}"),
+        }
+    }
+
     fn firing_title(&self, result: &CheckResult) -> String {
         match self {
             Self::Failed(subject) => format!("{subject} failed"),
@@ -207,17 +237,41 @@ struct ProbeState {
     damped: HealthStatus,
     consecutive_failures: u32,
     consecutive_passes: u32,
-    /// The status the notifier last accepted (`Up`: nothing open).
+    /// The status whose alert the notifier last took (`Up`: nothing open).
     alerted: HealthStatus,
-    /// The last firing alert the notifier accepted, resolved on recovery.
+    /// The last firing alert the notifier took, resolved on recovery.
     open_alert: Option<Alert>,
-    /// When the notifier last accepted a firing alert for this probe.
-    last_sent: Option<chrono::DateTime<chrono::Utc>>,
+    /// When the notifier last *delivered* a firing alert for this probe (reminders count from it).
+    last_delivered: Option<DateTime<Utc>>,
+    /// Counts the changes of the damped state.
+    flap: FlapDetector,
+    /// The "flapping" notice the notifier took, resolved once the probe has settled.
+    flap_notice: Option<Alert>,
+    /// An alert of this probe is being delivered: nothing else is sent for it until that ends.
+    in_flight: bool,
 }
 
 #[derive(Debug, Default)]
 struct State {
     probes: HashMap<String, ProbeState>,
+}
+
+/// What a delivery was about, to record its final outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sent {
+    /// A firing (or reminder) for this damped status.
+    Firing(HealthStatus),
+    Resolution,
+    FlapStarted,
+    FlapSettled,
+}
+
+/// One alert to deliver after the cycle's decisions.
+#[derive(Debug)]
+struct Delivery {
+    probe: String,
+    sent: Sent,
+    alert: Alert,
 }
 
 /// The outcome of a monitor cycle, as cached for endpoints.
@@ -226,6 +280,8 @@ struct Snapshot {
     readiness: HealthReport,
     liveness: HealthReport,
     all: HealthReport,
+    /// When the cycle's checks finished.
+    at: DateTime<Utc>,
 }
 
 #[derive(Debug)]
@@ -235,9 +291,19 @@ struct Inner {
     notifier: Arc<dyn Notifier>,
     texts: HashMap<String, AlertText>,
     clock: SharedClock,
+    /// Held for a whole cycle's checks and decisions, never across a delivery: cycles do not overlap.
+    cycle: tokio::sync::Mutex<()>,
+    /// Short critical sections only (a cycle's decisions, a delivery's outcome).
     state: Mutex<State>,
     latest: watch::Sender<Option<Arc<Snapshot>>>,
     cycles: AtomicU64,
+}
+
+impl Inner {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic inside these short sections cannot leave a half-made decision behind.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// Builds a [`HealthMonitor`]; see [`HealthMonitor::builder`].
@@ -325,6 +391,7 @@ impl HealthMonitorBuilder {
                 notifier: self.notifier.unwrap_or_else(|| Arc::new(LogNotifier::new())),
                 texts: self.texts,
                 clock: self.clock,
+                cycle: tokio::sync::Mutex::new(()),
                 state: Mutex::new(State::default()),
                 latest,
                 cycles: AtomicU64::new(0),
@@ -425,75 +492,114 @@ impl HealthMonitor {
     }
 
     /// The last report of `group` (damped), or `None` before the first cycle completed. Never waits.
+    ///
+    /// A readiness report older than [`MonitorConfig::max_report_age`] (default three intervals) is not
+    /// served as it is: its status is `Down` (HTTP 503) and its `output` says how old it is, since a
+    /// monitor whose cycles stopped knows nothing about the present. Its checks stay attached, as they
+    /// were last seen.
     pub fn report(&self, group: CheckGroup) -> Option<HealthReport> {
         let snapshot = self.inner.latest.borrow().clone()?;
         Some(match group {
             CheckGroup::Liveness => snapshot.liveness.clone(),
-            _ => snapshot.readiness.clone(),
+            _ => self.unless_stale(&snapshot, snapshot.readiness.clone()),
         })
     }
 
-    /// The last report of every probe (damped), or `None` before the first cycle completed.
+    /// The last report of every probe (damped), or `None` before the first cycle completed; stale as
+    /// [`report`](Self::report) says.
     pub fn latest(&self) -> Option<HealthReport> {
-        self.inner.latest.borrow().as_ref().map(|s| s.all.clone())
+        let snapshot = self.inner.latest.borrow().clone()?;
+        Some(self.unless_stale(&snapshot, snapshot.all.clone()))
     }
 
-    /// Runs one cycle now: checks, damping, cache update, then alerts. Returns the damped report of every
-    /// probe. Cycles never overlap: a call waits for a running one to finish.
+    fn unless_stale(&self, snapshot: &Snapshot, mut report: HealthReport) -> HealthReport {
+        let max_age = self.inner.config.effective_max_report_age();
+        let age = self.inner.clock.now().signed_duration_since(snapshot.at).to_std().unwrap_or_default();
+        if age > max_age {
+            report.status = HealthStatus::Down;
+            report.output = Some(format!(
+                "stale: the last health check finished {}s ago, longer than the maximum age of {}s",
+                age.as_secs(),
+                max_age.as_secs()
+            ));
+        }
+        report
+    }
+
+    /// Runs one cycle now: checks, damping, cache update, then alerts, and waits for the alerts to reach
+    /// their final outcome. Returns the damped report of every probe. Cycles never overlap: a call waits
+    /// for a running one to finish its checks. (The [`run`](Self::run) loop does not wait for
+    /// deliveries: a slow receiver never delays the next cycle.)
     pub async fn run_once(&self) -> HealthReport {
+        let (report, deliveries) = self.cycle().await;
+        for delivery in deliveries {
+            let _ = delivery.await;
+        }
+        report
+    }
+
+    /// Checks, damping, cache update and alert decisions; the deliveries run on their own tasks.
+    async fn cycle(&self) -> (HealthReport, Vec<JoinHandle<()>>) {
         let inner = &self.inner;
-        let mut state = inner.state.lock().await;
+        let cycle = inner.cycle.lock().await;
         // Each probe runs once per cycle, even when it serves both groups.
         let (live, ready) = inner.registry.check_groups().await;
         let raw: BTreeMap<String, CheckResult> =
             ready.checks.iter().chain(live.checks.iter()).map(|(n, c)| (n.clone(), c.clone())).collect();
+        let now = inner.clock.now();
 
-        let mut damped: BTreeMap<String, CheckResult> = BTreeMap::new();
-        for (name, result) in &raw {
-            let probe = self.damp(&mut state, name, result.status);
-            let mut shown = result.clone();
-            if probe.damped != result.status {
-                let note = if result.status == HealthStatus::Up {
-                    format!("passing ({} of {} before up)", probe.consecutive_passes, inner.config.passes_before_up)
-                } else {
-                    format!(
-                        "{} ({} of {} before down)",
-                        result.status.as_health_json(),
-                        probe.consecutive_failures,
-                        inner.config.failures_before_down
-                    )
-                };
-                shown.output = Some(match &result.output {
-                    Some(out) => format!("{note}: {out}"),
-                    None => note,
-                });
-                shown.status = probe.damped;
+        let (all, deliveries) = {
+            let mut state = inner.state();
+            let mut damped: BTreeMap<String, CheckResult> = BTreeMap::new();
+            for (name, result) in &raw {
+                let probe = self.damp(&mut state, name, result.status, now);
+                let mut shown = result.clone();
+                if probe.damped != result.status {
+                    let note = if result.status == HealthStatus::Up {
+                        format!("passing ({} of {} before up)", probe.consecutive_passes, inner.config.passes_before_up)
+                    } else {
+                        format!(
+                            "{} ({} of {} before down)",
+                            result.status.as_health_json(),
+                            probe.consecutive_failures,
+                            inner.config.failures_before_down
+                        )
+                    };
+                    shown.output = Some(match &result.output {
+                        Some(out) => format!("{note}: {out}"),
+                        None => note,
+                    });
+                    shown.status = probe.damped;
+                }
+                damped.insert(name.clone(), shown);
             }
-            damped.insert(name.clone(), shown);
-        }
 
-        let pick = |names: &BTreeSet<&String>| {
-            HealthReport::from_checks(
-                damped.iter().filter(|(n, _)| names.contains(n)).map(|(n, c)| (n.clone(), c.clone())).collect(),
-            )
+            let pick = |names: &BTreeSet<&String>| {
+                HealthReport::from_checks(
+                    damped.iter().filter(|(n, _)| names.contains(n)).map(|(n, c)| (n.clone(), c.clone())).collect(),
+                )
+            };
+            let snapshot = Snapshot {
+                readiness: pick(&ready.checks.keys().collect()),
+                liveness: pick(&live.checks.keys().collect()),
+                all: HealthReport::from_checks(damped.clone()),
+                at: now,
+            };
+            let all = snapshot.all.clone();
+            inner.latest.send_replace(Some(Arc::new(snapshot)));
+            let deliveries: Vec<Delivery> =
+                damped.iter().filter_map(|(name, result)| self.decide(&mut state, name, result, now)).collect();
+            (all, deliveries)
         };
-        let snapshot = Snapshot {
-            readiness: pick(&ready.checks.keys().collect()),
-            liveness: pick(&live.checks.keys().collect()),
-            all: HealthReport::from_checks(damped.clone()),
-        };
-        let all = snapshot.all.clone();
-        inner.latest.send_replace(Some(Arc::new(snapshot)));
-
-        for (name, result) in &damped {
-            self.alert(&mut state, name, result).await;
-        }
+        drop(cycle);
         inner.cycles.fetch_add(1, Ordering::SeqCst);
-        all
+        // No lock is held from here on: each delivery runs on its own task and records its outcome.
+        let handles = deliveries.into_iter().map(|d| tokio::spawn(self.clone().deliver(d))).collect();
+        (all, handles)
     }
 
     /// Applies one raw status to the probe's damping state and returns it.
-    fn damp<'s>(&self, state: &'s mut State, name: &str, raw: HealthStatus) -> &'s ProbeState {
+    fn damp<'s>(&self, state: &'s mut State, name: &str, raw: HealthStatus, now: DateTime<Utc>) -> &'s ProbeState {
         let cfg = &self.inner.config;
         let failing = raw != HealthStatus::Up;
         let probe = state.probes.entry(name.to_owned()).or_insert_with(|| ProbeState {
@@ -502,7 +608,10 @@ impl HealthMonitor {
             consecutive_passes: 0,
             alerted: HealthStatus::Up,
             open_alert: None,
-            last_sent: None,
+            last_delivered: None,
+            flap: FlapDetector::new(cfg.flap),
+            flap_notice: None,
+            in_flight: false,
         });
         let before = probe.damped;
         if failing {
@@ -521,43 +630,84 @@ impl HealthMonitor {
         if probe.damped != before {
             tracing::info!(target: "resee_ops::monitor", probe = name, from = %before, to = %probe.damped, "health status changed");
         }
+        if (probe.damped == HealthStatus::Up) != (before == HealthStatus::Up) {
+            // Passing to failing or back: a change the flap detector counts (an escalation is not one).
+            if probe.flap.record_change(now) == FlapVerdict::Started {
+                tracing::warn!(target: "resee_ops::monitor", probe = name, "health check is flapping; holding its alerts");
+            }
+        } else if probe.flap.poll(now) == FlapVerdict::Settled {
+            tracing::info!(target: "resee_ops::monitor", probe = name, "health check steady again");
+        }
         probe
     }
 
-    /// Sends the alert the probe's damped status calls for, if any.
-    async fn alert(&self, state: &mut State, name: &str, result: &CheckResult) {
+    /// Decides the one alert the probe's state calls for now, if any, and marks it in flight.
+    fn decide(&self, state: &mut State, name: &str, result: &CheckResult, now: DateTime<Utc>) -> Option<Delivery> {
         let inner = &self.inner;
-        let Some(probe) = state.probes.get_mut(name) else { return };
+        let probe = state.probes.get_mut(name)?;
+        if probe.in_flight {
+            return None;
+        }
         let text = inner.texts.get(name).cloned().unwrap_or_else(|| AlertText::for_probe(name));
-        let now = inner.clock.now();
-        let alert = if probe.damped != HealthStatus::Up {
+        let base = |name_: &str, severity, title: String| {
+            Alert::new(name_, severity, title)
+                .with_source(&inner.config.source)
+                .with_label("probe", name)
+                .with_field("Probe", name)
+                .with_timestamp(now)
+        };
+        let subject = text.subject(name);
+        let (sent, alert) = if probe.flap.is_flapping() || probe.flap_notice.is_some() {
+            // Flapping: one notice when it starts, its resolution when it has settled; changes are held.
+            match (probe.flap.is_flapping(), &probe.flap_notice) {
+                (true, None) => {
+                    let window = probe.flap.config().window;
+                    let alert = base(FLAPPING_ALERT_NAME, Severity::Warning, format!("{subject} is flapping")).with_text(
+                        format!(
+                            "{name} changed state more than {} times in {}s; further changes are held until it keeps one \
+                             state for {}s.",
+                            probe.flap.config().max_changes,
+                            window.as_secs(),
+                            window.as_secs()
+                        ),
+                    );
+                    (Sent::FlapStarted, alert)
+                }
+                (false, Some(notice)) => {
+                    let mut alert = notice.resolved();
+                    alert.title = format!("{subject} steady again");
+                    alert.text = format!("{name} has kept one state for {}s.", probe.flap.config().window.as_secs());
+                    alert.timestamp = now;
+                    (Sent::FlapSettled, alert)
+                }
+                _ => return None,
+            }
+        } else if probe.damped != HealthStatus::Up {
             let repeat = inner.config.repeat_interval;
-            let reminder_due = !repeat.is_zero()
-                && probe.last_sent.is_some_and(|last| {
+            // Reminders count from the last delivered firing; a firing that was only suppressed (or never
+            // delivered) is tried again on every cycle until one gets through.
+            let reminder_due = probe.alerted != HealthStatus::Up
+                && !repeat.is_zero()
+                && probe.last_delivered.is_none_or(|last| {
                     now.signed_duration_since(last)
                         >= chrono::Duration::from_std(repeat).unwrap_or(chrono::Duration::MAX)
                 });
             let due = inner.config.alert_mode == AlertMode::EveryCycle || probe.damped != probe.alerted || reminder_due;
             if !due {
-                return;
+                return None;
             }
-            let mut alert = Alert::new(HEALTH_ALERT_NAME, severity_of(probe.damped), text.firing_title(result))
-                .with_source(&inner.config.source)
-                .with_label("probe", name)
+            let mut alert = base(HEALTH_ALERT_NAME, severity_of(probe.damped), text.firing_title(result))
                 .with_text(result.output.clone().unwrap_or_default())
-                .with_field("Probe", name)
-                .with_field("Status", result.status.as_health_json())
-                .with_timestamp(now);
+                .with_field("Status", result.status.as_health_json());
             if let Some(v) = observed(result) {
                 alert = alert.with_field("Observed", v);
             }
-            alert
+            (Sent::Firing(probe.damped), alert)
         } else if probe.alerted != HealthStatus::Up {
-            let firing = probe.open_alert.clone().unwrap_or_else(|| {
-                Alert::new(HEALTH_ALERT_NAME, Severity::Error, text.firing_title(result))
-                    .with_source(&inner.config.source)
-                    .with_label("probe", name)
-            });
+            let firing = probe
+                .open_alert
+                .clone()
+                .unwrap_or_else(|| base(HEALTH_ALERT_NAME, Severity::Error, text.firing_title(result)));
             let mut alert = firing.resolved();
             alert.title = text.resolved_title(result);
             alert.text = format!("{name} passes again.");
@@ -567,23 +717,68 @@ impl HealthMonitor {
                 alert.fields.push(resee_ops_core::Field { name: "Observed".into(), value: v });
             }
             alert.timestamp = now;
-            alert
+            (Sent::Resolution, alert)
         } else {
-            return;
+            return None;
         };
+        probe.in_flight = true;
+        Some(Delivery { probe: name.to_owned(), sent, alert })
+    }
 
-        let outcome = inner.notifier.notify(&alert).await;
-        if outcome.is_ok() {
-            probe.alerted = probe.damped;
-            probe.last_sent = (!alert.is_resolved()).then_some(now);
-            probe.open_alert = (!alert.is_resolved()).then_some(alert);
-        } else {
-            tracing::warn!(
-                target: "resee_ops::monitor",
-                probe = name,
-                outcome = %outcome,
-                "health alert not delivered; retrying next cycle"
-            );
+    /// Delivers one alert to its final outcome (no lock held) and records it.
+    async fn deliver(self, delivery: Delivery) {
+        let notifier = self.inner.notifier.clone();
+        let alert = delivery.alert.clone();
+        // A panicking notifier must not leave the probe marked in flight forever.
+        let outcome = tokio::spawn(async move { notifier.notify_final(&alert).await }).await.unwrap_or_else(|_| {
+            NotifyOutcome::PermanentFailure(resee_ops_core::Error::new(
+                resee_ops_core::ErrorKind::Unexpected,
+                "the notifier panicked",
+            ))
+        });
+        self.record(delivery, outcome);
+    }
+
+    /// Records the final outcome of a delivery in the probe's state.
+    fn record(&self, delivery: Delivery, outcome: NotifyOutcome) {
+        let Delivery { probe: name, sent, alert } = delivery;
+        let mut state = self.inner.state();
+        let Some(probe) = state.probes.get_mut(&name) else { return };
+        probe.in_flight = false;
+        let taken = match &outcome {
+            // `Queued` from a notifier that queues without reporting its final outcome: taken on trust.
+            NotifyOutcome::Delivered | NotifyOutcome::Queued | NotifyOutcome::Suppressed => true,
+            NotifyOutcome::PermanentFailure(err) => {
+                tracing::error!(target: "resee_ops::monitor", probe = %name, title = %alert.title, error = %err,
+                    "health alert permanently refused; not retrying it");
+                true
+            }
+            other => {
+                tracing::warn!(target: "resee_ops::monitor", probe = %name, title = %alert.title, outcome = %other,
+                    "health alert not delivered; retrying next cycle");
+                false
+            }
+        };
+        if !taken {
+            return;
+        }
+        let delivered = matches!(outcome, NotifyOutcome::Delivered | NotifyOutcome::Queued);
+        match sent {
+            Sent::Firing(status) => {
+                probe.alerted = status;
+                if delivered || matches!(outcome, NotifyOutcome::PermanentFailure(_)) {
+                    // A refused firing waits a repeat interval before its reminder tries again.
+                    probe.last_delivered = Some(alert.timestamp);
+                }
+                probe.open_alert = Some(alert);
+            }
+            Sent::Resolution => {
+                probe.alerted = HealthStatus::Up;
+                probe.open_alert = None;
+                probe.last_delivered = None;
+            }
+            Sent::FlapStarted => probe.flap_notice = Some(alert),
+            Sent::FlapSettled => probe.flap_notice = None,
         }
     }
 
@@ -599,10 +794,11 @@ impl HealthMonitor {
                 () = &mut shutdown => return,
                 _ = ticker.tick() => {}
             }
+            // Deliveries run on their own tasks: a slow receiver never delays the next cycle.
             tokio::select! {
                 biased;
                 () = &mut shutdown => return,
-                _ = self.run_once() => {}
+                _ = self.cycle() => {}
             }
         }
     }

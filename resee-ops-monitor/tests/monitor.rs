@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use resee_ops_core::testing::{ManualClock, RecordingNotifier, StaticProbe};
 use resee_ops_core::{
-    AlertStatus, CheckGroup, HealthRegistry, HealthStatus, Notifier, NotifyOutcome, ProbeOutcome, Registration,
-    Severity, Throttled,
+    AlertStatus, CheckGroup, DispatcherConfig, Error, ErrorKind, HealthRegistry, HealthStatus, Notifier, NotifierExt,
+    NotifyOutcome, ProbeOutcome, Registration, Severity, Throttled,
 };
-use resee_ops_monitor::{AlertMode, AlertText, HEALTH_ALERT_NAME, HealthMonitor, MonitorConfig};
+use resee_ops_monitor::{AlertMode, AlertText, FLAPPING_ALERT_NAME, HEALTH_ALERT_NAME, HealthMonitor, MonitorConfig};
 
 fn up() -> ProbeOutcome {
     ProbeOutcome::up()
@@ -244,24 +244,26 @@ async fn a_failed_delivery_is_retried_on_the_next_cycle() {
     assert_eq!(inbox.titles(), ["Database connection failed"]);
 }
 
-#[tokio::test(start_paused = true)]
-async fn every_cycle_mode_with_a_throttle_reminds_once_per_window() {
+/// A failing database probe behind a 10-minute throttle, on a manual clock.
+fn throttled_monitor(config: MonitorConfig) -> (StaticProbe, RecordingNotifier, ManualClock, HealthMonitor) {
     let clock = ManualClock::new();
     let inbox = RecordingNotifier::new();
     let throttled: Arc<dyn Notifier> =
         Arc::new(Throttled::new(inbox.clone()).with_window(Duration::from_secs(600)).with_clock(clock.shared()));
     let db = StaticProbe::new("database", down());
     let monitor = HealthMonitor::builder(HealthRegistry::new().register(Registration::new(db.clone())))
-        .with_config(
-            serde_json::from_str::<MonitorConfig>(
-                r#"{"failures_before_down": 1, "passes_before_up": 1, "alert_mode": "every_cycle"}"#,
-            )
-            .unwrap(),
-        )
+        .with_config(config)
         .with_notifier(throttled)
         .with_clock(clock.shared())
         .build()
         .unwrap();
+    (db, inbox, clock, monitor)
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_cycle_mode_with_a_throttle_reminds_once_per_window() {
+    let config = r#"{"failures_before_down": 1, "passes_before_up": 1, "alert_mode": "every_cycle"}"#;
+    let (_db, inbox, clock, monitor) = throttled_monitor(serde_json::from_str(config).unwrap());
     assert_eq!(monitor.config().alert_mode, AlertMode::EveryCycle);
 
     for _ in 0..5 {
@@ -269,61 +271,65 @@ async fn every_cycle_mode_with_a_throttle_reminds_once_per_window() {
         clock.advance(Duration::from_secs(30));
     }
     assert_eq!(inbox.titles(), ["Database connection failed"], "throttled to one per window");
+    for _ in 0..16 {
+        monitor.run_once().await;
+        clock.advance(Duration::from_secs(30));
+    }
+    assert_eq!(inbox.titles(), ["Database connection failed", "Database connection failed"], "one reminder");
+}
 
-    // Flap inside the window: recover (sent), fail again (throttled)...
+/// Alert semantics, rule "resolution": a resolution ends the throttle window, so a probe failing again
+/// right after its recovery is reported at once: the channel never says "recovered" while it is down.
+#[tokio::test(start_paused = true)]
+async fn rule_a_firing_after_a_delivered_resolution_is_sent_at_once() {
+    let config = r#"{"failures_before_down": 1, "passes_before_up": 1}"#;
+    let (db, inbox, clock, monitor) = throttled_monitor(serde_json::from_str(config).unwrap());
+    monitor.run_once().await;
+    clock.advance(Duration::from_secs(30));
     db.set(up());
     monitor.run_once().await;
+    clock.advance(Duration::from_secs(30));
     db.set(down());
-    monitor.run_once().await;
-    assert_eq!(inbox.titles(), ["Database connection failed", "Database connection recovered"]);
-    // ...but the ongoing failure is reported again once the window has passed.
-    clock.advance(Duration::from_secs(600));
     monitor.run_once().await;
     assert_eq!(
         inbox.titles(),
         ["Database connection failed", "Database connection recovered", "Database connection failed"]
     );
+    monitor.run_once().await;
+    assert_eq!(inbox.alerts().len(), 3, "the same state again is not news");
 }
 
+/// Alert semantics, rule "reminder": while a probe keeps failing, a reminder goes out every
+/// `repeat_interval`, counted from the last *delivered* firing; a suppressed one does not count.
 #[tokio::test(start_paused = true)]
-async fn on_change_mode_reminds_so_a_throttled_refire_is_not_lost() {
+async fn rule_reminders_count_from_the_last_delivered_firing() {
     let clock = ManualClock::new();
     let inbox = RecordingNotifier::new();
-    let throttled: Arc<dyn Notifier> =
-        Arc::new(Throttled::new(inbox.clone()).with_window(Duration::from_secs(600)).with_clock(clock.shared()));
+    // The first firing is coalesced by some layer (say, a throttle shared with another replica).
+    inbox.push_outcome(NotifyOutcome::Suppressed);
     let db = StaticProbe::new("database", down());
     let monitor = HealthMonitor::builder(HealthRegistry::new().register(Registration::new(db.clone())))
         .with_failures_before_down(1)
-        .with_passes_before_up(1)
-        .with_notifier(throttled)
+        .with_notifier(Arc::new(inbox.clone()))
+        .with_repeat_interval(Duration::from_secs(300))
         .with_clock(clock.shared())
         .build()
         .unwrap();
-    assert_eq!(monitor.config().alert_mode, AlertMode::OnChange);
-    assert_eq!(monitor.config().repeat_interval, Duration::from_secs(600));
-
     monitor.run_once().await;
+    assert!(inbox.alerts().is_empty());
     clock.advance(Duration::from_secs(30));
-    db.set(up());
     monitor.run_once().await;
-    clock.advance(Duration::from_secs(30));
-    db.set(down());
-    monitor.run_once().await; // the throttle suppresses this re-fire: the channel still says "recovered"
-    assert_eq!(inbox.titles(), ["Database connection failed", "Database connection recovered"]);
-    for _ in 0..19 {
+    assert_eq!(inbox.titles(), ["Database connection failed"], "a suppressed firing is tried again");
+    for _ in 0..9 {
         clock.advance(Duration::from_secs(30));
         monitor.run_once().await;
     }
-    assert_eq!(inbox.alerts().len(), 2, "no reminder before the repeat interval");
+    assert_eq!(inbox.alerts().len(), 1, "no reminder before 300 s after the delivered one");
     clock.advance(Duration::from_secs(30));
     monitor.run_once().await;
-    assert_eq!(
-        inbox.titles(),
-        ["Database connection failed", "Database connection recovered", "Database connection failed"],
-        "the ongoing failure is reported again after one repeat interval"
-    );
+    assert_eq!(inbox.alerts().len(), 2, "reminded 300 s after the delivered firing");
 
-    // Without a throttle, reminders come once per repeat interval, not every cycle.
+    // Without anything suppressed: at 0 s, 300 s and 600 s.
     let plain = RecordingNotifier::new();
     let clock = ManualClock::new();
     let monitor = HealthMonitor::builder(HealthRegistry::new().register(Registration::new(db.clone())))
@@ -338,6 +344,112 @@ async fn on_change_mode_reminds_so_a_throttled_refire_is_not_lost() {
         clock.advance(Duration::from_secs(30));
     }
     assert_eq!(plain.alerts().len(), 3, "at 0 s, 300 s and 600 s");
+}
+
+/// Alert semantics, rule "retried until delivered": behind the recommended dispatcher, a resolution the
+/// receiver fails twice is sent again until it arrives.
+#[tokio::test(start_paused = true)]
+async fn rule_a_resolution_is_retried_through_the_dispatcher_until_delivered() {
+    let inbox = RecordingNotifier::new();
+    let dispatcher = inbox.clone().dispatched(DispatcherConfig::default());
+    let db = StaticProbe::new("database", down());
+    let monitor = HealthMonitor::builder(HealthRegistry::new().register(Registration::new(db.clone())))
+        .with_failures_before_down(1)
+        .with_passes_before_up(1)
+        .with_notifier(Arc::new(dispatcher.clone()))
+        .build()
+        .unwrap();
+    monitor.run_once().await;
+    assert_eq!(inbox.titles(), ["Database connection failed"]);
+
+    let failure = || NotifyOutcome::TemporaryFailure(Error::new(ErrorKind::Unavailable, "503 from slack"));
+    inbox.push_outcome(failure());
+    inbox.push_outcome(failure());
+    db.set(up());
+    for _ in 0..4 {
+        monitor.run_once().await;
+    }
+    assert_eq!(inbox.titles(), ["Database connection failed", "Database connection recovered"]);
+    assert_eq!(inbox.attempts(), 4, "firing, two failed resolutions, the delivered one, then nothing");
+    let stats = dispatcher.stats();
+    assert_eq!((stats.delivered, stats.dropped_temporary_failure), (2, 2));
+}
+
+/// Alert semantics, rule "retried until delivered": the monitor never holds a lock across a delivery;
+/// a receiver that takes an hour neither delays the cycles nor gets the alert twice.
+#[tokio::test(start_paused = true)]
+async fn rule_a_slow_delivery_never_holds_up_the_cycles() {
+    let inbox = RecordingNotifier::new().with_delay(Duration::from_secs(3600));
+    let db = StaticProbe::new("database", down());
+    let monitor = HealthMonitor::builder(HealthRegistry::new().register(Registration::new(db.clone())))
+        .with_failures_before_down(1)
+        .with_interval(Duration::from_secs(10))
+        .with_notifier(Arc::new(inbox.clone()))
+        .build()
+        .unwrap();
+    let handle = monitor.spawn();
+    tokio::time::sleep(Duration::from_secs(65)).await;
+    assert_eq!(monitor.cycles(), 7, "cycles at 0, 10, ..., 60 s while the first alert is still on its way");
+    assert_eq!(inbox.attempts(), 1, "an alert in flight is not sent again");
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(inbox.titles(), ["Database connection failed"]);
+    handle.shutdown().await;
+}
+
+/// Alert semantics, rule "flapping": more than K changes of one probe inside the window send one
+/// "flapping" notice and hold further firings and resolutions until the probe keeps one state for a
+/// whole window; then the notice is resolved and the current state reported.
+#[tokio::test(start_paused = true)]
+async fn rule_a_flapping_probe_sends_one_notice_and_holds_changes_until_it_settles() {
+    let clock = ManualClock::new();
+    let inbox = RecordingNotifier::new();
+    let db = StaticProbe::new("database", up());
+    let config: MonitorConfig = serde_json::from_str(
+        r#"{"failures_before_down": 1, "passes_before_up": 1, "repeat_interval": "0s",
+            "flap": {"max_changes": 3, "window": "10m"}}"#,
+    )
+    .unwrap();
+    let monitor = HealthMonitor::builder(HealthRegistry::new().register(Registration::new(db.clone())))
+        .with_config(config)
+        .with_notifier(Arc::new(inbox.clone()))
+        .with_clock(clock.shared())
+        .build()
+        .unwrap();
+    monitor.run_once().await;
+    for answer in [down(), up(), down(), up(), down(), up(), down()] {
+        clock.advance(Duration::from_secs(30));
+        db.set(answer);
+        monitor.run_once().await;
+    }
+    assert_eq!(
+        inbox.titles(),
+        [
+            "Database connection failed",
+            "Database connection recovered",
+            "Database connection failed",
+            "Database connection is flapping"
+        ],
+        "three changes pass; the fourth starts flapping and is held, and so are the ones after it"
+    );
+    let notice = &inbox.alerts()[3];
+    assert_eq!((notice.name.as_str(), notice.severity), (FLAPPING_ALERT_NAME, Severity::Warning));
+    // It stays down: one window after the last change it has settled.
+    for _ in 0..19 {
+        clock.advance(Duration::from_secs(30));
+        monitor.run_once().await;
+    }
+    assert_eq!(inbox.alerts().len(), 4, "held while the window is not over");
+    clock.advance(Duration::from_secs(30));
+    monitor.run_once().await;
+    monitor.run_once().await;
+    let titles = inbox.titles();
+    assert_eq!(titles[4..], ["Database connection steady again"]);
+    assert!(inbox.alerts()[4].is_resolved());
+    assert_eq!(inbox.alerts()[4].fingerprint(), notice.fingerprint());
+    // The channel already says "failed" (the last delivered state): nothing more until a real change.
+    db.set(up());
+    monitor.run_once().await;
+    assert_eq!(inbox.titles()[5..], ["Database connection recovered"]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -398,4 +510,31 @@ async fn a_probe_in_both_groups_runs_once_per_cycle() {
     assert_eq!(disk.checks(), 2);
     assert_eq!(monitor.report(CheckGroup::Liveness).unwrap().checks.len(), 1);
     assert_eq!(monitor.report(CheckGroup::Readiness).unwrap().checks.len(), 1);
+}
+
+/// Stale health is not health: past its maximum age (default three intervals) the cached readiness
+/// report answers `fail` with a reason.
+#[tokio::test(start_paused = true)]
+async fn a_stale_report_fails_readiness_with_a_reason() {
+    let clock = ManualClock::new();
+    let monitor =
+        HealthMonitor::builder(HealthRegistry::new().register(Registration::new(StaticProbe::new("database", up()))))
+            .with_interval(Duration::from_secs(30))
+            .with_clock(clock.shared())
+            .build()
+            .unwrap();
+    assert_eq!(monitor.config().effective_max_report_age(), Duration::from_secs(90));
+    monitor.run_once().await;
+    clock.advance(Duration::from_secs(90));
+    assert_eq!(monitor.report(CheckGroup::Readiness).unwrap().status, HealthStatus::Up, "90 s old: still fresh");
+    clock.advance(Duration::from_secs(1));
+    let stale = monitor.report(CheckGroup::Readiness).unwrap();
+    assert_eq!(stale.status, HealthStatus::Down);
+    assert_eq!(stale.http_status(), 503);
+    let why = stale.output.unwrap();
+    assert!(why.starts_with("stale: the last health check finished 91s ago"), "{why}");
+    assert_eq!(stale.checks["database"].status, HealthStatus::Up, "the last seen checks stay attached");
+    assert_eq!(monitor.report(CheckGroup::Liveness).unwrap().status, HealthStatus::Up, "liveness is not readiness");
+    monitor.run_once().await;
+    assert_eq!(monitor.report(CheckGroup::Readiness).unwrap().status, HealthStatus::Up, "fresh again");
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::{Notifier, NotifyOutcome};
@@ -22,11 +22,17 @@ pub struct DispatcherConfig {
     /// Alerts delivered at the same time: the number of lanes. Alerts with the same fingerprint always
     /// take the same lane, so a firing and its resolution are delivered in order, never at once.
     pub concurrency: usize,
+    /// The longest one delivery may take, retries included; past it the alert counts as a temporary
+    /// failure and the lane moves on. A notifier that never answers therefore cannot stall its lane, or
+    /// [`Dispatcher::flush`] and [`Dispatcher::shutdown`] that wait for it. Default 10 minutes (twice the
+    /// default retry deadline); `Duration::MAX` means no limit.
+    #[serde(with = "crate::serde_duration")]
+    pub delivery_timeout: Duration,
 }
 
 impl Default for DispatcherConfig {
     fn default() -> Self {
-        Self { capacity: 1024, concurrency: 4 }
+        Self { capacity: 1024, concurrency: 4, delivery_timeout: Duration::from_secs(600) }
     }
 }
 
@@ -40,6 +46,12 @@ impl DispatcherConfig {
     /// Sets the delivery concurrency (at least 1).
     pub fn with_concurrency(mut self, concurrency: usize) -> Self {
         self.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// Sets the longest one delivery may take ([`delivery_timeout`](Self::delivery_timeout)).
+    pub fn with_delivery_timeout(mut self, timeout: Duration) -> Self {
+        self.delivery_timeout = timeout;
         self
     }
 }
@@ -134,6 +146,11 @@ struct Shared {
 /// Moves delivery off the caller's path: `notify` puts the alert in a bounded queue and returns
 /// [`NotifyOutcome::Queued`] at once; background tasks hand it to the inner notifier.
 ///
+/// A caller that must know what finally became of an alert calls
+/// [`notify_final`](Notifier::notify_final) instead: the alert takes the same queue and lane, and the
+/// call resolves once the background task has its final outcome (delivered, suppressed, a failure, or
+/// `PermanentFailure` of kind `Closed` when a shutdown dropped it). Waiting on it never blocks the lane.
+///
 /// There is one queue and one task per lane ([`DispatcherConfig::concurrency`]); an alert's lane follows
 /// from its fingerprint, so alerts about the same thing are delivered one after the other, in order.
 ///
@@ -159,7 +176,7 @@ struct Shared {
 /// ```
 #[derive(Clone)]
 pub struct Dispatcher {
-    lanes: Arc<[mpsc::Sender<Alert>]>,
+    lanes: Arc<[mpsc::Sender<Job>]>,
     shared: Arc<Shared>,
     workers: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
     inner_name: Arc<str>,
@@ -192,7 +209,7 @@ impl Dispatcher {
         for _ in 0..lanes {
             let (tx, rx) = mpsc::channel(per_lane);
             senders.push(tx);
-            workers.push(tokio::spawn(run_lane(rx, inner.clone(), shared.clone())));
+            workers.push(tokio::spawn(run_lane(rx, inner.clone(), shared.clone(), config.delivery_timeout)));
         }
         Self { lanes: senders.into(), shared, workers: Arc::new(std::sync::Mutex::new(workers)), inner_name }
     }
@@ -215,7 +232,9 @@ impl Dispatcher {
         }
     }
 
-    /// Waits until nothing is queued or being delivered.
+    /// Waits until nothing is queued or being delivered. It cannot hang on a failing or silent
+    /// notifier: every delivery ends within [`DispatcherConfig::delivery_timeout`], and an alert the
+    /// queue refused is never counted as in flight.
     pub async fn flush(&self) {
         loop {
             let idle = self.shared.idle.notified();
@@ -246,107 +265,176 @@ impl Dispatcher {
     }
 }
 
-#[async_trait]
-impl Notifier for Dispatcher {
-    async fn notify(&self, alert: &Alert) -> NotifyOutcome {
-        let lane = (alert.fingerprint().as_u64() % self.lanes.len() as u64) as usize;
-        enqueue(&self.lanes[lane], &self.shared, alert)
+/// One queued alert, and who waits for its final outcome.
+struct Job {
+    alert: Alert,
+    ack: Option<oneshot::Sender<NotifyOutcome>>,
+}
+
+impl Job {
+    fn acknowledge(self, outcome: NotifyOutcome) {
+        if let Some(ack) = self.ack {
+            // The waiter may have gone away; then nobody needs the outcome.
+            let _ = ack.send(outcome);
+        }
     }
 }
 
-fn enqueue(tx: &mpsc::Sender<Alert>, shared: &Shared, alert: &Alert) -> NotifyOutcome {
+impl Dispatcher {
+    fn lane(&self, alert: &Alert) -> &mpsc::Sender<Job> {
+        &self.lanes[(alert.fingerprint().as_u64() % self.lanes.len() as u64) as usize]
+    }
+}
+
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl Notifier for Dispatcher {
+    async fn notify(&self, alert: &Alert) -> NotifyOutcome {
+        match enqueue(self.lane(alert), &self.shared, alert, None) {
+            Ok(()) => NotifyOutcome::Queued,
+            Err(refused) => refused,
+        }
+    }
+
+    async fn notify_final(&self, alert: &Alert) -> NotifyOutcome {
+        let (ack, outcome) = oneshot::channel();
+        if let Err(refused) = enqueue(self.lane(alert), &self.shared, alert, Some(ack)) {
+            return refused;
+        }
+        // Every job is acknowledged when it finishes or is dropped; a lane that vanished (its runtime
+        // shut down) drops the sender, which reads as closed.
+        outcome.await.unwrap_or_else(|_| closed_outcome("alert dispatcher stopped before delivery"))
+    }
+}
+
+fn closed_outcome(message: &'static str) -> NotifyOutcome {
+    NotifyOutcome::PermanentFailure(Error::new(ErrorKind::Closed, message))
+}
+
+/// Puts the alert in its lane's queue, or says why not (the refusal is counted and logged).
+fn enqueue(
+    tx: &mpsc::Sender<Job>,
+    shared: &Shared,
+    alert: &Alert,
+    ack: Option<oneshot::Sender<NotifyOutcome>>,
+) -> Result<(), NotifyOutcome> {
     let counters = &shared.counters;
     if shared.closed.load(Ordering::Acquire) {
         counters.drop(DropReason::Closed);
         tracing::warn!(target: "resee_ops::notify", fingerprint = %alert.fingerprint(), title = %alert.title,
             "alert dropped: dispatcher closed");
-        return NotifyOutcome::PermanentFailure(Error::new(ErrorKind::Closed, "alert dispatcher is shut down"));
+        return Err(closed_outcome("alert dispatcher is shut down"));
     }
-    // Count first, so `in_flight` never goes below zero if the worker finishes it at once.
-    counters.accepted.fetch_add(1, Ordering::Relaxed);
-    match tx.try_send(alert.clone()) {
-        Ok(()) => NotifyOutcome::Queued,
+    // Reserve the slot first and count only an alert that surely enters the queue: `in_flight` never
+    // shows an alert that was refused, so `flush` never waits for one.
+    match tx.try_reserve() {
+        Ok(permit) => {
+            counters.accepted.fetch_add(1, Ordering::Relaxed);
+            permit.send(Job { alert: alert.clone(), ack });
+            Ok(())
+        }
         Err(err) => {
-            counters.accepted.fetch_sub(1, Ordering::Relaxed);
-            let (reason, message) = match err {
-                mpsc::error::TrySendError::Full(_) => (DropReason::QueueFull, "alert queue is full"),
-                mpsc::error::TrySendError::Closed(_) => (DropReason::Closed, "alert dispatcher is shut down"),
+            let (reason, refused) = match err {
+                mpsc::error::TrySendError::Full(()) => (
+                    DropReason::QueueFull,
+                    NotifyOutcome::TemporaryFailure(Error::new(ErrorKind::Unavailable, "alert queue is full")),
+                ),
+                mpsc::error::TrySendError::Closed(()) => {
+                    (DropReason::Closed, closed_outcome("alert dispatcher is shut down"))
+                }
             };
             counters.drop(reason);
             tracing::warn!(target: "resee_ops::notify", fingerprint = %alert.fingerprint(), title = %alert.title,
                 ?reason, "alert dropped");
-            NotifyOutcome::TemporaryFailure(Error::new(ErrorKind::Unavailable, message))
+            Err(refused)
         }
     }
 }
 
 /// One lane: delivers its alerts one after the other until every handle is gone (finishing what is
 /// queued) or the grace period of a shutdown is over (counting what is left as dropped).
-async fn run_lane(mut rx: mpsc::Receiver<Alert>, inner: Arc<dyn Notifier>, shared: Arc<Shared>) {
+async fn run_lane(mut rx: mpsc::Receiver<Job>, inner: Arc<dyn Notifier>, shared: Arc<Shared>, limit: Duration) {
     let mut cut = shared.cut.subscribe();
     loop {
-        let alert = tokio::select! {
+        let job = tokio::select! {
             biased;
             _ = cut.wait_for(|c| *c) => break,
-            alert = rx.recv() => match alert {
-                Some(a) => a,
+            job = rx.recv() => match job {
+                Some(job) => job,
                 None => return,
             },
         };
         tokio::select! {
             biased;
             _ = cut.wait_for(|c| *c) => {
-                drop_closed(&shared, &alert, "alert dropped: delivery cut short by shutdown");
+                drop_closed(&shared, job, "alert dropped: delivery cut short by shutdown");
                 break;
             }
-            outcome = deliver(&*inner, &alert) => finish(&shared, &alert, outcome),
+            outcome = deliver(&*inner, &job.alert, limit) => finish(&shared, job, outcome),
         }
     }
     // Shut down: whatever is still queued is dropped and counted.
     rx.close();
-    while let Ok(alert) = rx.try_recv() {
-        drop_closed(&shared, &alert, "alert dropped: dispatcher shut down before delivery");
+    while let Ok(job) = rx.try_recv() {
+        drop_closed(&shared, job, "alert dropped: dispatcher shut down before delivery");
     }
     shared.idle.notify_waiters();
 }
 
-fn drop_closed(shared: &Shared, alert: &Alert, why: &'static str) {
+fn drop_closed(shared: &Shared, job: Job, why: &'static str) {
     shared.counters.drop(DropReason::Closed);
     shared.counters.finished.fetch_add(1, Ordering::Release);
-    tracing::error!(target: "resee_ops::notify", fingerprint = %alert.fingerprint(), title = %alert.title, "{why}");
+    tracing::error!(target: "resee_ops::notify", fingerprint = %job.alert.fingerprint(), title = %job.alert.title, "{why}");
+    job.acknowledge(closed_outcome(why));
 }
 
-/// Runs the inner notifier, turning a panic into an outcome.
-async fn deliver(inner: &dyn Notifier, alert: &Alert) -> Option<NotifyOutcome> {
+/// Runs the inner notifier to its final outcome within `limit`, turning a panic into `None`.
+async fn deliver(inner: &dyn Notifier, alert: &Alert, limit: Duration) -> Option<NotifyOutcome> {
     use futures_util::FutureExt;
-    std::panic::AssertUnwindSafe(inner.notify(alert)).catch_unwind().await.ok()
+    let attempt = std::panic::AssertUnwindSafe(inner.notify_final(alert)).catch_unwind();
+    // A limit past the end of time means no limit.
+    let Some(deadline) = tokio::time::Instant::now().checked_add(limit) else { return attempt.await.ok() };
+    match tokio::time::timeout_at(deadline, attempt).await {
+        Ok(outcome) => outcome.ok(),
+        Err(_) => Some(NotifyOutcome::TemporaryFailure(Error::new(
+            ErrorKind::Timeout,
+            format!("delivery took longer than {}", crate::serde_duration::format_duration(limit)),
+        ))),
+    }
 }
 
-fn finish(shared: &Shared, alert: &Alert, outcome: Option<NotifyOutcome>) {
+fn finish(shared: &Shared, job: Job, outcome: Option<NotifyOutcome>) {
     let c = &shared.counters;
-    match outcome {
-        Some(NotifyOutcome::Delivered) | Some(NotifyOutcome::Queued) => {
+    let alert = &job.alert;
+    let outcome = match outcome {
+        Some(NotifyOutcome::Delivered | NotifyOutcome::Queued) => {
             c.delivered.fetch_add(1, Ordering::Relaxed);
+            NotifyOutcome::Delivered
         }
         Some(NotifyOutcome::Suppressed) => {
             c.suppressed.fetch_add(1, Ordering::Relaxed);
+            NotifyOutcome::Suppressed
         }
         Some(NotifyOutcome::PermanentFailure(err)) => {
             c.drop(DropReason::PermanentFailure);
             tracing::error!(target: "resee_ops::notify", fingerprint = %alert.fingerprint(), title = %alert.title,
                 error = %err, "alert dropped: permanent delivery failure");
+            NotifyOutcome::PermanentFailure(err)
         }
         Some(other) => {
             c.drop(DropReason::TemporaryFailure);
             tracing::error!(target: "resee_ops::notify", fingerprint = %alert.fingerprint(), title = %alert.title,
                 outcome = %other, "alert dropped: delivery still failing when the notifier gave up");
+            other
         }
         None => {
             c.drop(DropReason::Panicked);
             tracing::error!(target: "resee_ops::notify", fingerprint = %alert.fingerprint(), title = %alert.title,
                 "alert dropped: notifier panicked");
+            NotifyOutcome::PermanentFailure(Error::new(ErrorKind::Unexpected, "the notifier panicked"))
         }
-    }
+    };
     c.finished.fetch_add(1, Ordering::Release);
     shared.idle.notify_waiters();
+    job.acknowledge(outcome);
 }

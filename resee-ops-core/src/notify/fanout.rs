@@ -21,9 +21,18 @@ use crate::Alert;
 /// assert!(both.notify(&Alert::new("demo", Severity::Info, "hi")).await.is_ok());
 /// # });
 /// ```
-#[derive(Debug, Clone, Default)]
+///
+/// `Debug` shows how many branches there are, never the branches themselves (each may be large, and
+/// a dispatcher logs its inner notifier's `Debug` once).
+#[derive(Clone, Default)]
 pub struct FanOut {
     branches: Vec<Arc<dyn Notifier>>,
+}
+
+impl std::fmt::Debug for FanOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FanOut").field("branches", &self.branches.len()).finish()
+    }
 }
 
 impl FanOut {
@@ -59,14 +68,21 @@ fn badness(o: &NotifyOutcome) -> u8 {
     }
 }
 
-#[async_trait]
-impl Notifier for FanOut {
-    async fn notify(&self, alert: &Alert) -> NotifyOutcome {
-        let outcomes = join_all(self.branches.iter().map(|b| b.notify(alert))).await;
+impl FanOut {
+    /// Sends through every branch with `send` and keeps the worst outcome.
+    async fn fan_out<'a, F>(
+        &'a self,
+        alert: &'a Alert,
+        send: impl Fn(&'a Arc<dyn Notifier>, &'a Alert) -> F,
+    ) -> NotifyOutcome
+    where
+        F: Future<Output = NotifyOutcome> + 'a,
+    {
+        let outcomes = join_all(self.branches.iter().map(|b| send(b, alert))).await;
         let mut worst = NotifyOutcome::Delivered;
-        for (branch, outcome) in self.branches.iter().zip(outcomes) {
+        for (i, outcome) in outcomes.into_iter().enumerate() {
             if !outcome.is_ok() {
-                tracing::warn!(target: "resee_ops::notify", branch = ?branch, outcome = %outcome,
+                tracing::warn!(target: "resee_ops::notify", branch = i, outcome = %outcome,
                     fingerprint = %alert.fingerprint(), "fan-out branch did not deliver");
             }
             if badness(&outcome) > badness(&worst) {
@@ -74,5 +90,17 @@ impl Notifier for FanOut {
             }
         }
         worst
+    }
+}
+
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl Notifier for FanOut {
+    async fn notify(&self, alert: &Alert) -> NotifyOutcome {
+        self.fan_out(alert, |branch, alert| branch.notify(alert)).await
+    }
+
+    async fn notify_final(&self, alert: &Alert) -> NotifyOutcome {
+        self.fan_out(alert, |branch, alert| branch.notify_final(alert)).await
     }
 }

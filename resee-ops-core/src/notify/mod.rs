@@ -21,7 +21,9 @@ pub use dispatcher::{DispatchStats, Dispatcher, DispatcherConfig, DropReason};
 pub use fanout::FanOut;
 pub use log::LogNotifier;
 pub use retry::{RetryPolicy, Retrying};
-pub use throttle::{DEFAULT_THROTTLE_WINDOW, InMemoryThrottleStore, ThrottleEntry, ThrottleStore, Throttled};
+pub use throttle::{
+    DEFAULT_THROTTLE_RETENTION, DEFAULT_THROTTLE_WINDOW, InMemoryThrottleStore, ThrottleEntry, ThrottleStore, Throttled,
+};
 
 use crate::{Alert, Error};
 
@@ -129,19 +131,39 @@ impl std::fmt::Display for NotifyOutcome {
 pub trait Notifier: Send + Sync + Debug + 'static {
     /// Delivers one alert and says what became of it.
     async fn notify(&self, alert: &Alert) -> NotifyOutcome;
+
+    /// Delivers one alert and waits for its **final** outcome: never [`NotifyOutcome::Queued`].
+    ///
+    /// A caller that must know whether an alert reached its receiver (the health monitor resending a
+    /// resolution until it is delivered) calls this. A notifier that delivers in `notify` needs nothing
+    /// more: the default calls [`notify`](Self::notify). A notifier that queues (the [`Dispatcher`])
+    /// overrides it to wait for the background delivery, and every wrapper forwards it to the notifier it
+    /// wraps, so the truth travels through the whole stack.
+    async fn notify_final(&self, alert: &Alert) -> NotifyOutcome {
+        self.notify(alert).await
+    }
 }
 
+// Forwarding impls forward every method: a default method left out would silently bypass the inner one.
+#[deny(clippy::missing_trait_methods)]
 #[async_trait]
 impl<N: Notifier + ?Sized> Notifier for Arc<N> {
     async fn notify(&self, alert: &Alert) -> NotifyOutcome {
         (**self).notify(alert).await
     }
+    async fn notify_final(&self, alert: &Alert) -> NotifyOutcome {
+        (**self).notify_final(alert).await
+    }
 }
 
+#[deny(clippy::missing_trait_methods)]
 #[async_trait]
 impl<N: Notifier + ?Sized> Notifier for Box<N> {
     async fn notify(&self, alert: &Alert) -> NotifyOutcome {
         (**self).notify(alert).await
+    }
+    async fn notify_final(&self, alert: &Alert) -> NotifyOutcome {
+        (**self).notify_final(alert).await
     }
 }
 

@@ -138,14 +138,31 @@ impl<N: Notifier> Retrying<N> {
     }
 }
 
-#[async_trait]
-impl<N: Notifier> Notifier for Retrying<N> {
-    async fn notify(&self, alert: &Alert) -> NotifyOutcome {
+impl<N: Notifier> Retrying<N> {
+    /// The retry loop around `send` (the inner `notify` or `notify_final`).
+    ///
+    /// Each attempt is bounded by the time left to the deadline: an inner call that would outlive it is
+    /// cut short and reported as a temporary timeout, so the deadline holds whatever the inner notifier
+    /// does. Giving up returns the last outcome as it was, with its original error and temporary flag.
+    async fn retry<'a, F>(&'a self, alert: &'a Alert, send: impl Fn(&'a N, &'a Alert) -> F) -> NotifyOutcome
+    where
+        F: Future<Output = NotifyOutcome> + 'a,
+    {
         let started = Instant::now();
-        let deadline = started + self.policy.deadline;
+        // `Duration::MAX` (or any deadline past the end of time) means no deadline.
+        let deadline = started.checked_add(self.policy.deadline);
         let mut attempt: u32 = 0;
         loop {
-            let outcome = self.inner.notify(alert).await;
+            let outcome = match deadline {
+                Some(deadline) => match tokio::time::timeout_at(deadline, send(&self.inner, alert)).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => NotifyOutcome::TemporaryFailure(Error::new(
+                        ErrorKind::Timeout,
+                        format!("no answer within the retry deadline of {:?}", self.policy.deadline),
+                    )),
+                },
+                None => send(&self.inner, alert).await,
+            };
             attempt += 1;
             let wait = match &outcome {
                 NotifyOutcome::RateLimited { retry_after } => {
@@ -162,7 +179,7 @@ impl<N: Notifier> Notifier for Retrying<N> {
             if attempt >= self.policy.max_attempts() {
                 return give_up(outcome, attempt, "attempts exhausted");
             }
-            if Instant::now() + wait >= deadline {
+            if deadline.is_some_and(|deadline| Instant::now().checked_add(wait).is_none_or(|at| at >= deadline)) {
                 return give_up(outcome, attempt, "deadline reached");
             }
             tracing::debug!(target: "resee_ops::notify", attempt, ?wait, outcome = %outcome, "retrying alert");
@@ -171,16 +188,22 @@ impl<N: Notifier> Notifier for Retrying<N> {
     }
 }
 
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl<N: Notifier> Notifier for Retrying<N> {
+    async fn notify(&self, alert: &Alert) -> NotifyOutcome {
+        self.retry(alert, |inner, alert| inner.notify(alert)).await
+    }
+
+    async fn notify_final(&self, alert: &Alert) -> NotifyOutcome {
+        self.retry(alert, |inner, alert| inner.notify_final(alert)).await
+    }
+}
+
+/// Logs why retrying stopped and returns the last outcome unchanged: the caller sees the receiver's own
+/// error, kind and temporary flag (a still-temporary failure stays temporary, so an outer layer may try
+/// again later).
 fn give_up(outcome: NotifyOutcome, attempts: u32, why: &str) -> NotifyOutcome {
     tracing::warn!(target: "resee_ops::notify", attempts, why, outcome = %outcome, "giving up on alert");
-    match outcome {
-        NotifyOutcome::RateLimited { .. } => NotifyOutcome::TemporaryFailure(Error::new(
-            ErrorKind::RateLimited,
-            format!("still rate limited after {attempts} attempts ({why})"),
-        )),
-        NotifyOutcome::TemporaryFailure(e) => NotifyOutcome::TemporaryFailure(
-            Error::new(e.kind(), format!("{} (after {attempts} attempts, {why})", e.message())).with_source(e),
-        ),
-        other => other,
-    }
+    outcome
 }

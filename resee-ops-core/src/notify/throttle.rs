@@ -14,13 +14,19 @@ use crate::{Alert, Error, Fingerprint, Severity};
 /// The default throttle window: the same alert at most once per 10 minutes.
 pub const DEFAULT_THROTTLE_WINDOW: Duration = Duration::from_secs(600);
 
+/// How long [`Throttled`] keeps the entry of a fingerprint that has gone quiet (no firing sent) by
+/// default: a day. See [`Throttled::with_retention`].
+pub const DEFAULT_THROTTLE_RETENTION: Duration = Duration::from_secs(24 * 3600);
+
 /// What a [`ThrottleStore`] remembers about one fingerprint.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct ThrottleEntry {
     /// When a firing alert with this fingerprint was last sent.
     pub last_fired: DateTime<Utc>,
-    /// Whether that firing was sent and its resolution not yet.
+    /// Whether that firing was sent and its resolution not yet. [`Throttled`] removes the entry when the
+    /// resolution is sent, so it only writes open entries; a closed one (from an older store) counts as
+    /// no entry.
     pub open: bool,
     /// The severity of that firing: a more severe one passes inside the window (an escalation).
     pub severity: Severity,
@@ -36,9 +42,16 @@ impl ThrottleEntry {
 /// Where [`Throttled`] keeps its per-fingerprint state.
 ///
 /// The in-memory store serves one process; a store shared by several replicas (Redis, PostgreSQL)
-/// implements the same two calls with a compare-and-swap. A store may evict a *closed* entry
-/// (`open == false`) once `keep_for` has passed since its `last_fired`: by then it no longer changes any
-/// decision. Open entries must be kept until they are resolved, or a resolution would go unsent.
+/// implements the same two calls with a compare-and-swap. The contract, checked by
+/// [`testing::conformance::throttle_store`](crate::testing::conformance::throttle_store) (feature
+/// `testing`):
+///
+/// - `get` returns what the last successful swap wrote (`None` after a swap to `None`).
+/// - `compare_and_swap` is atomic: it writes only if the current entry equals `expected` (`None`: no
+///   entry), and says whether it wrote. Of two racing swaps from the same `expected`, exactly one wins.
+/// - An entry may be evicted once `keep_for` has passed since its `last_fired` (a fingerprint that went
+///   quiet, whose source stopped reporting it); never earlier. Memory stays bounded by the alerts of the
+///   last `keep_for`.
 #[async_trait]
 pub trait ThrottleStore: Send + Sync + Debug + 'static {
     /// The entry for `key`, if any.
@@ -57,11 +70,18 @@ pub trait ThrottleStore: Send + Sync + Debug + 'static {
 
 /// A [`ThrottleStore`] in process memory.
 ///
-/// Memory stays bounded by the alerts that matter: whenever the map has doubled since the last clean-up,
-/// closed entries older than their `keep_for` are evicted.
-#[derive(Debug, Default, Clone)]
+/// Memory stays bounded by the alerts that matter: resolved fingerprints are removed at once, and
+/// whenever the map has doubled since the last clean-up, entries quiet for longer than their `keep_for`
+/// are evicted. `Debug` shows the number of entries, never the map.
+#[derive(Default, Clone)]
 pub struct InMemoryThrottleStore {
     entries: Arc<Mutex<Entries>>,
+}
+
+impl Debug for InMemoryThrottleStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InMemoryThrottleStore").field("entries", &self.len()).finish()
+    }
 }
 
 /// Fingerprints are already well-mixed 64-bit hashes: use them as the table hash directly.
@@ -114,7 +134,7 @@ impl Entries {
 
     fn prune(&mut self, keep_for: Duration) {
         let (Some(now), Ok(keep_for)) = (self.newest, chrono::Duration::from_std(keep_for)) else { return };
-        self.map.retain(|_, e| e.open || now.signed_duration_since(e.last_fired) < keep_for);
+        self.map.retain(|_, e| now.signed_duration_since(e.last_fired) < keep_for);
         self.prune_at = (self.map.len() * 2).max(Self::MIN_PRUNE_AT);
     }
 }
@@ -190,16 +210,16 @@ enum Decision {
 /// The throttling rule, as a pure function of the stored entry.
 ///
 /// - A firing alert is sent unless a firing alert with the same fingerprint and at least its severity was
-///   sent less than `window` ago. This holds across a resolution too: fire, resolve, fire again inside the
-///   window sends the second firing only once the window has passed and the source reports it again, so a
-///   flapping check cannot flood the channel. An escalation (warning, then error) is sent at once.
-/// - A resolved alert is sent if and only if the firing it ends was sent (and not yet resolved).
+///   sent less than `window` ago and not resolved since: duplicates of one state inside the window are
+///   suppressed; an escalation (warning, then error) is sent at once.
+/// - A resolved alert is sent if and only if the firing it ends was sent (and not yet resolved). Sending
+///   it ends the window: the next firing is sent at once, so the channel never shows "recovered" while the
+///   thing is down. Damping a flapping check is the source's job (the health monitor's damping and
+///   [`FlapDetector`](crate::FlapDetector)).
 fn decide(entry: Option<&ThrottleEntry>, alert: &Alert, now_nanos: i64, window: Duration) -> Decision {
     if alert.is_resolved() {
         return match entry {
-            Some(e) if e.open => {
-                Decision::Send { previous: Some(e.clone()), next: Some(ThrottleEntry { open: false, ..e.clone() }) }
-            }
+            Some(e) if e.open => Decision::Send { previous: Some(e.clone()), next: None },
             _ => Decision::Suppress,
         };
     }
@@ -207,7 +227,8 @@ fn decide(entry: Option<&ThrottleEntry>, alert: &Alert, now_nanos: i64, window: 
     match entry {
         // A clock that went backwards counts as inside the window.
         Some(e)
-            if now_nanos.saturating_sub(e.last_fired.timestamp_nanos_opt().unwrap_or(i64::MIN)) < window
+            if e.open
+                && now_nanos.saturating_sub(e.last_fired.timestamp_nanos_opt().unwrap_or(i64::MIN)) < window
                 && alert.severity <= e.severity =>
         {
             Decision::Suppress
@@ -228,7 +249,8 @@ fn decide(entry: Option<&ThrottleEntry>, alert: &Alert, now_nanos: i64, window: 
 ///
 /// The window is claimed in the store before sending and given back if the inner notifier fails, so a
 /// failed send never silences the retry that follows. If the store itself fails, the alert is sent anyway:
-/// a duplicate is better than a lost alert.
+/// a duplicate is better than a lost alert. `Debug` shows the settings and the store's size, never its
+/// entries.
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -242,7 +264,9 @@ fn decide(entry: Option<&ThrottleEntry>, alert: &Alert, now_nanos: i64, window: 
 /// assert!(matches!(n.notify(&alert).await, NotifyOutcome::Delivered));
 /// assert!(matches!(n.notify(&alert).await, NotifyOutcome::Suppressed));
 /// assert!(matches!(n.notify(&alert.resolved()).await, NotifyOutcome::Delivered));
-/// assert_eq!(inbox.alerts().len(), 2);
+/// // The delivered resolution ended the window: failing again is news.
+/// assert!(matches!(n.notify(&alert).await, NotifyOutcome::Delivered));
+/// assert_eq!(inbox.alerts().len(), 3);
 /// # });
 /// ```
 #[derive(Debug, Clone)]
@@ -250,6 +274,7 @@ pub struct Throttled<N> {
     inner: N,
     store: Store,
     window: Duration,
+    retention: Duration,
     clock: SharedClock,
 }
 
@@ -273,15 +298,16 @@ impl<N: Notifier> Throttled<N> {
     /// Wraps `inner` with the default 10-minute window, an in-memory store and the system clock.
     ///
     /// Rule: a firing alert is sent unless the same fingerprint fired (and was sent) with at least its
-    /// severity less than a window ago, even if it was resolved in between; an escalation (warning, then
-    /// error) is sent at once; a resolved alert is sent if and only if its firing was sent.
-    /// Sources that keep reporting a condition while it lasts (as the health monitor does) therefore get a
-    /// reminder once per window.
+    /// severity less than a window ago and was not resolved since; an escalation (warning, then error) is
+    /// sent at once; a resolved alert is sent if and only if its firing was sent, and a sent resolution
+    /// ends the window. Sources that keep reporting a condition while it lasts (as the health monitor
+    /// does) therefore get a reminder once per window.
     pub fn new(inner: N) -> Self {
         Self {
             inner,
             store: Store::Memory(InMemoryThrottleStore::new()),
             window: DEFAULT_THROTTLE_WINDOW,
+            retention: DEFAULT_THROTTLE_RETENTION,
             clock: system_clock(),
         }
     }
@@ -290,6 +316,18 @@ impl<N: Notifier> Throttled<N> {
     pub fn with_window(mut self, window: Duration) -> Self {
         self.window = window;
         self
+    }
+
+    /// Sets how long the state of a fingerprint that went quiet is kept (default a day, never less than
+    /// twice the window). A firing re-sent within it (a reminder) keeps it; past it the entry may be
+    /// evicted, and a late resolution of it is then suppressed like one whose firing was never sent.
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    fn keep_for(&self) -> Duration {
+        self.retention.max(self.window.saturating_mul(2))
     }
 
     /// Uses `store` for the state (share one store between replicas to throttle across them).
@@ -324,7 +362,7 @@ impl<N: Notifier> Throttled<N> {
     /// Claims the right to send `alert`, or says it is a duplicate. `Ok(None)` means suppress.
     async fn claim(&self, alert: &Alert) -> Result<Option<(Option<ThrottleEntry>, Option<ThrottleEntry>)>, Error> {
         let key = alert.fingerprint();
-        let keep_for = self.window.saturating_mul(2);
+        let keep_for = self.keep_for();
         // A few rounds of compare-and-swap; contention on one fingerprint is rare and short.
         if let Store::Memory(memory) = &self.store {
             // The default store answers in one critical section: no compare-and-swap round trip.
@@ -348,9 +386,13 @@ impl<N: Notifier> Throttled<N> {
     }
 }
 
-#[async_trait]
-impl<N: Notifier> Notifier for Throttled<N> {
-    async fn notify(&self, alert: &Alert) -> NotifyOutcome {
+impl<N: Notifier> Throttled<N> {
+    /// Claims, sends through `send` (the inner `notify` or `notify_final`), and gives the claim back if
+    /// sending failed.
+    async fn throttle<'a, F>(&'a self, alert: &'a Alert, send: impl FnOnce(&'a N, &'a Alert) -> F) -> NotifyOutcome
+    where
+        F: Future<Output = NotifyOutcome> + 'a,
+    {
         let claimed = match self.claim(alert).await {
             Ok(Some(claim)) => Some(claim),
             Ok(None) => {
@@ -362,19 +404,32 @@ impl<N: Notifier> Notifier for Throttled<N> {
                 None
             }
         };
-        let outcome = self.inner.notify(alert).await;
+        let outcome = send(&self.inner, alert).await;
+        // `Queued` is not delivered: a queueing inner notifier may still fail, but its final outcome is not
+        // ours to see here, so only an outright failure gives the window back.
         if !outcome.is_ok()
             && let Some((previous, next)) = claimed
         {
             // Give the window back so the next attempt is not suppressed.
             let key = alert.fingerprint();
-            if let Err(err) =
-                self.store.as_dyn().compare_and_swap(key, next.as_ref(), previous, self.window.saturating_mul(2)).await
+            if let Err(err) = self.store.as_dyn().compare_and_swap(key, next.as_ref(), previous, self.keep_for()).await
             {
                 tracing::warn!(target: "resee_ops::notify", error = %err, "could not release throttle claim");
             }
         }
         outcome
+    }
+}
+
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl<N: Notifier> Notifier for Throttled<N> {
+    async fn notify(&self, alert: &Alert) -> NotifyOutcome {
+        self.throttle(alert, |inner, alert| inner.notify(alert)).await
+    }
+
+    async fn notify_final(&self, alert: &Alert) -> NotifyOutcome {
+        self.throttle(alert, |inner, alert| inner.notify_final(alert)).await
     }
 }
 
@@ -404,8 +459,12 @@ mod tests {
         assert!(matches!(decide(Some(&open), &r, n(5), w), Decision::Send { .. }));
         let closed = ThrottleEntry::new(t(0), false, Severity::Error);
         assert_eq!(decide(Some(&closed), &r, n(5), w), Decision::Suppress, "resolved twice");
-        assert_eq!(decide(Some(&closed), &a, n(300), w), Decision::Suppress, "re-fire inside the window");
-        assert!(matches!(decide(Some(&closed), &a, n(601), w), Decision::Send { .. }));
+        assert!(matches!(decide(Some(&closed), &a, n(300), w), Decision::Send { .. }), "a resolution ends the window");
+        assert_eq!(
+            decide(Some(&open), &r, n(5), w),
+            Decision::Send { previous: Some(open.clone()), next: None },
+            "a sent resolution removes the entry"
+        );
         assert_eq!(decide(Some(&open), &a, n(-50), w), Decision::Suppress, "clock went backwards");
         let warned = ThrottleEntry::new(t(0), true, Severity::Warning);
         assert!(matches!(decide(Some(&warned), &a, n(60), w), Decision::Send { .. }), "escalation");

@@ -4,7 +4,12 @@
 
 use tokio::io::AsyncReadExt;
 
-use crate::{Alert, ArtifactName, BackupTarget, ErrorKind, Notifier, NotifyOutcome, Severity};
+use std::time::Duration;
+
+use crate::{
+    Alert, ArtifactName, BackupTarget, ErrorKind, Fingerprint, Notifier, NotifyOutcome, Severity, ThrottleEntry,
+    ThrottleStore,
+};
 
 /// What [`notifier`] sent, so the caller can check its receiving side got as many messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +92,105 @@ pub async fn notifier(notifier: &dyn Notifier, secrets: &[&str]) -> NotifierSuit
     for (i, outcome) in futures_util::future::join_all(concurrent).await.into_iter().enumerate() {
         check(&format!("concurrent alert {i}"), outcome);
     }
+
+    // `notify_final` waits for the final outcome: a queueing notifier must not answer `Queued` there.
+    let last = Alert::new("conformance_final", Severity::Error, "Conformance final outcome").with_source("conformance");
+    let outcome = notifier.notify_final(&last).await;
+    assert!(
+        matches!(outcome, NotifyOutcome::Delivered),
+        "notifier conformance: notify_final must report the final outcome (delivered), got {outcome}"
+    );
+    check("notify_final", outcome);
     NotifierSuiteReport { sent }
+}
+
+/// The `ThrottleStore` contract (what a store shared between replicas, such as Redis, must meet), on
+/// fingerprints no other test uses: `get` reads what the last successful swap wrote; `compare_and_swap`
+/// writes only over the expected entry (`None`: no entry), says whether it wrote, and removes on `None`;
+/// of 16 concurrent swaps from the same expected entry exactly one wins; keys are independent over the
+/// whole 64-bit range; nothing is evicted before its `keep_for`.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use resee_ops_core::InMemoryThrottleStore;
+/// use resee_ops_core::testing::conformance;
+/// conformance::throttle_store(&InMemoryThrottleStore::new()).await;
+/// # });
+/// ```
+pub async fn throttle_store(store: &dyn ThrottleStore) {
+    const KEEP: Duration = Duration::from_secs(3600);
+    let base = fastrand::u64(1..u64::MAX - 64);
+    let key = |i: u64| Fingerprint::from_u64(base.wrapping_add(i));
+    let at = |s: i64| chrono::DateTime::from_timestamp(1_700_000_000 + s, 123_456_789).expect("valid time");
+    let e1 = ThrottleEntry::new(at(0), true, Severity::Warning);
+    let e2 = ThrottleEntry::new(at(60), true, Severity::Error);
+    let e3 = ThrottleEntry::new(at(120), false, Severity::Error);
+    let get = |k| async move { store.get(k).await.expect("throttle store conformance: get failed") };
+    let cas = |k, expected: Option<ThrottleEntry>, new: Option<ThrottleEntry>| async move {
+        store
+            .compare_and_swap(k, expected.as_ref(), new, KEEP)
+            .await
+            .expect("throttle store conformance: compare_and_swap failed")
+    };
+
+    let k = key(0);
+    assert_eq!(get(k).await, None, "throttle store conformance: an unknown key must read as None");
+    assert!(cas(k, None, Some(e1.clone())).await, "throttle store conformance: insert over no entry must succeed");
+    assert_eq!(get(k).await.as_ref(), Some(&e1), "throttle store conformance: get must return what was written");
+    assert!(!cas(k, None, Some(e2.clone())).await, "throttle store conformance: insert over an entry must fail");
+    assert!(
+        !cas(k, Some(e2.clone()), Some(e3.clone())).await,
+        "throttle store conformance: a stale expected must fail"
+    );
+    assert_eq!(get(k).await.as_ref(), Some(&e1), "throttle store conformance: a failed swap must not write");
+    assert!(
+        cas(k, Some(e1.clone()), Some(e2.clone())).await,
+        "throttle store conformance: swap from current must succeed"
+    );
+    assert_eq!(get(k).await.as_ref(), Some(&e2), "throttle store conformance: get after swap");
+    assert!(
+        cas(k, Some(e2.clone()), Some(e3.clone())).await,
+        "throttle store conformance: closed entries are stored too"
+    );
+    assert_eq!(
+        get(k).await.as_ref(),
+        Some(&e3),
+        "throttle store conformance: every field round-trips (open, severity, nanoseconds)"
+    );
+    assert!(cas(k, Some(e3.clone()), None).await, "throttle store conformance: swap to None must succeed");
+    assert_eq!(get(k).await, None, "throttle store conformance: swap to None must remove the entry");
+    assert!(!cas(k, Some(e3.clone()), None).await, "throttle store conformance: removing a missing entry must fail");
+
+    // Keys are independent, at both ends of the range too.
+    let edges = [key(1), Fingerprint::from_u64(0), Fingerprint::from_u64(u64::MAX)];
+    for (i, k) in edges.into_iter().enumerate() {
+        let _ = store.compare_and_swap(k, store.get(k).await.expect("get").as_ref(), None, KEEP).await;
+        let entry = ThrottleEntry::new(at(i as i64), true, Severity::Info);
+        assert!(cas(k, None, Some(entry.clone())).await, "throttle store conformance: insert key {k}");
+        assert_eq!(get(k).await, Some(entry), "throttle store conformance: key {k} reads its own entry");
+    }
+    assert_eq!(get(key(2)).await, None, "throttle store conformance: a neighbouring key must stay empty");
+    for k in edges {
+        let current = get(k).await;
+        assert!(cas(k, current, None).await, "throttle store conformance: clean-up of {k}");
+    }
+
+    // Exactly one of many racing swaps from the same expected entry wins.
+    let k = key(3);
+    let racers = (0..16).map(|i| {
+        let entry = ThrottleEntry::new(at(i), true, Severity::Error);
+        async move { store.compare_and_swap(k, None, Some(entry), KEEP).await }
+    });
+    let wins = futures_util::future::join_all(racers)
+        .await
+        .into_iter()
+        .map(|r| r.expect("throttle store conformance: compare_and_swap failed under contention"))
+        .filter(|won| *won)
+        .count();
+    assert_eq!(wins, 1, "throttle store conformance: {wins} of 16 racing swaps from the same entry won");
+    let current = get(k).await;
+    assert!(current.is_some(), "throttle store conformance: the winner's entry must be readable");
+    assert!(cas(k, current, None).await, "throttle store conformance: clean-up");
 }
 
 /// The `BackupTarget` contract, on names no other test uses:
