@@ -29,7 +29,7 @@ fn var(name: &str) -> Option<String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt().with_env_filter("info").with_writer(std::io::stderr).init();
+    resee_ops_examples::init_logging("info");
 
     let builder = if var("DATABASE_URL").is_some() || var("PGHOST").is_some() || var("PGDATABASE").is_some() {
         PgDumpBackupBuilder::from_env()

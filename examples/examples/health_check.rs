@@ -21,7 +21,7 @@ use resee_ops_monitor::{
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt().with_env_filter("warn").with_writer(std::io::stderr).init();
+    resee_ops_examples::init_logging("warn");
     match run().await {
         Ok(code) => code,
         Err(e) => {

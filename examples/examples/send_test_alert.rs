@@ -18,9 +18,7 @@ use resee_ops_slack::{ENV_WEBHOOK_URL, SlackConfig, SlackNotifier};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
+    resee_ops_examples::init_logging("info");
 
     let configured = std::env::var(ENV_WEBHOOK_URL).is_ok_and(|v| !v.trim().is_empty());
     let (notifier, probe): (Arc<dyn Notifier>, Option<Arc<dyn HealthProbe>>) = if configured {
