@@ -396,13 +396,15 @@ impl PgDumpBackup {
             .with_timestamp(self.clock.now())
     }
 
-    /// The alert for an outcome (sent by [`run`](Self::run) when a notifier is configured).
+    /// The alert for an outcome (sent by [`run`](Self::run) when a notifier is configured). Titles are
+    /// plain text: the level's emoji belongs to the renderer (the Slack notifier adds ✅/🔴 from the
+    /// severity), never to the title.
     pub fn alert_for(&self, outcome: &BackupOutcome) -> Alert {
         let r = &outcome.report;
         let (db, env) = (self.name.as_str(), self.config.environment.as_str());
         match r.status {
             BackupStatus::Success => self
-                .alert_base(alert_names::SUCCEEDED, Severity::Success, format!("✅ Backup of {db} ({env}) succeeded"))
+                .alert_base(alert_names::SUCCEEDED, Severity::Success, format!("Backup of {db} ({env}) succeeded"))
                 .with_text(format!("{} written and verified.", r.filename))
                 .with_field("File", r.filename.clone())
                 .with_field("Size", format!("{:.2} MB", r.size_mb))
@@ -412,13 +414,13 @@ impl PgDumpBackup {
                 .alert_base(
                     alert_names::INTEGRITY_FAILED,
                     Severity::Error,
-                    format!("🔴 Backup of {db} ({env}) failed verification"),
+                    format!("Backup of {db} ({env}) failed verification"),
                 )
                 .with_text(r.error.clone().unwrap_or_default())
                 .with_field("File", r.filename.clone())
                 .with_field("Attempts", r.attempts.to_string()),
             _ => self
-                .alert_base(alert_names::FAILED, Severity::Error, format!("🔴 Backup of {db} ({env}) failed"))
+                .alert_base(alert_names::FAILED, Severity::Error, format!("Backup of {db} ({env}) failed"))
                 .with_text(r.error.clone().unwrap_or_default())
                 .with_field("File", r.filename.clone())
                 .with_field("Attempts", r.attempts.to_string())

@@ -10,8 +10,9 @@
 //!
 //! - [`LocalDirTarget`]: a local directory (0700) of 0600 files, written atomically.
 //! - [`verify_artifact`]: checks an existing backup (truncated, bit-flipped or cut-short files fail).
-//! - Alerts through any [`Notifier`](resee_ops_core::Notifier): ✅ success, 🔴 failure, 🔴 integrity failure
-//!   (names in [`alert_names`], labels `database` and `environment`).
+//! - Alerts through any [`Notifier`](resee_ops_core::Notifier): success, failure, integrity failure
+//!   (names in [`alert_names`], labels `database` and `environment`; plain titles, the Slack renderer adds
+//!   the level's emoji).
 //! - Retries of temporary failures (server down or shutting down, timeouts): 3 attempts 5 minutes apart.
 //!
 //! Restoring is described in `docs/restore.md`: `gunzip -c FILE | psql --single-transaction -d NEWDB`.
