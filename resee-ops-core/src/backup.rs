@@ -214,7 +214,12 @@ pub trait BackupTarget: Send + Sync + Debug + 'static {
     async fn delete(&self, name: &ArtifactName) -> Result<(), Error>;
 
     /// Removes temporary data left by writers that never finished (a crash, a killed process) and says how
-    /// many were removed. Targets that cannot leave any return 0.
+    /// many were removed.
+    ///
+    /// The default does nothing and returns 0: it is right **only** for a target that cannot leave
+    /// anything to sweep (an in-memory target, one whose store discards unfinished uploads by itself). A
+    /// target that writes temporaries (files, multipart uploads) must implement it, and a wrapper must
+    /// forward it (`#[deny(clippy::missing_trait_methods)]` on the wrapper's impl catches a forgotten one).
     async fn sweep_incomplete(&self) -> Result<usize, Error> {
         Ok(0)
     }
@@ -222,6 +227,7 @@ pub trait BackupTarget: Send + Sync + Debug + 'static {
 
 macro_rules! forward_backup_target {
     ($wrapper:ident) => {
+        #[deny(clippy::missing_trait_methods)]
         #[async_trait]
         impl<T: BackupTarget + ?Sized> BackupTarget for $wrapper<T> {
             async fn create(&self, name: &ArtifactName) -> Result<Box<dyn ArtifactWriter>, Error> {

@@ -165,6 +165,7 @@ pub trait HealthProbe: Send + Sync + Debug + 'static {
     async fn check(&self) -> ProbeOutcome;
 }
 
+#[deny(clippy::missing_trait_methods)]
 #[async_trait]
 impl<P: HealthProbe + ?Sized> HealthProbe for Arc<P> {
     fn name(&self) -> &str {
@@ -178,6 +179,7 @@ impl<P: HealthProbe + ?Sized> HealthProbe for Arc<P> {
     }
 }
 
+#[deny(clippy::missing_trait_methods)]
 #[async_trait]
 impl<P: HealthProbe + ?Sized> HealthProbe for Box<P> {
     fn name(&self) -> &str {

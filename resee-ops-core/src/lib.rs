@@ -22,7 +22,8 @@
 //! use std::time::Duration;
 //! use resee_ops_core::{Alert, DispatcherConfig, LogNotifier, Notifier, NotifierExt, RetryPolicy, Severity};
 //!
-//! // Outermost first: never block the caller; once per 10 minutes; retry within a minute.
+//! // Inner to outer (see `NotifierExt`, "Order"): retry within a minute; once per 10 minutes; never
+//! // block the caller. The Slack notifier retries inside: it takes the place of `.retrying(..)` too.
 //! let alerts = LogNotifier::new()
 //!     .retrying(RetryPolicy::default().with_deadline(Duration::from_secs(60)))
 //!     .throttled(Duration::from_secs(600))
@@ -33,6 +34,8 @@
 //! assert_eq!(alerts.stats().delivered, 1);
 //! # });
 //! ```
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod alert;
 pub mod backup;
@@ -46,6 +49,7 @@ pub mod registry;
 pub mod schedule;
 pub mod serde_duration;
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
 pub use alert::{Alert, AlertStatus, Field, Fingerprint, Severity};

@@ -68,6 +68,7 @@ pub trait MetricSource: Send + Sync + Debug + 'static {
     async fn read(&self) -> Result<Option<MetricSample>, Error>;
 }
 
+#[deny(clippy::missing_trait_methods)]
 #[async_trait]
 impl<M: MetricSource + ?Sized> MetricSource for Arc<M> {
     fn name(&self) -> &str {
@@ -81,6 +82,7 @@ impl<M: MetricSource + ?Sized> MetricSource for Arc<M> {
     }
 }
 
+#[deny(clippy::missing_trait_methods)]
 #[async_trait]
 impl<M: MetricSource + ?Sized> MetricSource for Box<M> {
     fn name(&self) -> &str {

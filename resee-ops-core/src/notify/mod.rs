@@ -169,6 +169,22 @@ impl<N: Notifier + ?Sized> Notifier for Box<N> {
 
 /// Fluent wrapping for any [`Notifier`].
 ///
+/// # Order
+///
+/// The chain reads **inner to outer**: each method wraps everything to its left, so the first call is
+/// closest to the receiver and the last one is what the caller talks to. The usual stack is
+/// `adapter.throttled(..).dispatched(..)`: the [`Dispatcher`] (outermost) takes the alert without making
+/// the caller wait, [`Throttled`] decides whether it is news, and the adapter delivers it.
+///
+/// - **Retry once, in one layer.** The Slack notifier (`resee-ops-slack`) already retries inside, under
+///   its own [`RetryPolicy`]: do **not** add `.retrying(..)` to it, or every failure is retried
+///   `attempts × attempts` times and past the outer deadline. Use `.retrying(..)` for adapters that
+///   deliver once (your own, [`LogNotifier`] in this example, each branch of a [`FanOut`]).
+/// - **Retry inside the throttle**, never outside: a retry outside would meet its own claim and be
+///   suppressed. The throttle gives its claim back when the inner layers finally fail.
+/// - **Dispatch last**: a [`Dispatcher`] inside a throttle would make the throttle see `Queued`, not the
+///   final outcome, for `notify` (callers that need the truth use [`Notifier::notify_final`]).
+///
 /// ```
 /// use std::time::Duration;
 /// use resee_ops_core::{LogNotifier, NotifierExt, RetryPolicy};
