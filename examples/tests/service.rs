@@ -98,6 +98,10 @@ impl Service {
     }
 
     fn terminate(&mut self) -> ExitStatus {
+        self.terminate_within(Duration::from_secs(30))
+    }
+
+    fn terminate_within(&mut self, limit: Duration) -> ExitStatus {
         let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
         rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
         let start = Instant::now();
@@ -105,7 +109,7 @@ impl Service {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(start.elapsed() < Duration::from_secs(30), "no exit 30 s after SIGTERM:\n{}", self.log());
+            assert!(start.elapsed() < limit, "no exit {limit:?} after SIGTERM:\n{}", self.log());
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -344,4 +348,165 @@ fn backup_once_exits_0_on_success_3_when_the_slot_is_held_1_on_failure() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("backup failed after 1 attempt"), "{stderr}");
     assert_eq!(manifests(&backups).len(), 1);
+}
+
+/// Runs SQL with `psql` on the database at `url` (the test server: no password in the URL).
+fn psql(url: &str, sql: &str) {
+    let out = Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql])
+        .stdin(Stdio::null())
+        .output()
+        .expect("psql runs (package postgresql-client)");
+    assert!(out.status.success(), "psql failed on {sql:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A database big enough that a backup at gzip level 9 takes a few seconds (debug build).
+fn big_database() -> String {
+    let db = format!("resee_ops_service_{}", std::process::id());
+    let admin = services::postgres().url();
+    psql(admin, &format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"));
+    psql(admin, &format!("CREATE DATABASE \"{db}\""));
+    let url = services::postgres().url_for_database(&db);
+    psql(
+        &url,
+        "CREATE TABLE filler AS SELECT g, md5(g::text) || md5((g * 7)::text) AS t FROM generate_series(1, 300000) g",
+    );
+    url
+}
+
+fn drop_database(url: &str) {
+    let db = url.rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();
+    psql(services::postgres().url(), &format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"));
+}
+
+/// Every file in `dir`: (name, is it a complete backup = has its manifest).
+fn artifacts(dir: &Path) -> Vec<(String, bool)> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let names: Vec<String> =
+        entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    names
+        .iter()
+        .filter(|n| !n.ends_with(".manifest.json"))
+        .map(|n| (n.clone(), names.contains(&format!("{n}.manifest.json"))))
+        .collect()
+}
+
+#[test]
+fn sigterm_during_a_backup_lets_it_finish_within_the_grace_or_cancels_it_without_a_trace() {
+    let url = big_database();
+    for (grace, finishes) in [("60s", true), ("0s", false)] {
+        let work = tempfile::tempdir().unwrap();
+        let backups = work.path().join("backups");
+        std::fs::write(
+            work.path().join("svc.toml"),
+            format!("[backup]\nlevel = 9\n\n[shutdown]\ngrace = \"{grace}\"\n"),
+        )
+        .unwrap();
+        let mut cmd = command(work.path());
+        with_services(&mut cmd, &backups);
+        cmd.env("DATABASE_URL", &url).args(["--config", "svc.toml"]);
+        let mut service = Service::start(cmd);
+        service.wait_for(Duration::from_secs(60), "the catch-up backup to start", |s| {
+            s.log().contains("backup attempt").then_some(())
+        });
+        // pg_dump is streaming into the temporary file.
+        service.wait_for(Duration::from_secs(30), "the temporary file", |_| {
+            std::fs::read_dir(&backups)
+                .ok()?
+                .filter_map(|e| e.ok())
+                .any(|e| e.file_name().to_string_lossy().starts_with('.'))
+                .then_some(())
+        });
+        let exit = service.terminate_within(Duration::from_secs(90));
+        let log = service.log();
+        assert_eq!(exit.code(), Some(0), "{log}");
+        let files = artifacts(&backups);
+        if finishes {
+            assert!(log.contains("finished=1"), "{log}");
+            assert_eq!(files.len(), 1, "{files:?}");
+            assert!(files[0].1, "the backup finished within the grace and was verified: {files:?}");
+        } else {
+            assert!(log.contains("cancelling") && log.contains("cancelled=1"), "{log}");
+            assert!(files.is_empty(), "a cancelled backup leaves nothing (not even a temporary): {files:?}");
+        }
+    }
+    drop_database(&url);
+}
+
+/// A loopback stand-in for Slack: answers 503 to the first `failures` requests, then `200 ok`; keeps the
+/// bodies it accepted.
+fn fake_slack(failures: usize) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/services/T0/B0/test", listener.local_addr().unwrap());
+    let accepted = Arc::new(Mutex::new(Vec::new()));
+    let sink = accepted.clone();
+    std::thread::spawn(move || {
+        let mut seen = 0;
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            seen += 1;
+            let response = if seen <= failures {
+                "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            } else {
+                sink.lock().unwrap().push(String::from_utf8_lossy(&body).into_owned());
+                "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+            };
+            let _ = stream.write_all(response.as_bytes());
+        }
+    });
+    (url, accepted)
+}
+
+#[test]
+fn alerts_wait_while_slack_is_unreachable_and_are_delivered_when_it_answers() {
+    let (url, accepted) = fake_slack(3);
+    let work = tempfile::tempdir().unwrap();
+    let backups = work.path().join("backups");
+    let mut cmd = command(work.path());
+    with_services(&mut cmd, &backups);
+    cmd.env("SLACK_WEBHOOK_URL", &url);
+    let mut service = Service::start(cmd);
+    service.wait_for(Duration::from_secs(120), "the backup alert delivered to Slack", |_| {
+        accepted.lock().unwrap().iter().any(|b| b.contains("succeeded")).then_some(())
+    });
+    assert_eq!(service.terminate().code(), Some(0), "{}", service.log());
+    let log = service.log();
+    assert!(log.contains("alerts go to Slack") && log.contains("dropped=0"), "{log}");
+    assert!(!log.contains("services/T0/B0/test"), "the webhook URL is a secret: {log}");
+}
+
+#[test]
+fn with_slack_down_the_service_runs_and_counts_what_it_could_not_deliver() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/services/T0/B0/test", closed.local_addr().unwrap());
+    drop(closed);
+    let work = tempfile::tempdir().unwrap();
+    let backups = work.path().join("backups");
+    let mut cmd = command(work.path());
+    with_services(&mut cmd, &backups);
+    cmd.env("SLACK_WEBHOOK_URL", &url);
+    let mut service = Service::start(cmd);
+    let addr = service.address();
+    service.wait_for(Duration::from_secs(120), "readiness", |_| get(addr, "/health/ready").filter(|r| r.0 == 200));
+    service.wait_for(Duration::from_secs(120), "the catch-up backup", |_| manifests(&backups).pop());
+    let start = Instant::now();
+    assert_eq!(service.terminate().code(), Some(0), "{}", service.log());
+    assert!(start.elapsed() < Duration::from_secs(25), "the flush is bounded: {:?}", start.elapsed());
+    let log = service.log();
+    let flushed = log.lines().find(|l| l.contains("alerts flushed")).unwrap_or_else(|| panic!("{log}"));
+    assert!(!flushed.contains("dropped=0"), "undelivered alerts are counted: {flushed}");
+    assert!(!log.contains("panicked"), "{log}");
 }

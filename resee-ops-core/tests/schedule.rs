@@ -402,3 +402,18 @@ fn preview_lists_each_jobs_next_fire_times() {
     let times: Vec<String> = preview[0].1.iter().map(|d| d.to_rfc3339()).collect();
     assert_eq!(times, ["2026-12-01T03:00:00+09:00", "2026-12-02T03:00:00+09:00"]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_scheduler_wakes_once_a_minute_whatever_the_number_of_jobs() {
+    let clock = TokioClock::at(t("2026-12-01T04:00:00Z"));
+    let mut scheduler = Scheduler::new().with_clock(clock.shared());
+    let job = Probe::new(clock.shared());
+    for _ in 0..10 {
+        scheduler = scheduler.add(job.clone(), Schedule::new("0 3 * * *", "Asia/Seoul").unwrap(), JobPolicy::default());
+    }
+    let handle = scheduler.start();
+    pass(HOUR).await;
+    assert!(job.runs().is_empty());
+    assert!((60..=62).contains(&handle.wakeups()), "{}", handle.wakeups());
+    handle.shutdown(Duration::from_secs(1)).await;
+}

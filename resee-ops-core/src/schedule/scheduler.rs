@@ -2,6 +2,7 @@
 //! inside the slot, and a graceful, cancellable shutdown.
 
 use std::fmt::{self, Debug};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -483,7 +484,9 @@ impl Scheduler {
                 .collect(),
         ));
         let control = RunControl::new();
+        let wakeups = Arc::new(AtomicU64::new(0));
         let driver = Driver {
+            wakeups: wakeups.clone(),
             entries: self.entries,
             clock: self.clock,
             notifier: self.notifier,
@@ -491,11 +494,12 @@ impl Scheduler {
             statuses: statuses.clone(),
             control: control.clone(),
         };
-        SchedulerHandle { statuses, control, driver: Some(tokio::spawn(driver.run())) }
+        SchedulerHandle { statuses, control, wakeups, driver: Some(tokio::spawn(driver.run())) }
     }
 }
 
 struct Driver {
+    wakeups: Arc<AtomicU64>,
     entries: Vec<Entry>,
     clock: SharedClock,
     notifier: Option<Arc<dyn Notifier>>,
@@ -529,6 +533,7 @@ impl Driver {
             if *signal.borrow_and_update() >= Signal::Stop {
                 break;
             }
+            self.wakeups.fetch_add(1, Ordering::Relaxed);
             let now = self.clock.now();
             for i in 0..self.entries.len() {
                 if self.entries[i].fire_at.is_some_and(|t| t <= now) {
@@ -660,6 +665,7 @@ pub struct ShutdownReport {
 pub struct SchedulerHandle {
     statuses: Statuses,
     control: RunControl,
+    wakeups: Arc<AtomicU64>,
     driver: Option<JoinHandle<Vec<JoinHandle<()>>>>,
 }
 
@@ -667,6 +673,12 @@ impl SchedulerHandle {
     /// Every job's state, in the order they were added.
     pub fn status(&self) -> Vec<JobStatus> {
         self.statuses.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// How often the driver has woken up (its idle cost: about one wake-up per due slot plus one per
+    /// maximum sleep, whatever the number of jobs).
+    pub fn wakeups(&self) -> u64 {
+        self.wakeups.load(Ordering::Relaxed)
     }
 
     /// A shared, cheap view of the status for other tasks (the HTTP status page).
