@@ -394,12 +394,13 @@ fn artifacts(dir: &Path) -> Vec<(String, bool)> {
 #[test]
 fn sigterm_during_a_backup_lets_it_finish_within_the_grace_or_cancels_it_without_a_trace() {
     let url = big_database();
-    for (grace, finishes) in [("60s", true), ("0s", false)] {
+    // (grace, a second SIGTERM, whether the backup finishes, gzip level: 1 to be quick, 9 to be slow)
+    for (grace, twice, finishes, level) in [("10m", false, true, 1), ("0s", false, false, 9), ("10m", true, false, 9)] {
         let work = tempfile::tempdir().unwrap();
         let backups = work.path().join("backups");
         std::fs::write(
             work.path().join("svc.toml"),
-            format!("[backup]\nlevel = 9\n\n[shutdown]\ngrace = \"{grace}\"\n"),
+            format!("[backup]\nlevel = {level}\n\n[shutdown]\ngrace = \"{grace}\"\n"),
         )
         .unwrap();
         let mut cmd = command(work.path());
@@ -417,7 +418,16 @@ fn sigterm_during_a_backup_lets_it_finish_within_the_grace_or_cancels_it_without
                 .any(|e| e.file_name().to_string_lossy().starts_with('.'))
                 .then_some(())
         });
-        let exit = service.terminate_within(Duration::from_secs(90));
+        let exit = if twice {
+            let pid = rustix::process::Pid::from_raw(service.child.id() as i32).unwrap();
+            rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+            service.wait_for(Duration::from_secs(30), "the shutdown to begin", |s| {
+                s.log().contains("waiting for running jobs").then_some(())
+            });
+            service.terminate_within(Duration::from_secs(30))
+        } else {
+            service.terminate_within(Duration::from_secs(600))
+        };
         let log = service.log();
         assert_eq!(exit.code(), Some(0), "{log}");
         let files = artifacts(&backups);
@@ -426,7 +436,8 @@ fn sigterm_during_a_backup_lets_it_finish_within_the_grace_or_cancels_it_without
             assert_eq!(files.len(), 1, "{files:?}");
             assert!(files[0].1, "the backup finished within the grace and was verified: {files:?}");
         } else {
-            assert!(log.contains("cancelling") && log.contains("cancelled=1"), "{log}");
+            assert!(log.contains("cancelled=1"), "{log}");
+            assert!(log.contains(if twice { "second signal" } else { "cancelling" }), "{log}");
             assert!(files.is_empty(), "a cancelled backup leaves nothing (not even a temporary): {files:?}");
         }
     }

@@ -22,21 +22,42 @@ use crate::{EXIT_CONFIG, config_error};
 /// Exit code of `backup --once` when another run holds the slot.
 const EXIT_SKIPPED: u8 = 3;
 
-/// Completes on the first SIGTERM or SIGINT, with the signal's name.
+/// SIGTERM and SIGINT, counted by a task of their own: `recv` completes on the next one, with its name.
 struct Signals {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
+    rx: tokio::sync::watch::Receiver<(u32, &'static str)>,
+    seen: u32,
 }
 
 impl Signals {
     fn install() -> std::io::Result<Self> {
-        Ok(Self { term: signal(SignalKind::terminate())?, int: signal(SignalKind::interrupt())? })
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let (tx, rx) = tokio::sync::watch::channel((0, ""));
+        tokio::spawn(async move {
+            loop {
+                let name = tokio::select! {
+                    Some(()) = term.recv() => "SIGTERM",
+                    Some(()) = int.recv() => "SIGINT",
+                    else => return,
+                };
+                tx.send_modify(|(n, last)| {
+                    *n += 1;
+                    *last = name;
+                });
+            }
+        });
+        Ok(Self { rx, seen: 0 })
     }
 
     async fn recv(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.term.recv() => "SIGTERM",
-            _ = self.int.recv() => "SIGINT",
+        let seen = self.seen;
+        let next = self.rx.wait_for(|(n, _)| *n > seen).await.map(|state| *state);
+        match next {
+            Ok((n, name)) => {
+                self.seen = n;
+                name
+            }
+            Err(_) => std::future::pending().await,
         }
     }
 }
@@ -99,7 +120,18 @@ pub(crate) async fn run(config: Config, validated: Validated) -> ExitCode {
     let signal = signals.recv().await;
     let grace = config.shutdown.grace;
     tracing::info!(signal, grace = ?grace, "shutting down: no new runs; running jobs get the grace period");
-    let report = scheduler.shutdown(grace).await;
+    // A second signal cancels running jobs at once instead of waiting out the grace period.
+    let control = scheduler.control();
+    let shutdown = scheduler.shutdown(grace);
+    tokio::pin!(shutdown);
+    let report = tokio::select! {
+        report = &mut shutdown => report,
+        again = signals.recv() => {
+            tracing::warn!(signal = again, "second signal: cancelling running jobs now");
+            control.cancel();
+            shutdown.await
+        }
+    };
     tracing::info!(
         finished = report.finished,
         cancelled = report.cancelled,
@@ -175,7 +207,10 @@ pub(crate) async fn backup_once(config: Config, validated: Validated) -> ExitCod
             let signal = signals.recv().await;
             tracing::warn!(signal, grace = ?grace, "stopping: no more retries; the running attempt gets the grace period");
             control.stop();
-            tokio::time::sleep(grace).await;
+            tokio::select! {
+                () = tokio::time::sleep(grace) => {}
+                again = signals.recv() => tracing::warn!(signal = again, "second signal: cancelling now"),
+            }
             control.cancel();
         })
     };

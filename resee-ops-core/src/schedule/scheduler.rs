@@ -681,6 +681,12 @@ impl SchedulerHandle {
         self.wakeups.load(Ordering::Relaxed)
     }
 
+    /// The control of the running jobs, to cancel them at once while [`shutdown`](Self::shutdown) waits
+    /// (an operator's second Ctrl-C).
+    pub fn control(&self) -> RunControl {
+        self.control.clone()
+    }
+
     /// A shared, cheap view of the status for other tasks (the HTTP status page).
     pub fn status_view(&self) -> StatusView {
         StatusView { statuses: self.statuses.clone() }
@@ -702,14 +708,20 @@ impl SchedulerHandle {
         let mut report = ShutdownReport::default();
         let all = futures_util::future::join_all(tasks.iter_mut());
         if tokio::time::timeout(grace, all).await.is_ok() {
-            report.finished = running;
+            // Ended within the grace: by themselves, or because `control()` cancelled them meanwhile.
+            if *self.control.tx.borrow() == Signal::Cancel {
+                report.cancelled = running;
+            } else {
+                report.finished = running;
+            }
             return report;
         }
         report.finished = tasks.iter().filter(|t| t.is_finished()).count();
+        // Counted before the cancel: a job that ends right after it was still cancelled.
+        let cancelling = running - report.finished;
         tracing::warn!(grace = ?grace, "jobs still running after the grace period: cancelling");
         self.control.cancel();
         let left: Vec<&mut JoinHandle<()>> = tasks.iter_mut().filter(|t| !t.is_finished()).collect();
-        let cancelling = left.len();
         if tokio::time::timeout(CANCEL_CLEANUP, futures_util::future::join_all(left)).await.is_ok() {
             report.cancelled = cancelling;
             return report;
