@@ -185,6 +185,7 @@ impl Logging {
         }
 
         let mut routes = Vec::new();
+        let mut console = None;
         let mut controls = Vec::new();
         let mut report: Option<sink::Report> = None;
         if config.console {
@@ -198,7 +199,7 @@ impl Logging {
                 to_console.send(sink::Line::from(line.into_bytes()));
             }));
             routes.push(Route::everything(format, sender));
-            controls.push(control);
+            console = Some(control);
         }
         for (channel, file) in files {
             let format = channel.format.unwrap_or(config.format);
@@ -216,9 +217,9 @@ impl Logging {
 
         let (filter, reload) = reload::Layer::new(filter);
         let subscriber = Registry::default().with(filter).with(ChannelLayer::new(routes));
-        let counters = controls.iter().map(|c| c.counters.clone()).collect();
+        let counters = console.iter().chain(&controls).map(|c| c.counters.clone()).collect();
         let handle = LogHandle { reload, counters: Arc::new(counters) };
-        Ok((tracing::Dispatch::new(subscriber), LogGuard { sinks: controls, handle }))
+        Ok((tracing::Dispatch::new(subscriber), LogGuard { files: controls, console, handle }))
     }
 
     /// [`build`](Self::build), then installs the subscriber globally and bridges the `log` crate's records.
@@ -247,7 +248,9 @@ fn parse_directives(directives: &str) -> Result<EnvFilter, Error> {
 #[derive(Debug)]
 #[must_use = "dropping the guard stops the log writers"]
 pub struct LogGuard {
-    sinks: Vec<SinkControl>,
+    files: Vec<SinkControl>,
+    /// Last to flush and stop: the file writers report their failures to it.
+    console: Option<SinkControl>,
     handle: LogHandle,
 }
 
@@ -259,7 +262,10 @@ impl LogGuard {
 
     /// Waits until every line queued so far is written; `false` if that took longer than `timeout`.
     pub fn flush(&self, timeout: Duration) -> bool {
-        SinkControl::flush_all(&self.sinks, timeout)
+        let deadline = std::time::Instant::now() + timeout;
+        let files = SinkControl::flush_all(&self.files, timeout);
+        let console = self.console.as_slice();
+        SinkControl::flush_all(console, deadline.saturating_duration_since(std::time::Instant::now())) && files
     }
 
     /// Each sink's counters.
@@ -270,15 +276,23 @@ impl LogGuard {
     /// Writes everything queued and stops the writers; `false` if that took longer than `timeout` (the
     /// late writers are left to finish on their own). Later events are counted as dropped.
     pub fn shutdown(mut self, timeout: Duration) -> bool {
-        let done = SinkControl::shutdown_all(&mut self.sinks, timeout);
-        self.sinks.clear();
-        done
+        self.stop(timeout)
+    }
+
+    fn stop(&mut self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let files = SinkControl::shutdown_all(&mut self.files, timeout);
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let console = self.console.as_mut().is_none_or(|c| SinkControl::shutdown_all(std::slice::from_mut(c), left));
+        self.files.clear();
+        self.console = None;
+        files && console
     }
 }
 
 impl Drop for LogGuard {
     fn drop(&mut self) {
-        SinkControl::shutdown_all(&mut self.sinks, SHUTDOWN_TIMEOUT);
+        self.stop(SHUTDOWN_TIMEOUT);
     }
 }
 
