@@ -48,10 +48,9 @@ fn appender(dir: &std::path::Path, lossy: bool) -> (Dispatch, tracing_appender::
     (Dispatch::new(subscriber), guard)
 }
 
-fn caller_latency(c: &mut Criterion) {
-    let dir = tempfile::tempdir().unwrap();
-    let (dispatch, guard) = ours(dir.path(), false);
-    tracing::dispatcher::with_default(&dispatch, || {
+/// Prints the percentiles of 200,000 single events on `dispatch`, then runs criterion's bench `name`.
+fn latency(c: &mut Criterion, dispatch: &Dispatch, label: &str, name: &str) {
+    tracing::dispatcher::with_default(dispatch, || {
         for i in 0..10_000 {
             event(i); // warm up: thread-locals, callsite interest, page cache
         }
@@ -62,8 +61,8 @@ fn caller_latency(c: &mut Criterion) {
                 started.elapsed()
             })
             .collect();
-        percentiles("resee-ops-logging: one JSON event with 5 fields, caller's thread", samples);
-        c.bench_function("logging/json event, 5 fields (caller)", |b| {
+        percentiles(label, samples);
+        c.bench_function(name, |b| {
             let mut i = 0;
             b.iter(|| {
                 i += 1;
@@ -71,32 +70,29 @@ fn caller_latency(c: &mut Criterion) {
             })
         });
     });
+}
+
+fn caller_latency(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let (dispatch, guard) = ours(dir.path(), false);
+    latency(
+        c,
+        &dispatch,
+        "resee-ops-logging: one JSON event with 5 fields, caller's thread",
+        "logging/json event, 5 fields (caller)",
+    );
     let dropped: u64 = guard.stats().iter().map(|s| s.dropped).sum();
     println!("(lines dropped because the writer fell behind during the latency runs: {dropped})");
     drop(guard);
 
     let dir = tempfile::tempdir().unwrap();
     let (dispatch, guard) = appender(dir.path(), true);
-    tracing::dispatcher::with_default(&dispatch, || {
-        for i in 0..10_000 {
-            event(i);
-        }
-        let samples = (0..200_000u64)
-            .map(|i| {
-                let started = Instant::now();
-                event(black_box(i));
-                started.elapsed()
-            })
-            .collect();
-        percentiles("tracing-appender non-blocking + fmt json: same event, caller's thread", samples);
-        c.bench_function("logging/json event, 5 fields (caller), tracing-appender", |b| {
-            let mut i = 0;
-            b.iter(|| {
-                i += 1;
-                event(black_box(i))
-            })
-        });
-    });
+    latency(
+        c,
+        &dispatch,
+        "tracing-appender non-blocking + fmt json: same event, caller's thread",
+        "logging/json event, 5 fields (caller), tracing-appender",
+    );
     drop(guard);
 }
 
