@@ -190,6 +190,10 @@ fn the_service_backs_up_at_start_becomes_ready_and_exits_cleanly_on_sigterm() {
     let log = service.log();
     assert!(log.contains("SIGTERM") && log.contains("alerts flushed") && log.contains("stopped"), "{log}");
     assert!(!log.contains("panicked"), "{log}");
+    // The log channels ([logging] defaults): every console line is also in logs/general.log, flushed on exit.
+    let general = std::fs::read_to_string(work.path().join("logs/general.log")).unwrap();
+    assert!(general.contains("listening") && general.contains("alerts flushed"), "{general}");
+    assert!(work.path().join("logs/security.log").exists());
 
     // A restart finds the verified backup and does not make another one.
     let mut cmd = command(work.path());

@@ -109,7 +109,7 @@ impl Level {
 /// assert_eq!(audit.file, "audit.log");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ChannelConfig {
     /// A short name for stats and console reports (`general`, `error`, `worker`, `security`, …).
@@ -123,6 +123,7 @@ pub struct ChannelConfig {
     /// The least severe level routed here.
     pub level: Level,
     /// This channel's format; `None`: [`LoggingConfig::format`].
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub format: Option<LogFormat>,
 }
 
@@ -238,7 +239,7 @@ impl ChannelConfig {
 /// assert_eq!(config.backups, 5);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct LoggingConfig {
     /// The log directory, created `0750` when missing. Default `logs`.
@@ -251,6 +252,7 @@ pub struct LoggingConfig {
     /// Whether events are also written to standard error. Default `true`.
     pub console: bool,
     /// The console's own format; `None`: [`format`](Self::format).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub console_format: Option<LogFormat>,
     /// A file is rotated once it is larger than this many bytes (cut at a line end). Default 10 MiB.
     pub max_bytes: u64,
@@ -279,6 +281,7 @@ pub struct LoggingConfig {
 
 /// A built-in channel as written in a configuration file: only what differs from its defaults.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ChannelPatch {
     name: Option<String>,
     file: Option<String>,
@@ -349,7 +352,9 @@ impl LoggingConfig {
         self.with_overrides(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
     }
 
-    pub(crate) fn with_overrides(mut self, var: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+    /// [`with_env_overrides`](Self::with_env_overrides) reading the variables through `var` (a test's
+    /// table, or a host's own environment lookup).
+    pub fn with_overrides(mut self, var: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
         if let Some(dir) = var(ENV_DIR) {
             self.dir = PathBuf::from(dir);
         }
@@ -448,6 +453,17 @@ impl LoggingConfig {
     /// Replaces the security channel.
     pub fn with_security(mut self, channel: ChannelConfig) -> Self {
         self.security = channel;
+        self
+    }
+
+    /// The console only: every file channel turned off, so nothing is created on disk (for a
+    /// command-line tool's short runs, such as checking a configuration).
+    pub fn console_only(mut self) -> Self {
+        for channel in [&mut self.general, &mut self.error, &mut self.worker, &mut self.security] {
+            channel.enabled = false;
+        }
+        self.channels.iter_mut().for_each(|c| c.enabled = false);
+        self.console = true;
         self
     }
 

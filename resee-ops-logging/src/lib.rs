@@ -171,14 +171,16 @@ impl Logging {
         let filter = parse_directives(directives)?;
 
         let dir = &config.dir;
-        if dir.exists() && !dir.is_dir() {
-            return Err(Error::new(
-                ErrorKind::InvalidConfig,
-                format!("log directory {} exists and is not a directory", dir.display()),
-            ));
+        if config.enabled_channels().next().is_some() {
+            if dir.exists() && !dir.is_dir() {
+                return Err(Error::new(
+                    ErrorKind::InvalidConfig,
+                    format!("log directory {} exists and is not a directory", dir.display()),
+                ));
+            }
+            sink::create_dir(dir)
+                .map_err(|e| sink::io_error(&format!("cannot create log directory {}", dir.display()), e))?;
         }
-        sink::create_dir(dir)
-            .map_err(|e| sink::io_error(&format!("cannot create log directory {}", dir.display()), e))?;
         let mut files = Vec::new();
         for channel in config.enabled_channels() {
             files.push((channel, RotatingFile::open(dir, &channel.file, config.max_bytes, config.backups)?));

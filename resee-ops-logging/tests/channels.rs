@@ -335,3 +335,14 @@ fn events_after_shutdown_are_counted_not_written() {
     assert_eq!((general.written, general.dropped), (1, 1));
     assert_eq!(lines(dir.path(), "general.log").len(), 1);
 }
+
+#[test]
+fn console_only_creates_nothing_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    let (dispatch, guard, console) = build(LoggingConfig::new(&logs).console_only());
+    with_default(&dispatch, || tracing::warn!(target: "security", "console-only"));
+    assert!(guard.flush(WAIT));
+    assert!(console.text().contains("console-only"));
+    assert!(!logs.exists());
+}

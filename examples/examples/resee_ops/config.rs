@@ -50,6 +50,9 @@ pub(crate) struct Config {
     pub(crate) backup: BackupSection,
     pub(crate) monitor: MonitorSection,
     pub(crate) shutdown: ShutdownSection,
+    /// The log channels (general, error, worker, security) and the console; `LOG_DIR`, `LOG_FORMAT`,
+    /// `RUST_LOG`, `LOG_MAX_BYTES`, `LOG_BACKUPS` override.
+    pub(crate) logging: resee_ops_logging::LoggingConfig,
 }
 
 impl Default for Config {
@@ -63,6 +66,7 @@ impl Default for Config {
             backup: BackupSection::default(),
             monitor: MonitorSection::default(),
             shutdown: ShutdownSection::default(),
+            logging: resee_ops_logging::LoggingConfig::default(),
         }
     }
 }
@@ -264,7 +268,7 @@ impl Config {
             None => Self::default(),
             Some(path) => Self::from_file(path)?,
         };
-        config.apply_env(env);
+        config.apply_env(env)?;
         Ok(config)
     }
 
@@ -287,8 +291,9 @@ impl Config {
         })
     }
 
-    /// Applies `DATABASE_URL`, `REDIS_URL`, `RESEE_ENVIRONMENT`, `RESEE_BACKUP_DIR`, `RESEE_HTTP_ADDR`.
-    pub(crate) fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) {
+    /// Applies `DATABASE_URL`, `REDIS_URL`, `RESEE_ENVIRONMENT`, `RESEE_BACKUP_DIR`, `RESEE_HTTP_ADDR`, and
+    /// the logging variables (`LOG_DIR`, `LOG_FORMAT`, `RUST_LOG`, `LOG_MAX_BYTES`, `LOG_BACKUPS`).
+    pub(crate) fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = var("DATABASE_URL") {
             self.database.url = ConnectionUrl::new(v);
         }
@@ -304,6 +309,10 @@ impl Config {
         if let Some(v) = var("RESEE_HTTP_ADDR") {
             self.http.listen = v;
         }
+        self.logging = self.logging.clone().with_overrides(&var).map_err(|e| {
+            ConfigError::new("logging (LOG_FORMAT, LOG_MAX_BYTES, LOG_BACKUPS)", e.message().to_owned())
+        })?;
+        Ok(())
     }
 
     /// Checks every value that can be wrong before anything starts.
@@ -339,6 +348,7 @@ impl Config {
         }
         resee_ops_monitor::DiskThresholds::new(self.monitor.disk_warning, self.monitor.disk_critical)
             .map_err(|e| ConfigError::new("monitor.disk_warning / monitor.disk_critical", core_message(e.into())))?;
+        self.logging.validate().map_err(|e| ConfigError::new("logging", e.message().to_owned()))?;
         if self.alerts.queue_capacity == 0 {
             return Err(ConfigError::new("alerts.queue_capacity", "allowed: 1 or more"));
         }
@@ -397,6 +407,9 @@ mod tests {
             ("[monitor]\ninterval = \"soon\"", "monitor.interval"),
             ("[htp]\nlisten = \"x\"", "htp"),
             ("[http]\nlisten = \"localhost\"", "http.listen (RESEE_HTTP_ADDR)"),
+            ("[logging]\nformat = \"xml\"", "logging.format"),
+            ("[logging.worker]\nfiel = \"celery.log\"", "logging.worker.fiel"),
+            ("[logging]\nlevel = \"info,=[x\"", "logging"),
         ] {
             let err = Config::from_toml(text).and_then(|c| c.validate().map(|_| ()));
             let err = err.unwrap_err();
@@ -411,8 +424,11 @@ mod tests {
             "RESEE_HTTP_ADDR" => Some("127.0.0.1:9001".into()),
             "DATABASE_URL" => Some("postgres://app:hunter2@db/app".into()),
             "RESEE_BACKUP_DIR" => Some("/var/backups".into()),
+            "LOG_FORMAT" => Some("json".into()),
             _ => None,
-        });
+        })
+        .unwrap();
+        assert_eq!(c.logging.format, resee_ops_logging::LogFormat::Json);
         let v = c.validate().unwrap();
         assert_eq!(v.listen.port(), 9001);
         assert_eq!(c.backup.dir, PathBuf::from("/var/backups"));

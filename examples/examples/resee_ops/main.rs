@@ -39,8 +39,6 @@ const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    resee_ops_examples::init_logging("info");
-
     let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => return config_error(&e),
@@ -53,6 +51,17 @@ fn main() -> ExitCode {
         print!("{}", config.render(&validated));
         return ExitCode::SUCCESS;
     }
+    let command = cli.command.unwrap_or(Command::Run);
+    // The service and its backups write the log files ([logging]); printing a schedule needs the console only.
+    let logging = match command {
+        Command::Run | Command::Backup { .. } => config.logging.clone(),
+        Command::Schedule { .. } => config.logging.clone().console_only(),
+    };
+    // Kept to the end of main: dropping it writes out every queued line.
+    let _logs = match resee_ops_logging::init(logging) {
+        Ok(guard) => guard,
+        Err(e) => return config_error(&ConfigError::new("logging.dir (LOG_DIR)", e.to_string())),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -60,7 +69,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match cli.command.unwrap_or(Command::Run) {
+    match command {
         Command::Run => runtime.block_on(service::run(config, validated)),
         Command::Backup { once: _ } => runtime.block_on(service::backup_once(config, validated)),
         Command::Schedule { next, cron, tz } => service::print_schedule(&config, &validated, next, cron, tz),
