@@ -53,15 +53,25 @@ mod error;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod http;
+mod metrics;
 mod monitor;
+mod periodic;
 mod probe;
+mod rules;
 mod secret;
 
 pub use error::{MonitorError, MonitorErrorKind};
+pub use metrics::events::{EventCounter, EventCounterBuilder, OTHER_EVENTS};
+pub use metrics::func::FnSource;
+pub use metrics::layer::{RequestStatsLayer, RequestStatsService, ResponseFuture, RouteTemplate};
+pub use metrics::measure::{Measure, Measurement, WindowedSource};
+pub use metrics::request::{OTHER_ROUTES, QUANTILE_RELATIVE_ERROR, RequestStats, RequestStatsBuilder, UNMATCHED_ROUTE};
+pub use metrics::scalar::{PostgresScalar, PostgresScalarConfig};
+pub use metrics::window::{DEFAULT_GRANULARITY, DEFAULT_RETENTION};
 pub use monitor::{
     AlertMode, AlertText, FLAPPING_ALERT_NAME, HEALTH_ALERT_NAME, HealthMonitor, HealthMonitorBuilder, MonitorConfig,
-    MonitorHandle,
 };
+pub use periodic::MonitorHandle;
 pub use probe::disk::{DiskThresholds, DiskUsageProbe, FsStats, FsStatsSource, Statvfs};
 pub use probe::heartbeat::{
     DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_PREFIX, DEFAULT_HEARTBEAT_TTL, Heartbeat, HeartbeatConfig,
@@ -70,4 +80,9 @@ pub use probe::heartbeat::{
 pub use probe::postgres::{DEFAULT_DATABASE_URL, DEFAULT_TIMEOUT, PostgresProbe, PostgresProbeConfig};
 pub use probe::queue::QueueLength;
 pub use probe::redis::{DEFAULT_REDIS_URL, RedisConfig, RedisProbe};
+pub use rules::evaluator::{
+    AlertState, DEFAULT_SOURCE_TIMEOUT, DeliveryStats, Reading, RuleEvaluator, RuleEvaluatorBuilder, RuleState,
+};
+pub use rules::presets::{HTTP_SOURCE, PAYMENT_FAILED_EVENT, PAYMENTS_SOURCE, QUEUE_SOURCE, presets};
+pub use rules::rule::{Comparison, DataPolicy, Rule};
 pub use secret::ConnectionUrl;

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::MonitorError;
+use crate::periodic::MonitorHandle;
 
 /// The alert name of every health alert; the `probe` label tells them apart.
 pub const HEALTH_ALERT_NAME: &str = "health_check";
@@ -447,28 +448,6 @@ pub struct HealthMonitor {
     inner: Arc<Inner>,
 }
 
-/// Stops a monitor started with [`HealthMonitor::spawn`]. Dropping it stops the monitor too.
-#[derive(Debug)]
-pub struct MonitorHandle {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl MonitorHandle {
-    /// Stops the loop (an unfinished cycle is abandoned) and waits for it to end.
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = (&mut self.task).await;
-    }
-
-    /// Whether the loop has ended.
-    pub fn is_finished(&self) -> bool {
-        self.task.is_finished()
-    }
-}
-
 impl HealthMonitor {
     /// A builder for a monitor of `registry`, with the default [`MonitorConfig`].
     pub fn builder(registry: HealthRegistry) -> HealthMonitorBuilder {
@@ -785,35 +764,22 @@ impl HealthMonitor {
     /// Runs a cycle at once and then every interval until `shutdown` completes. A cycle still running when
     /// `shutdown` completes is abandoned. A slow cycle delays the next one (ticks never pile up).
     pub async fn run(&self, shutdown: impl Future<Output = ()>) {
-        let mut ticker = tokio::time::interval(self.inner.config.interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut shutdown = std::pin::pin!(shutdown);
-        loop {
-            tokio::select! {
-                biased;
-                () = &mut shutdown => return,
-                _ = ticker.tick() => {}
-            }
-            // Deliveries run on their own tasks: a slow receiver never delays the next cycle.
-            tokio::select! {
-                biased;
-                () = &mut shutdown => return,
-                _ = self.cycle() => {}
-            }
-        }
+        // Deliveries run on their own tasks: a slow receiver never delays the next cycle.
+        crate::periodic::run_every(self.inner.config.interval, shutdown, || async {
+            self.cycle().await;
+        })
+        .await;
     }
 
     /// Runs [`run`](Self::run) on a new task until the returned handle is shut down or dropped.
     pub fn spawn(&self) -> MonitorHandle {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let monitor = self.clone();
-        let task = tokio::spawn(async move {
+        crate::periodic::spawn(|stopped| async move {
             monitor
                 .run(async move {
                     let _ = stopped.await;
                 })
                 .await;
-        });
-        MonitorHandle { stop: Some(stop), task }
+        })
     }
 }

@@ -150,39 +150,49 @@ impl PostgresProbe {
     /// Connects, runs `SELECT 1` and disconnects, all within the timeout; returns the round-trip time.
     pub async fn ping(&self) -> Result<Duration, MonitorError> {
         let started = Instant::now();
-        match tokio::time::timeout(self.config.timeout, self.select_one()).await {
-            Ok(Ok(())) => Ok(started.elapsed()),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(MonitorError::new(
-                MonitorErrorKind::Timeout,
-                format!(
-                    "PostgreSQL at {} did not answer within {}",
-                    self.target,
-                    resee_ops_core::serde_duration::format_duration(self.config.timeout)
-                ),
-            )),
-        }
-    }
-
-    async fn select_one(&self) -> Result<(), MonitorError> {
-        let (client, connection) = self.pg.connect(tokio_postgres::NoTls).await.map_err(|e| self.error(&e))?;
-        // Abort the connection task however this function ends (error, or the caller's timeout).
-        let task = AbortOnDrop(tokio::spawn(async move {
-            let _ = connection.await;
-        }));
-        let rows = client.simple_query("SELECT 1").await.map_err(|e| self.error(&e))?;
-        drop(client);
-        drop(task);
+        let rows = self.query_within(self.config.timeout, "SELECT 1").await?;
         let answered =
             rows.iter().any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("1")));
         if answered {
-            Ok(())
+            Ok(started.elapsed())
         } else {
             Err(MonitorError::new(
                 MonitorErrorKind::Server,
                 format!("PostgreSQL at {}: SELECT 1 returned no row", self.target),
             ))
         }
+    }
+
+    /// Connects, runs `sql` (simple query protocol) and disconnects, all within `timeout`. Errors name the
+    /// target, never the password.
+    pub(crate) async fn query_within(
+        &self,
+        timeout: Duration,
+        sql: &str,
+    ) -> Result<Vec<tokio_postgres::SimpleQueryMessage>, MonitorError> {
+        match tokio::time::timeout(timeout, self.query(sql)).await {
+            Ok(result) => result,
+            Err(_) => Err(MonitorError::new(
+                MonitorErrorKind::Timeout,
+                format!(
+                    "PostgreSQL at {} did not answer within {}",
+                    self.target,
+                    resee_ops_core::serde_duration::format_duration(timeout)
+                ),
+            )),
+        }
+    }
+
+    async fn query(&self, sql: &str) -> Result<Vec<tokio_postgres::SimpleQueryMessage>, MonitorError> {
+        let (client, connection) = self.pg.connect(tokio_postgres::NoTls).await.map_err(|e| self.error(&e))?;
+        // Abort the connection task however this function ends (error, or the caller's timeout).
+        let task = AbortOnDrop(tokio::spawn(async move {
+            let _ = connection.await;
+        }));
+        let rows = client.simple_query(sql).await.map_err(|e| self.error(&e))?;
+        drop(client);
+        drop(task);
+        Ok(rows)
     }
 
     fn error(&self, e: &tokio_postgres::Error) -> MonitorError {

@@ -1,0 +1,781 @@
+//! [`RuleEvaluator`]: evaluates [`Rule`]s over their sources on an interval and alerts on transitions.
+
+use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::FutureExt;
+use resee_ops_core::{Alert, LogNotifier, MetricSource, Notifier, SharedClock, system_clock};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::rule::{DataPolicy, Rule};
+use crate::MonitorError;
+use crate::metrics::measure::{LastValue, Measure, Measurement, WindowedSource};
+use crate::periodic::MonitorHandle;
+
+/// The default time one source read may take.
+pub const DEFAULT_SOURCE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Undelivered alerts kept per rule; older ones are coalesced (dropped and counted) beyond this.
+const MAX_UNDELIVERED: usize = 16;
+
+/// Where a rule stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AlertState {
+    /// The condition does not hold.
+    Inactive,
+    /// The condition holds, for less than the rule's `for`.
+    Pending,
+    /// The rule fired and has not been resolved.
+    Firing,
+}
+
+/// What the last read of a rule's measure gave.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Reading {
+    /// Not evaluated yet.
+    NotYet,
+    /// A value, compared with the threshold.
+    Value,
+    /// No value, or fewer observations than the rule's minimum ("not enough data").
+    NoData {
+        /// Why: `no data`, or `not enough data (3 of 20 observations)`.
+        reason: String,
+    },
+    /// The source failed, timed out, or gave NaN or an infinite value.
+    Error {
+        /// The error, free of secrets.
+        message: String,
+    },
+}
+
+/// One rule's state, for a status page.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct RuleState {
+    /// The rule's name.
+    pub name: String,
+    /// Inactive, pending or firing.
+    pub state: AlertState,
+    /// The last value read (kept through no-data and error readings).
+    pub value: Option<f64>,
+    /// The threshold.
+    pub threshold: f64,
+    /// Observations behind the last value, where the source knows.
+    pub observations: Option<u64>,
+    /// When the rule entered its current state (`None`: inactive since the start).
+    pub since: Option<DateTime<Utc>>,
+    /// What the last read gave.
+    pub reading: Reading,
+    /// When the rule was last evaluated.
+    pub evaluated_at: Option<DateTime<Utc>>,
+}
+
+/// Counts of the alert deliveries of a [`RuleEvaluator`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct DeliveryStats {
+    /// Alerts the notifier accepted.
+    pub delivered: u64,
+    /// Attempts that failed (each is retried on the next evaluation).
+    pub failed: u64,
+    /// Undelivered alerts replaced by newer ones of the same rule (more than 16 waiting).
+    pub coalesced: u64,
+}
+
+/// A source as registered.
+#[derive(Clone, Debug)]
+struct SourceEntry {
+    source: Arc<dyn WindowedSource>,
+    timeout: Option<Duration>,
+}
+
+/// Builds a [`RuleEvaluator`]; see [`RuleEvaluator::builder`].
+#[derive(Debug)]
+pub struct RuleEvaluatorBuilder {
+    rules: Vec<Rule>,
+    sources: HashMap<String, SourceEntry>,
+    interval: Duration,
+    default_timeout: Duration,
+    repeat_interval: Duration,
+    alert_source: String,
+    notifier: Option<Arc<dyn Notifier>>,
+    clock: SharedClock,
+}
+
+impl RuleEvaluatorBuilder {
+    /// Adds a rule.
+    pub fn with_rule(mut self, rule: Rule) -> Self {
+        self.rules.push(rule);
+        self
+    }
+
+    /// Adds rules.
+    pub fn with_rules(mut self, rules: impl IntoIterator<Item = Rule>) -> Self {
+        self.rules.extend(rules);
+        self
+    }
+
+    /// Registers a source that answers windowed measures ([`RequestStats`](crate::RequestStats),
+    /// [`EventCounter`](crate::EventCounter)) under `name`.
+    pub fn with_source(mut self, name: impl Into<String>, source: impl WindowedSource) -> Self {
+        self.sources.insert(name.into(), SourceEntry { source: Arc::new(source), timeout: None });
+        self
+    }
+
+    /// Registers a plain [`MetricSource`] ([`QueueLength`](crate::QueueLength),
+    /// [`PostgresScalar`](crate::PostgresScalar), [`FnSource`](crate::FnSource)) under `name`; rules read
+    /// its current value ([`Measure::Last`]).
+    pub fn with_metric(mut self, name: impl Into<String>, source: impl MetricSource) -> Self {
+        self.sources.insert(name.into(), SourceEntry { source: Arc::new(LastValue(source)), timeout: None });
+        self
+    }
+
+    /// Sets the read timeout of the source registered as `name` (default: the evaluator's).
+    pub fn with_source_timeout(mut self, name: &str, timeout: Duration) -> Self {
+        if let Some(s) = self.sources.get_mut(name) {
+            s.timeout = Some(timeout);
+        }
+        self
+    }
+
+    /// Sets the read timeout of sources registered without one (default 5 s).
+    pub fn with_default_timeout(mut self, timeout: Duration) -> Self {
+        self.default_timeout = timeout;
+        self
+    }
+
+    /// Sets the time between evaluations (default 30 s).
+    pub fn with_interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// Sets how often a rule that keeps firing is reported again (default 10 minutes, the throttle's
+    /// window; zero: never).
+    pub fn with_repeat_interval(mut self, every: Duration) -> Self {
+        self.repeat_interval = every;
+        self
+    }
+
+    /// Sets the `source` of alerts (part of their fingerprint; default `monitor`).
+    pub fn with_alert_source(mut self, source: impl Into<String>) -> Self {
+        self.alert_source = source.into();
+        self
+    }
+
+    /// Sends alerts through `notifier` (default: a [`LogNotifier`]). Delivery runs on its own task: the
+    /// evaluator never waits for it.
+    pub fn with_notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.notifier = Some(notifier);
+        self
+    }
+
+    /// Uses `clock` for alert timestamps and `since` (durations follow `tokio::time`).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Validates every rule against the sources and builds the evaluator. Errors name the rule and the
+    /// field: an unknown source, a measure the source cannot answer, a NaN threshold, a quantile outside
+    /// (0, 1), a window of zero or longer than the source keeps, a duplicate name.
+    pub fn build(self) -> Result<RuleEvaluator, MonitorError> {
+        if self.interval.is_zero() {
+            return Err(MonitorError::invalid_config("rule evaluator: interval must be above zero"));
+        }
+        let mut sources: Vec<(String, SourceEntry)> = self.sources.into_iter().collect();
+        sources.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut reads: Vec<Read> = Vec::new();
+        let mut rules = Vec::with_capacity(self.rules.len());
+        for rule in self.rules {
+            rule.validate()?;
+            if rules.iter().any(|r: &CompiledRule| r.rule.name == rule.name) {
+                return Err(MonitorError::invalid_config(format!(
+                    "rule `{}`: field `name`: another rule has the same name",
+                    rule.name
+                )));
+            }
+            let Some(source) = sources.iter().position(|(n, _)| *n == rule.source) else {
+                let known: Vec<&str> = sources.iter().map(|(n, _)| n.as_str()).collect();
+                return Err(MonitorError::invalid_config(format!(
+                    "rule `{}`: field `source`: unknown source `{}` (known: {})",
+                    rule.name,
+                    rule.source,
+                    if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                )));
+            };
+            sources[source]
+                .1
+                .source
+                .check(&rule.value)
+                .map_err(|why| MonitorError::invalid_config(format!("rule `{}`: field `value`: {why}", rule.name)))?;
+            // Rules reading the same measure of the same source share one read.
+            let read = match reads.iter().position(|r| r.source == source && r.measure == rule.value) {
+                Some(i) => i,
+                None => {
+                    reads.push(Read { source, measure: rule.value.clone() });
+                    reads.len() - 1
+                }
+            };
+            rules.push(CompiledRule { rule, read });
+        }
+        let states = rules.iter().map(|r| RuleRuntime::new(&r.rule)).collect();
+        let outbox =
+            Arc::new(Outbox { slots: Mutex::new(vec![Slot::default(); rules.len()]), stats: Default::default() });
+        Ok(RuleEvaluator {
+            inner: Arc::new(Inner {
+                sources: sources.into_iter().map(|(_, s)| s).collect(),
+                default_timeout: self.default_timeout,
+                rules,
+                reads,
+                interval: self.interval,
+                repeat_interval: self.repeat_interval,
+                alert_source: self.alert_source,
+                notifier: self.notifier.unwrap_or_else(|| Arc::new(LogNotifier::new())),
+                clock: self.clock,
+                states: tokio::sync::Mutex::new(states),
+                snapshot: Mutex::new(Arc::new(Vec::new())),
+                outbox,
+                delivery: OnceLock::new(),
+                evaluations: AtomicU64::new(0),
+            }),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct CompiledRule {
+    rule: Rule,
+    /// Index into `Inner::reads`.
+    read: usize,
+}
+
+#[derive(Debug)]
+struct Read {
+    source: usize,
+    measure: Measure,
+}
+
+/// One rule's memory across evaluations.
+#[derive(Debug, Clone)]
+struct RuleRuntime {
+    state: AlertState,
+    /// When the current state began.
+    since: Option<Instant>,
+    since_utc: Option<DateTime<Utc>>,
+    /// When the condition last held while firing (for `keep_firing_for`).
+    last_held: Option<Instant>,
+    value: Option<f64>,
+    observations: Option<u64>,
+    reading: Reading,
+    evaluated_at: Option<DateTime<Utc>>,
+    /// The firing alert last sent, resolved on recovery.
+    open_alert: Option<Alert>,
+    last_sent: Option<Instant>,
+}
+
+impl RuleRuntime {
+    fn new(_rule: &Rule) -> Self {
+        Self {
+            state: AlertState::Inactive,
+            since: None,
+            since_utc: None,
+            last_held: None,
+            value: None,
+            observations: None,
+            reading: Reading::NotYet,
+            evaluated_at: None,
+            open_alert: None,
+            last_sent: None,
+        }
+    }
+}
+
+/// Alerts waiting for delivery, per rule, in order.
+#[derive(Debug, Clone, Default)]
+struct Slot {
+    queue: VecDeque<Alert>,
+    in_flight: bool,
+}
+
+#[derive(Debug, Default)]
+struct StatCounters {
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    coalesced: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Outbox {
+    slots: Mutex<Vec<Slot>>,
+    stats: StatCounters,
+}
+
+impl Outbox {
+    fn slots(&self) -> std::sync::MutexGuard<'_, Vec<Slot>> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    sources: Vec<SourceEntry>,
+    default_timeout: Duration,
+    rules: Vec<CompiledRule>,
+    reads: Vec<Read>,
+    interval: Duration,
+    repeat_interval: Duration,
+    alert_source: String,
+    notifier: Arc<dyn Notifier>,
+    clock: SharedClock,
+    states: tokio::sync::Mutex<Vec<RuleRuntime>>,
+    snapshot: Mutex<Arc<Vec<RuleState>>>,
+    outbox: Arc<Outbox>,
+    /// The delivery task's queue of rule indexes, started on the first evaluation.
+    delivery: OnceLock<mpsc::UnboundedSender<usize>>,
+    evaluations: AtomicU64,
+}
+
+/// What one read gave, classified.
+enum Outcome {
+    Value(f64, Option<u64>),
+    NoData(String),
+    Error(String),
+}
+
+/// Evaluates [`Rule`]s over their sources on an interval and sends their firings and resolutions through a
+/// [`Notifier`].
+///
+/// - Each evaluation reads every distinct (source, measure) once, all concurrently, each under its source's
+///   timeout (default 5 s); a hung or panicking source is an error outcome for its rules, never a stall.
+/// - Alerts go to a delivery task in order per rule: the evaluator never waits on the notifier. An alert the
+///   notifier did not accept is sent again on the next evaluation ([`DeliveryStats`] counts it).
+/// - [`states`](Self::states) answers at once with each rule's state, value and `since`.
+/// - [`run`](Self::run) / [`spawn`](Self::spawn) run it on the interval until cancelled.
+///
+/// See [`Rule`] for the semantics of each rule.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap().block_on(async {
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use resee_ops_core::testing::RecordingNotifier;
+/// use resee_ops_monitor::{AlertState, EventCounter, Measure, Rule, RuleEvaluator};
+///
+/// let payments = EventCounter::new();
+/// let inbox = RecordingNotifier::new();
+/// let rules = RuleEvaluator::builder()
+///     .with_source("events", payments.clone())
+///     .with_rule(
+///         Rule::new("payment_failures", "events", Measure::count(Duration::from_secs(3600)).with_series("payment_failed"))
+///             .above(10.0)
+///             .with_text("Payment failures"),
+///     )
+///     .with_notifier(Arc::new(inbox.clone()))
+///     .build()
+///     .unwrap();
+///
+/// payments.record_n("payment_failed", 11);
+/// rules.evaluate().await;
+/// assert_eq!(rules.states()[0].state, AlertState::Firing);
+/// tokio::time::sleep(Duration::from_millis(10)).await; // delivery runs on its own task
+/// assert_eq!(inbox.titles(), ["Payment failures: 11 > 10"]);
+/// # });
+/// ```
+#[derive(Debug, Clone)]
+pub struct RuleEvaluator {
+    inner: Arc<Inner>,
+}
+
+fn format_value(v: f64) -> String {
+    if v == v.trunc() && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        let s = format!("{v:.4}");
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
+}
+
+impl RuleEvaluator {
+    /// A builder with no rules and no sources: 30-second interval, 5-second source timeout, alerts to the log.
+    pub fn builder() -> RuleEvaluatorBuilder {
+        RuleEvaluatorBuilder {
+            rules: Vec::new(),
+            sources: HashMap::new(),
+            interval: Duration::from_secs(30),
+            default_timeout: DEFAULT_SOURCE_TIMEOUT,
+            repeat_interval: resee_ops_core::DEFAULT_THROTTLE_WINDOW,
+            alert_source: "monitor".to_owned(),
+            notifier: None,
+            clock: system_clock(),
+        }
+    }
+
+    /// The rules, in the order they were added.
+    pub fn rules(&self) -> impl Iterator<Item = &Rule> {
+        self.inner.rules.iter().map(|r| &r.rule)
+    }
+
+    /// Every rule's state after the last evaluation (all inactive before the first). Never waits.
+    pub fn states(&self) -> Vec<RuleState> {
+        let snapshot = self.inner.snapshot.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if snapshot.is_empty() && !self.inner.rules.is_empty() {
+            return self.inner.rules.iter().map(|r| self.state_of(&r.rule, &RuleRuntime::new(&r.rule))).collect();
+        }
+        snapshot.as_ref().clone()
+    }
+
+    /// How many evaluations have completed.
+    pub fn evaluations(&self) -> u64 {
+        self.inner.evaluations.load(Ordering::SeqCst)
+    }
+
+    /// Delivery counts so far.
+    pub fn delivery_stats(&self) -> DeliveryStats {
+        let s = &self.inner.outbox.stats;
+        DeliveryStats {
+            delivered: s.delivered.load(Ordering::SeqCst),
+            failed: s.failed.load(Ordering::SeqCst),
+            coalesced: s.coalesced.load(Ordering::SeqCst),
+        }
+    }
+
+    fn state_of(&self, rule: &Rule, rt: &RuleRuntime) -> RuleState {
+        RuleState {
+            name: rule.name.clone(),
+            state: rt.state,
+            value: rt.value,
+            threshold: rule.threshold,
+            observations: rt.observations,
+            since: rt.since_utc,
+            reading: rt.reading.clone(),
+            evaluated_at: rt.evaluated_at,
+        }
+    }
+
+    /// Reads every measure once, concurrently, each under its source's timeout.
+    async fn read_all(&self) -> Vec<Outcome> {
+        let inner = &*self.inner;
+        let reads = inner.reads.iter().map(|read| {
+            let entry = &inner.sources[read.source];
+            let timeout = entry.timeout.unwrap_or(inner.default_timeout);
+            async move {
+                let name = entry.source.name().to_owned();
+                let read = AssertUnwindSafe(entry.source.measure(&read.measure)).catch_unwind();
+                match tokio::time::timeout(timeout, read).await {
+                    Err(_) => Err(format!(
+                        "source `{name}` did not answer within {}",
+                        resee_ops_core::serde_duration::format_duration(timeout)
+                    )),
+                    Ok(Err(_panic)) => Err(format!("source `{name}` panicked")),
+                    Ok(Ok(Err(e))) => Err(format!("source `{name}`: {e}")),
+                    Ok(Ok(Ok(m))) => Ok(m),
+                }
+            }
+        });
+        futures_util::future::join_all(reads)
+            .await
+            .into_iter()
+            .map(|r| match r {
+                Err(message) => Outcome::Error(message),
+                Ok(m) => classify(m),
+            })
+            .collect()
+    }
+
+    /// Evaluates every rule once now and queues the alerts of their transitions. Evaluations never overlap:
+    /// a call waits for a running one.
+    pub async fn evaluate(&self) {
+        let inner = &*self.inner;
+        let mut states = inner.states.lock().await;
+        let outcomes = self.read_all().await;
+        let now = Instant::now();
+        let now_utc = inner.clock.now();
+        let mut alerts: Vec<(usize, Alert)> = Vec::new();
+        for (i, compiled) in inner.rules.iter().enumerate() {
+            let rule = &compiled.rule;
+            let rt = &mut states[i];
+            let outcome = &outcomes[compiled.read];
+            if let Some(alert) = self.step(rule, rt, outcome, now, now_utc) {
+                alerts.push((i, alert));
+            }
+        }
+        let snapshot: Vec<RuleState> =
+            inner.rules.iter().zip(states.iter()).map(|(r, rt)| self.state_of(&r.rule, rt)).collect();
+        *inner.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(snapshot);
+        drop(states);
+        self.enqueue(alerts);
+        inner.evaluations.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Applies one outcome to one rule; returns the alert its transition calls for.
+    fn step(
+        &self,
+        rule: &Rule,
+        rt: &mut RuleRuntime,
+        outcome: &Outcome,
+        now: Instant,
+        now_utc: DateTime<Utc>,
+    ) -> Option<Alert> {
+        rt.evaluated_at = Some(now_utc);
+        // Whether the condition holds, or `None` to keep the state as it is.
+        let too_few = match outcome {
+            Outcome::Value(v, Some(n)) if *n < rule.min_samples => {
+                rt.value = Some(*v);
+                rt.observations = Some(*n);
+                Some(Outcome::NoData(format!("not enough data ({n} of {} observations)", rule.min_samples)))
+            }
+            _ => None,
+        };
+        let outcome = too_few.as_ref().unwrap_or(outcome);
+        let (holds, why) = match outcome {
+            Outcome::Value(v, n) => {
+                rt.value = Some(*v);
+                rt.observations = *n;
+                rt.reading = Reading::Value;
+                let threshold = match (rt.state, rule.clear_threshold) {
+                    (AlertState::Firing, Some(clear)) => clear,
+                    _ => rule.threshold,
+                };
+                (Some(rule.comparison.holds(*v, threshold)), None)
+            }
+            Outcome::NoData(reason) => {
+                rt.reading = Reading::NoData { reason: reason.clone() };
+                (policy(rule.on_no_data), Some(reason.clone()))
+            }
+            Outcome::Error(message) => {
+                tracing::warn!(target: "resee_ops::rules", rule = %rule.name, error = %message, "rule source failed");
+                rt.reading = Reading::Error { message: message.clone() };
+                (policy(rule.on_error), Some(format!("source error: {message}")))
+            }
+        };
+        let holds = holds?;
+        let enter = |rt: &mut RuleRuntime, state: AlertState| {
+            tracing::info!(target: "resee_ops::rules", rule = %rule.name, from = ?rt.state, to = ?state, "rule state changed");
+            rt.state = state;
+            rt.since = Some(now);
+            rt.since_utc = Some(now_utc);
+        };
+        match (rt.state, holds) {
+            (AlertState::Inactive, true) => {
+                enter(rt, AlertState::Pending);
+                self.maybe_fire(rule, rt, why.as_deref(), now, now_utc)
+            }
+            (AlertState::Pending, true) => self.maybe_fire(rule, rt, why.as_deref(), now, now_utc),
+            (AlertState::Pending, false) => {
+                enter(rt, AlertState::Inactive);
+                None
+            }
+            (AlertState::Firing, true) => {
+                rt.last_held = Some(now);
+                let repeat = self.inner.repeat_interval;
+                let due = !repeat.is_zero() && rt.last_sent.is_some_and(|t| now.duration_since(t) >= repeat);
+                if due {
+                    rt.last_sent = Some(now);
+                    return Some(self.firing_alert(rule, rt, why.as_deref(), now_utc));
+                }
+                None
+            }
+            (AlertState::Firing, false) => {
+                let held = rt.last_held.unwrap_or(now);
+                if now.duration_since(held) < rule.keep_firing_for {
+                    return None;
+                }
+                enter(rt, AlertState::Inactive);
+                rt.last_held = None;
+                rt.last_sent = None;
+                Some(self.resolved_alert(rule, rt, why.as_deref(), now_utc))
+            }
+            (AlertState::Inactive, false) => None,
+        }
+    }
+
+    /// Fires a pending rule whose condition has held for its `for`.
+    fn maybe_fire(
+        &self,
+        rule: &Rule,
+        rt: &mut RuleRuntime,
+        why: Option<&str>,
+        now: Instant,
+        now_utc: DateTime<Utc>,
+    ) -> Option<Alert> {
+        let pending_since = rt.since.unwrap_or(now);
+        if now.duration_since(pending_since) < rule.for_ {
+            return None;
+        }
+        tracing::info!(target: "resee_ops::rules", rule = %rule.name, "rule firing");
+        rt.state = AlertState::Firing;
+        rt.since = Some(now);
+        rt.since_utc = Some(now_utc);
+        rt.last_held = Some(now);
+        rt.last_sent = Some(now);
+        Some(self.firing_alert(rule, rt, why, now_utc))
+    }
+
+    fn firing_alert(&self, rule: &Rule, rt: &mut RuleRuntime, why: Option<&str>, now_utc: DateTime<Utc>) -> Alert {
+        let title = match why {
+            Some(why) => format!("{}: {why}", rule.subject()),
+            None => format!(
+                "{}: {} {} {}",
+                rule.subject(),
+                rt.value.map_or_else(|| "?".to_owned(), format_value),
+                rule.comparison,
+                format_value(rule.threshold)
+            ),
+        };
+        let mut alert = Alert::new(rule.name.clone(), rule.severity, title)
+            .with_source(&self.inner.alert_source)
+            .with_timestamp(now_utc);
+        alert.labels = rule.labels.clone();
+        let text = match why {
+            Some(why) => format!("Rule `{}` fires by its policy: {why}.", rule.name),
+            None => {
+                format!("{} of `{}` is {} {}.", rule.value, rule.source, rule.comparison, format_value(rule.threshold))
+            }
+        };
+        alert = alert.with_text(text);
+        alert = self.with_fields(alert, rule, rt);
+        rt.open_alert = Some(alert.clone());
+        alert
+    }
+
+    fn resolved_alert(&self, rule: &Rule, rt: &mut RuleRuntime, why: Option<&str>, now_utc: DateTime<Utc>) -> Alert {
+        let firing = rt.open_alert.take().unwrap_or_else(|| {
+            let mut a =
+                Alert::new(rule.name.clone(), rule.severity, rule.subject()).with_source(&self.inner.alert_source);
+            a.labels = rule.labels.clone();
+            a
+        });
+        let mut alert = firing.resolved();
+        alert.timestamp = now_utc;
+        match why {
+            Some(why) => {
+                alert.title = format!("{}: cleared by policy ({why})", rule.subject());
+                alert.text = format!("Rule `{}` was cleared by its policy, not by a value: {why}.", rule.name);
+            }
+            None => {
+                alert.title =
+                    format!("{}: back to {}", rule.subject(), rt.value.map_or_else(|| "?".to_owned(), format_value));
+                alert.text = format!(
+                    "{} of `{}` is no longer {} {}.",
+                    rule.value,
+                    rule.source,
+                    rule.comparison,
+                    format_value(rule.threshold)
+                );
+            }
+        }
+        alert.fields.clear();
+        self.with_fields(alert, rule, rt)
+    }
+
+    fn with_fields(&self, mut alert: Alert, rule: &Rule, rt: &RuleRuntime) -> Alert {
+        if let Some(v) = rt.value {
+            alert = alert.with_field("Value", format_value(v));
+        }
+        alert = alert.with_field("Threshold", format!("{} {}", rule.comparison, format_value(rule.threshold)));
+        if let Some(clear) = rule.clear_threshold {
+            alert = alert.with_field("Clears at", format!("{} {}", rule.comparison, format_value(clear)));
+        }
+        alert = alert.with_field("Measure", format!("{} of {}", rule.value, rule.source));
+        if let Some(n) = rt.observations {
+            alert = alert.with_field("Observations", n.to_string());
+        }
+        alert
+    }
+
+    /// Queues `alerts` and (re)starts delivery of every rule with undelivered alerts.
+    fn enqueue(&self, alerts: Vec<(usize, Alert)>) {
+        let inner = &*self.inner;
+        let tx = inner.delivery.get_or_init(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(deliver(rx, inner.outbox.clone(), inner.notifier.clone()));
+            tx
+        });
+        let mut slots = inner.outbox.slots();
+        for (i, alert) in alerts {
+            let slot = &mut slots[i];
+            if slot.queue.len() >= MAX_UNDELIVERED {
+                // The first one may be on its way; drop the oldest after it.
+                let oldest = usize::from(slot.in_flight);
+                slot.queue.remove(oldest);
+                inner.outbox.stats.coalesced.fetch_add(1, Ordering::SeqCst);
+            }
+            slot.queue.push_back(alert);
+        }
+        for (i, slot) in slots.iter_mut().enumerate() {
+            if !slot.queue.is_empty() && !slot.in_flight && tx.send(i).is_ok() {
+                slot.in_flight = true;
+            }
+        }
+    }
+
+    /// Evaluates at once and then every interval until `shutdown` completes. An evaluation still running
+    /// when `shutdown` completes is abandoned. A slow evaluation delays the next (ticks never pile up).
+    pub async fn run(&self, shutdown: impl Future<Output = ()>) {
+        crate::periodic::run_every(self.inner.interval, shutdown, || self.evaluate()).await;
+    }
+
+    /// Runs [`run`](Self::run) on a new task until the returned handle is shut down or dropped.
+    pub fn spawn(&self) -> MonitorHandle {
+        let evaluator = self.clone();
+        crate::periodic::spawn(|stopped| async move {
+            evaluator
+                .run(async move {
+                    let _ = stopped.await;
+                })
+                .await;
+        })
+    }
+}
+
+fn policy(p: DataPolicy) -> Option<bool> {
+    match p {
+        DataPolicy::KeepState => None,
+        DataPolicy::Alert => Some(true),
+        DataPolicy::Ok => Some(false),
+    }
+}
+
+/// Sorts a measurement into value, no data or error. The minimum sample is applied per rule afterwards.
+fn classify(m: Measurement) -> Outcome {
+    match m.value {
+        None => Outcome::NoData("no data".to_owned()),
+        Some(v) if !v.is_finite() => Outcome::Error(format!("the source gave {v}, not a finite number")),
+        Some(v) => Outcome::Value(v, m.observations),
+    }
+}
+
+/// Delivers each rule's alerts in order; an alert the notifier does not accept stays first in its rule's
+/// queue until the next evaluation restarts delivery.
+async fn deliver(mut rx: mpsc::UnboundedReceiver<usize>, outbox: Arc<Outbox>, notifier: Arc<dyn Notifier>) {
+    while let Some(i) = rx.recv().await {
+        loop {
+            let Some(alert) = outbox.slots()[i].queue.front().cloned() else {
+                outbox.slots()[i].in_flight = false;
+                break;
+            };
+            let outcome = notifier.notify(&alert).await;
+            let mut slots = outbox.slots();
+            if outcome.is_ok() {
+                outbox.stats.delivered.fetch_add(1, Ordering::SeqCst);
+                slots[i].queue.pop_front();
+            } else {
+                tracing::warn!(target: "resee_ops::rules", rule = %alert.name, outcome = %outcome, "rule alert not delivered; retrying at the next evaluation");
+                outbox.stats.failed.fetch_add(1, Ordering::SeqCst);
+                slots[i].in_flight = false;
+                break;
+            }
+        }
+    }
+}
