@@ -9,6 +9,12 @@
 //!   damps flapping, caches the last report, and sends alerts with stable fingerprints through any
 //!   [`Notifier`](resee_ops_core::Notifier).
 //! - **Endpoint** (feature `axum`): [`http::router`], readiness and liveness served from the cache.
+//! - **Metric sources** for threshold rules: [`RequestStats`] (the host's HTTP traffic, recorded by
+//!   [`RequestStatsLayer`], a tower `Layer`), [`EventCounter`] (named events), [`PostgresScalar`] (one number
+//!   from SQL), [`FnSource`] (a closure) and [`QueueLength`]; what a rule reads is a [`Measure`].
+//! - **Threshold rules**: [`Rule`] (value over a window, comparison, `for`, `keep_firing_for`, hysteresis,
+//!   minimum sample, no-data and error policies), [`RuleEvaluator`] (runs them on an interval and alerts
+//!   through any notifier), [`presets`] (the seed's four rules).
 //!
 //! One error type, [`MonitorError`], convertible into [`resee_ops_core::Error`]. Connection strings are
 //! wrapped in [`ConnectionUrl`], whose `Debug`, `Display` and `Serialize` hide the password.
@@ -44,6 +50,36 @@
 //! let titles = slack.titles();
 //! assert!(titles.contains(&"Database connection failed".to_owned()));
 //! assert!(titles.contains(&"Redis connection failed".to_owned()));
+//! # });
+//! ```
+
+//!
+//! # Threshold rules
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use resee_ops_core::testing::RecordingNotifier;
+//! use resee_ops_monitor::{AlertState, EventCounter, FnSource, RequestStats, RuleEvaluator, presets};
+//!
+//! let http = RequestStats::new(); // `app.layer(http.layer())` records the traffic
+//! let payments = EventCounter::new(); // `payments.record("payment_failed")` from the host
+//! let queue = FnSource::new("queue", "items", || async { Ok(Some(250.0)) }); // in production: QueueLength
+//! let inbox = RecordingNotifier::new(); // in production: Slack, throttled and dispatched
+//! let rules = RuleEvaluator::builder()
+//!     .with_source("http", http.clone())
+//!     .with_source("payments", payments.clone())
+//!     .with_metric("queue", queue)
+//!     .with_rules(presets())
+//!     .with_notifier(Arc::new(inbox.clone()))
+//!     .build()
+//!     .unwrap();
+//! rules.evaluate().await; // `rules.spawn()` runs it every 30 s
+//! let states = rules.states();
+//! assert_eq!(states[3].name, "queue_length");
+//! assert_eq!(states[3].state, AlertState::Firing);
+//! assert_eq!(states[1].state, AlertState::Inactive, "no traffic: not enough data, not an error rate");
 //! # });
 //! ```
 
