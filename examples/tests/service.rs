@@ -260,6 +260,25 @@ fn configuration_errors_name_the_key_and_exit_2() {
         (vec!["--config", "bad.toml"], Some("[backup]\ntimezone = \"Asia/Sol\"\n"), "unknown time zone"),
         (vec!["--config", "bad.toml"], Some("[backup]\nretention = 7\n"), "backup.retention: unknown field"),
         (vec!["--config", "bad.toml"], Some("[backup\n"), "(syntax)"),
+        (
+            vec!["--config", "bad.toml", "--check-config"],
+            Some("[[rules.rule]]\nname = \"x\"\nsource = \"nowhere\"\nvalue = { kind = \"last\" }\nthreshold = 1\n"),
+            "rules: rule `x`: field `source`: unknown source `nowhere` (known: http, payments, queue)",
+        ),
+        (
+            vec!["--config", "bad.toml"],
+            Some(
+                "[[rules.rule]]\nname = \"y\"\nsource = \"http\"\nvalue = { kind = \"ratio\", window = \"-5m\" }\nthreshold = 0.1\n",
+            ),
+            "rule `y`: field `value.window`: must not be negative",
+        ),
+        (
+            vec!["--config", "bad.toml"],
+            Some(
+                "[[rules.rule]]\nname = \"z\"\nsource = \"http\"\nvalue = { kind = \"quantile\", q = 95, window = \"5m\" }\nthreshold = nan\n",
+            ),
+            "rule `z`: field `threshold`: must be a finite number, got NaN",
+        ),
         (vec!["schedule", "--cron", "0 3 * * 8"], None, "day-of-week field"),
         (vec!["schedule", "--cron", "@daily", "--tz", "Nowhere"], None, "--tz: unknown time zone"),
     ];
@@ -524,4 +543,53 @@ fn with_slack_down_the_service_runs_and_counts_what_it_could_not_deliver() {
     let flushed = log.lines().find(|l| l.contains("alerts flushed")).unwrap_or_else(|| panic!("{log}"));
     assert!(!flushed.contains("dropped=0"), "undelivered alerts are counted: {flushed}");
     assert!(!log.contains("panicked"), "{log}");
+}
+
+/// `POST path` with an empty body over plain HTTP/1.0: the status.
+fn post(addr: SocketAddr, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "POST {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn the_seeds_four_rules_run_and_show_on_the_status_page() {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("rules.toml"), "[backup]\nenabled = false\n[rules]\ninterval = \"1s\"\n").unwrap();
+    let mut cmd = command(work.path());
+    with_services(&mut cmd, &work.path().join("backups"));
+    cmd.args(["--config", "rules.toml"]);
+    let mut service = Service::start(cmd);
+    let addr = service.address();
+
+    // The host reports payment failures; eleven in the hour is above the seed's ten.
+    for _ in 0..11 {
+        assert_eq!(post(addr, "/events/payment_failed"), Some(204));
+    }
+    assert_eq!(post(addr, "/events/not%20valid"), Some(400));
+    let rules = service.wait_for(Duration::from_secs(30), "the payment rule firing", |_| {
+        let (_, _, body) = get(addr, "/status.json")?;
+        let json: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let rules = json["rules"].as_array()?.clone();
+        (rules.first()?["state"] == "firing").then_some(rules)
+    });
+    let names: Vec<&str> = rules.iter().filter_map(|r| r["name"].as_str()).collect();
+    assert_eq!(names, ["payment_failures", "error_rate", "api_latency_p95", "queue_length"]);
+    assert_eq!(rules[0]["value"], 11.0);
+    // The server records its own traffic (these requests; no 5xx among them).
+    assert!(rules[1]["observations"].as_u64().unwrap_or(0) >= 12, "{}", rules[1]);
+    assert_eq!(rules[1]["state"], "inactive", "{}", rules[1]);
+    // The queue rule reads the real Redis (an empty or short Celery queue).
+    assert_eq!(rules[3]["state"], "inactive", "{}", rules[3]);
+    assert_eq!(rules[3]["reading"]["kind"], "value", "{}", rules[3]);
+    let (_, _, html) = get(addr, "/status").unwrap();
+    assert!(html.contains("<h2>Rules</h2>") && html.contains("payment_failures"), "{html}");
+    // The firing went out through the alert pipeline (the log, without Slack).
+    service.wait_for(Duration::from_secs(10), "the alert in the log", |s| {
+        s.log().contains("Payment failures in the last hour: 11 > 10").then_some(())
+    });
+    assert_eq!(service.terminate().code(), Some(0), "{}", service.log());
 }

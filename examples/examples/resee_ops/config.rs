@@ -49,6 +49,7 @@ pub(crate) struct Config {
     pub(crate) alerts: AlertsSection,
     pub(crate) backup: BackupSection,
     pub(crate) monitor: MonitorSection,
+    pub(crate) rules: RulesSection,
     pub(crate) shutdown: ShutdownSection,
     /// The log channels (general, error, worker, security) and the console; `LOG_DIR`, `LOG_FORMAT`,
     /// `RUST_LOG`, `LOG_MAX_BYTES`, `LOG_BACKUPS` override.
@@ -65,6 +66,7 @@ impl Default for Config {
             alerts: AlertsSection::default(),
             backup: BackupSection::default(),
             monitor: MonitorSection::default(),
+            rules: RulesSection::default(),
             shutdown: ShutdownSection::default(),
             logging: resee_ops_logging::LoggingConfig::default(),
         }
@@ -237,6 +239,40 @@ impl Default for MonitorSection {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub(crate) struct RulesSection {
+    /// Evaluate threshold rules at all.
+    pub(crate) enabled: bool,
+    /// Time between evaluations.
+    #[serde(with = "dur")]
+    pub(crate) interval: Duration,
+    /// Limit for each source read (the payments query, the queue length).
+    #[serde(with = "dur")]
+    pub(crate) source_timeout: Duration,
+    /// The seed's four rules (payment failures, error rate, API p95, queue length).
+    pub(crate) presets: bool,
+    /// A SQL query returning the payment failures of the last hour; unset: the host counts
+    /// `payment_failed` events in-process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) payments_query: Option<String>,
+    /// More rules; one named like a preset replaces it.
+    pub(crate) rule: Vec<resee_ops_monitor::Rule>,
+}
+
+impl Default for RulesSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval: Duration::from_secs(30),
+            source_timeout: Duration::from_secs(5),
+            presets: true,
+            payments_query: None,
+            rule: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub(crate) struct ShutdownSection {
     /// How long a running job may take to finish on SIGTERM before it is cancelled.
     #[serde(with = "dur")]
@@ -349,6 +385,9 @@ impl Config {
         resee_ops_monitor::DiskThresholds::new(self.monitor.disk_warning, self.monitor.disk_critical)
             .map_err(|e| ConfigError::new("monitor.disk_warning / monitor.disk_critical", core_message(e.into())))?;
         self.logging.validate().map_err(|e| ConfigError::new("logging", e.message().to_owned()))?;
+        if self.rules.interval.is_zero() || self.rules.source_timeout.is_zero() {
+            return Err(ConfigError::new("rules.interval / rules.source_timeout", "must be above zero"));
+        }
         if self.alerts.queue_capacity == 0 {
             return Err(ConfigError::new("alerts.queue_capacity", "allowed: 1 or more"));
         }

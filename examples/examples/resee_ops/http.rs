@@ -1,5 +1,6 @@
 //! The HTTP server: `/health/live` and `/health/ready` (`application/health+json`, from the monitor's last
-//! cycle), and the status page of the schedule (`/status`, HTML; `/status.json`).
+//! cycle), and the status page of the schedule and the threshold rules (`/status`, HTML; `/status.json`).
+//! Its own traffic is recorded for the error-rate and latency rules.
 //!
 //! To add a route: merge it into the router in [`router`] (state it needs goes into [`AppState`]).
 
@@ -7,23 +8,25 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderValue, header};
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Utc};
 use resee_ops_core::schedule::{JobStatus, StatusView};
 use resee_ops_core::{BackupReport, CheckGroup, HealthStatus};
-use resee_ops_monitor::HealthMonitor;
 use resee_ops_monitor::http::EndpointConfig;
+use resee_ops_monitor::{HealthMonitor, Reading, RuleState};
 use serde::Serialize;
 
 use crate::jobs::BackupJob;
+use crate::rules::Rules;
 
 /// What the routes read.
 #[derive(Debug, Clone)]
 pub(crate) struct AppState {
     pub(crate) monitor: HealthMonitor,
+    pub(crate) rules: Option<Rules>,
     pub(crate) schedule: StatusView,
     pub(crate) backup: Option<Arc<BackupJob>>,
     pub(crate) started_at: DateTime<Utc>,
@@ -37,8 +40,14 @@ pub(crate) fn router(state: AppState, details: bool) -> Router {
         .route("/", get(|| async { axum::response::Redirect::to("/status") }))
         .route("/status", get(status_html))
         .route("/status.json", get(status_json))
-        .with_state(state);
-    health.merge(status)
+        .route("/events/{name}", axum::routing::post(record_event))
+        .with_state(state.clone());
+    let router = health.merge(status);
+    // After routing, so that each request is recorded under its route template.
+    match &state.rules {
+        Some(rules) => router.layer(rules.layer()),
+        None => router,
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -48,6 +57,8 @@ struct Status {
     started_at: DateTime<Utc>,
     readiness: &'static str,
     jobs: Vec<JobStatus>,
+    /// Each threshold rule: inactive, pending or firing, its last value and since when.
+    rules: Vec<RuleState>,
     /// The last backup run by this process.
     last_backup: Option<BackupReport>,
     /// The newest verified backup in the target (this process's or an earlier one's).
@@ -93,8 +104,22 @@ async fn status(state: &AppState) -> Status {
         started_at: state.started_at,
         readiness,
         jobs: state.schedule.status(),
+        rules: state.rules.as_ref().map(Rules::states).unwrap_or_default(),
         last_backup,
         newest_verified_backup: newest,
+    }
+}
+
+/// `POST /events/payment_failed`: the host counts an event for the rules (204), or 404 when payments are
+/// read with `rules.payments_query`.
+async fn record_event(State(state): State<AppState>, Path(name): Path<String>) -> StatusCode {
+    let valid = !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !valid {
+        return StatusCode::BAD_REQUEST;
+    }
+    match &state.rules {
+        Some(rules) if rules.record_event(&name) => StatusCode::NO_CONTENT,
+        _ => StatusCode::NOT_FOUND,
     }
 }
 
@@ -148,7 +173,35 @@ async fn status_html(State(state): State<AppState>) -> Response {
             j.skipped_overlaps + j.skipped_missed
         );
     }
-    page.push_str("</table><h2>Backups</h2>");
+    page.push_str("</table><h2>Rules</h2>");
+    if s.rules.is_empty() {
+        page.push_str("<p>No threshold rules (rules.enabled = false).</p>");
+    } else {
+        page.push_str(
+            "<table><tr><th>rule</th><th>state</th><th>value</th><th>threshold</th><th>since</th><th>reading</th></tr>",
+        );
+        for r in &s.rules {
+            let reading = match &r.reading {
+                Reading::NotYet => "not evaluated yet".to_owned(),
+                Reading::Value => "value".to_owned(),
+                Reading::NoData { reason } => reason.clone(),
+                Reading::Error { message } => format!("error: {message}"),
+                _ => String::new(),
+            };
+            let _ = write!(
+                page,
+                "<tr><td>{}</td><td><b>{:?}</b></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&r.name),
+                r.state,
+                r.value.map_or_else(|| "—".to_owned(), |v| format!("{v:.4}")),
+                r.threshold,
+                time(r.since),
+                escape(&reading)
+            );
+        }
+        page.push_str("</table>");
+    }
+    page.push_str("<h2>Backups</h2>");
     match &s.last_backup {
         Some(r) => {
             let _ = write!(

@@ -11,6 +11,7 @@
 //! - a configuration section: `config.rs` (`Config`, `Config::validate`) and `examples/resee-ops.toml`;
 //! - an alert destination: `alerts.rs`;
 //! - a health probe: `probes.rs` (`registry`);
+//! - a threshold rule or metric source: `rules.rs` (`Rules::build`), or `[[rules.rule]]` in the file;
 //! - a scheduled job: `jobs.rs` (`Jobs::build`);
 //! - an HTTP route: `http.rs` (`router`);
 //! - a subcommand: `cli.rs` (`Command`) and its arm in `main` below;
@@ -25,6 +26,7 @@ mod config;
 mod http;
 mod jobs;
 mod probes;
+mod rules;
 mod service;
 
 use std::process::ExitCode;
@@ -47,6 +49,10 @@ fn main() -> ExitCode {
         Ok(v) => v,
         Err(e) => return config_error(&e),
     };
+    // The rules name sources and fields that only exist once built: check them before anything starts.
+    if let Err(e) = rules::Rules::check(&config) {
+        return config_error(&e);
+    }
     if cli.check_config {
         print!("{}", config.render(&validated));
         return ExitCode::SUCCESS;

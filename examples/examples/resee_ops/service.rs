@@ -1,7 +1,7 @@
 //! The long-running service (`run`), the one-shot backup (`backup --once`) and the schedule preview.
 //!
 //! Shutdown order on SIGTERM/SIGINT: the scheduler stops starting runs and gives a running backup the
-//! grace period (then cancels it: no file is left under a final name); the monitor stops; the HTTP server
+//! grace period (then cancels it: no file is left under a final name); the monitor and the rules stop; the HTTP server
 //! stops accepting and finishes its requests; queued alerts are flushed; exit 0.
 
 use std::process::ExitCode;
@@ -17,6 +17,7 @@ use crate::alerts::Alerts;
 use crate::config::{Config, ConfigError, Validated};
 use crate::http::{AppState, router};
 use crate::jobs::{BackupJob, Jobs, SlotLock};
+use crate::rules::Rules;
 use crate::{EXIT_CONFIG, config_error};
 
 /// Exit code of `backup --once` when another run holds the slot.
@@ -76,7 +77,7 @@ pub(crate) async fn run(config: Config, validated: Validated) -> ExitCode {
         Ok(p) => p,
         Err(e) => return config_error(&e),
     };
-    let Parts { alerts, monitor, jobs } = parts;
+    let Parts { alerts, monitor, rules, jobs } = parts;
     let listener = match tokio::net::TcpListener::bind(validated.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -99,10 +100,12 @@ pub(crate) async fn run(config: Config, validated: Validated) -> ExitCode {
         }
     }
     let monitor_handle = monitor.spawn();
+    let rules_handle = rules.as_ref().map(Rules::spawn);
     let scheduler = scheduler.start();
 
     let state = AppState {
         monitor: monitor.clone(),
+        rules: rules.clone(),
         schedule: scheduler.status_view(),
         backup: jobs.backup.clone(),
         started_at,
@@ -139,6 +142,9 @@ pub(crate) async fn run(config: Config, validated: Validated) -> ExitCode {
         "scheduler stopped"
     );
     monitor_handle.shutdown().await;
+    if let Some(handle) = rules_handle {
+        handle.shutdown().await;
+    }
     let _ = stop_http.send(true);
     match server.await {
         Ok(Ok(())) => {}
@@ -153,6 +159,7 @@ pub(crate) async fn run(config: Config, validated: Validated) -> ExitCode {
 struct Parts {
     alerts: Alerts,
     monitor: HealthMonitor,
+    rules: Option<Rules>,
     jobs: Jobs,
 }
 
@@ -165,8 +172,9 @@ fn build(config: &Config, validated: &Validated) -> Result<Parts, ConfigError> {
         .with_notifier(alerts.notifier())
         .build()
         .map_err(|e| ConfigError::new("monitor", e.to_string()))?;
+    let rules = if config.rules.enabled { Some(Rules::build(config, alerts.notifier())?) } else { None };
     let jobs = Jobs::build(config, validated, alerts.notifier())?;
-    Ok(Parts { alerts, monitor, jobs })
+    Ok(Parts { alerts, monitor, rules, jobs })
 }
 
 /// `backup --once`: one slot of the backup job (with its retries, never past the next scheduled run),
