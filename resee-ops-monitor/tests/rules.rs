@@ -381,6 +381,43 @@ async fn an_undelivered_alert_is_sent_again_at_the_next_evaluation_in_order() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_alert_refused_for_good_is_dropped_and_counted_not_retried() {
+    let (g, inbox) = (Gauge::new(150.0), RecordingNotifier::new());
+    inbox.push_outcome(NotifyOutcome::failure(Error::new(ErrorKind::InvalidInput, "channel_not_found")));
+    let ev = evaluator([rule()], &g, &inbox);
+    step(&ev, MINUTE).await;
+    g.set(50.0);
+    step(&ev, MINUTE).await;
+    assert_eq!(inbox.titles(), ["Queue length: back to 50"]);
+    let stats = ev.delivery_stats();
+    assert_eq!((stats.delivered, stats.failed, stats.refused), (1, 1, 1));
+    assert_eq!(inbox.attempts(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn through_a_dispatcher_the_final_outcome_counts_not_the_queueing() {
+    use resee_ops_core::{DispatcherConfig, NotifierExt};
+    let (g, inbox) = (Gauge::new(150.0), RecordingNotifier::new());
+    inbox.push_outcome(NotifyOutcome::failure(Error::new(ErrorKind::Unavailable, "slack down")));
+    let dispatcher = inbox.clone().dispatched(DispatcherConfig::default());
+    let ev = RuleEvaluator::builder()
+        .with_metric("queue", g.clone())
+        .with_rule(rule())
+        .with_notifier(Arc::new(dispatcher.clone()))
+        .build()
+        .unwrap();
+    ev.evaluate().await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(ev.delivery_stats().failed, 1, "queued by the dispatcher, then failed: not delivered");
+    advance(MINUTE).await;
+    ev.evaluate().await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(inbox.titles(), ["Queue length: 150 > 100"], "sent again at the next evaluation");
+    assert_eq!(ev.delivery_stats().delivered, 1);
+    dispatcher.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn spawn_runs_on_the_interval_until_shut_down() {
     let (g, inbox) = (Gauge::new(1.0), RecordingNotifier::new());
     let ev = RuleEvaluator::builder()

@@ -86,8 +86,10 @@ pub struct RuleState {
 pub struct DeliveryStats {
     /// Alerts the notifier accepted.
     pub delivered: u64,
-    /// Attempts that failed (each is retried on the next evaluation).
+    /// Attempts that failed; a temporary failure is retried on the next evaluation.
     pub failed: u64,
+    /// Alerts refused for good (a permanent failure), dropped after their attempt.
+    pub refused: u64,
     /// Undelivered alerts replaced by newer ones of the same rule (more than 16 waiting).
     pub coalesced: u64,
 }
@@ -312,6 +314,7 @@ struct Slot {
 struct StatCounters {
     delivered: AtomicU64,
     failed: AtomicU64,
+    refused: AtomicU64,
     coalesced: AtomicU64,
 }
 
@@ -358,8 +361,10 @@ enum Outcome {
 ///
 /// - Each evaluation reads every distinct (source, measure) once, all concurrently, each under its source's
 ///   timeout (default 5 s); a hung or panicking source is an error outcome for its rules, never a stall.
-/// - Alerts go to a delivery task in order per rule: the evaluator never waits on the notifier. An alert the
-///   notifier did not accept is sent again on the next evaluation ([`DeliveryStats`] counts it).
+/// - Alerts go to a delivery task in order per rule: the evaluator never waits on the notifier. The task
+///   waits for each alert's final outcome ([`Notifier::notify_final`]: through a dispatcher, the delivery,
+///   not the queueing); an alert refused for a temporary reason is sent again on the next evaluation, one
+///   refused for good is dropped; [`DeliveryStats`] counts both.
 /// - [`states`](Self::states) answers at once with each rule's state, value and `since`.
 /// - [`run`](Self::run) / [`spawn`](Self::spawn) run it on the interval until cancelled.
 ///
@@ -446,6 +451,7 @@ impl RuleEvaluator {
         DeliveryStats {
             delivered: s.delivered.load(Ordering::SeqCst),
             failed: s.failed.load(Ordering::SeqCst),
+            refused: s.refused.load(Ordering::SeqCst),
             coalesced: s.coalesced.load(Ordering::SeqCst),
         }
     }
@@ -756,8 +762,9 @@ fn classify(m: Measurement) -> Outcome {
     }
 }
 
-/// Delivers each rule's alerts in order; an alert the notifier does not accept stays first in its rule's
-/// queue until the next evaluation restarts delivery.
+/// Delivers each rule's alerts in order, waiting for each one's final outcome (a dispatcher's `Queued` is not
+/// a delivery). An alert refused for a temporary reason stays first in its rule's queue until the next
+/// evaluation restarts delivery; one refused for good is dropped, counted and logged.
 async fn deliver(mut rx: mpsc::UnboundedReceiver<usize>, outbox: Arc<Outbox>, notifier: Arc<dyn Notifier>) {
     while let Some(i) = rx.recv().await {
         loop {
@@ -765,10 +772,15 @@ async fn deliver(mut rx: mpsc::UnboundedReceiver<usize>, outbox: Arc<Outbox>, no
                 outbox.slots()[i].in_flight = false;
                 break;
             };
-            let outcome = notifier.notify(&alert).await;
+            let outcome = notifier.notify_final(&alert).await;
             let mut slots = outbox.slots();
             if outcome.is_ok() {
                 outbox.stats.delivered.fetch_add(1, Ordering::SeqCst);
+                slots[i].queue.pop_front();
+            } else if !outcome.is_retryable() {
+                tracing::error!(target: "resee_ops::rules", rule = %alert.name, outcome = %outcome, "rule alert refused for good; dropped");
+                outbox.stats.failed.fetch_add(1, Ordering::SeqCst);
+                outbox.stats.refused.fetch_add(1, Ordering::SeqCst);
                 slots[i].queue.pop_front();
             } else {
                 tracing::warn!(target: "resee_ops::rules", rule = %alert.name, outcome = %outcome, "rule alert not delivered; retrying at the next evaluation");
