@@ -102,3 +102,53 @@ fn used_percent_counts_reserved_blocks_as_unavailable_like_df() {
     assert!((s.used_percent().unwrap() - 77.777).abs() < 0.01);
     assert_eq!(FsStats::new(0, 0, 0).used_percent(), None);
 }
+
+/// A file system whose `statvfs` blocks until the test lets it go, like a dead NFS mount.
+#[derive(Debug)]
+struct HungFs {
+    release: Mutex<std::sync::mpsc::Receiver<()>>,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+impl FsStatsSource for HungFs {
+    fn stats(&self, _: &Path) -> std::io::Result<FsStats> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _ = self.release.lock().unwrap().recv();
+        Ok(FsStats::new(1000, 900, 900))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_statvfs_keeps_one_thread_and_the_next_cycles_report_it() {
+    let (release, blocked) = std::sync::mpsc::channel();
+    let fs = Arc::new(HungFs { release: Mutex::new(blocked), calls: Default::default() });
+    let probe = DiskUsageProbe::new("/mnt/nfs").with_source(fs.clone());
+    let registry = resee_ops_core::HealthRegistry::new()
+        .with_default_timeout(std::time::Duration::from_millis(200))
+        .register(resee_ops_core::Registration::new(probe.clone()));
+
+    let first = registry.check_all().await;
+    assert_eq!(first.checks["disk:/mnt/nfs"].output.as_deref(), Some("timed out after 200ms"));
+    for _ in 0..5 {
+        let next = registry.check_all().await.checks["disk:/mnt/nfs"].clone();
+        assert_eq!(next.status, HealthStatus::Down);
+        let why = next.output.unwrap();
+        assert!(why.starts_with("statvfs /mnt/nfs has not returned for"), "{why}");
+    }
+    assert_eq!(fs.calls.load(std::sync::atomic::Ordering::SeqCst), 1, "one blocking thread, not one per cycle");
+
+    // The mount comes back: the stuck call returns and frees the slot; checks run again.
+    release.send(()).unwrap();
+    release.send(()).unwrap();
+    let mut recovered = None;
+    for _ in 0..500 {
+        let outcome = probe.check().await;
+        if outcome.status == HealthStatus::Up {
+            recovered = Some(outcome);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await; // poll for the freed slot
+    }
+    assert_eq!(recovered.expect("checks run again once statvfs returns").observed_value, Some(10.0));
+    assert_eq!(fs.calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+}

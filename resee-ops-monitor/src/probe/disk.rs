@@ -2,7 +2,7 @@
 
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use resee_ops_core::{HealthProbe, ProbeOutcome};
@@ -128,6 +128,11 @@ impl DiskThresholds {
 /// rounded to one decimal. Not critical by default: a full disk degrades a web service before it stops it,
 /// and the alert fires either way.
 ///
+/// `statvfs` runs on a blocking thread, which no timeout can stop: on a dead NFS mount it may never
+/// return. At most one call is in flight per probe (clones share it; register one probe per path): while
+/// one hangs, later checks do not start another thread but report the probe `Down` with how long the call
+/// has been stuck.
+///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// use resee_ops_core::HealthProbe;
@@ -145,6 +150,8 @@ pub struct DiskUsageProbe {
     thresholds: DiskThresholds,
     critical: bool,
     source: Arc<dyn FsStatsSource>,
+    /// When the `statvfs` call still running started, if one is.
+    in_flight: Arc<Mutex<Option<tokio::time::Instant>>>,
 }
 
 impl DiskUsageProbe {
@@ -157,6 +164,7 @@ impl DiskUsageProbe {
             thresholds: DiskThresholds::default(),
             critical: false,
             source: Arc::new(Statvfs),
+            in_flight: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -189,22 +197,52 @@ impl DiskUsageProbe {
         &self.path
     }
 
-    /// Percent used, read on a blocking thread.
+    /// Percent used, read on a blocking thread. Fails at once with kind `Timeout`, without starting
+    /// another thread, while an earlier call on this probe has not returned.
     pub async fn used_percent(&self) -> Result<f64, MonitorError> {
+        {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(since) = *in_flight {
+                return Err(MonitorError::new(
+                    MonitorErrorKind::Timeout,
+                    format!(
+                        "statvfs {} has not returned for {} s: the file system may be hung (a dead network mount?)",
+                        self.path.display(),
+                        since.elapsed().as_secs()
+                    ),
+                ));
+            }
+            *in_flight = Some(tokio::time::Instant::now());
+        }
         let source = self.source.clone();
         let path = self.path.clone();
-        let stats = tokio::task::spawn_blocking(move || source.stats(&path))
-            .await
-            .map_err(|e| MonitorError::new(MonitorErrorKind::Io, format!("statvfs task failed: {e}")))?
-            .map_err(|e| {
-                MonitorError::new(MonitorErrorKind::Io, format!("statvfs {}: {e}", self.path.display())).with_source(e)
-            })?;
+        let slot = self.in_flight.clone();
+        // The slot is freed by the thread itself when the call returns, even if this future was dropped
+        // by a timeout long before.
+        let stats = tokio::task::spawn_blocking(move || {
+            let _free = FreeOnDrop(slot); // also when the source panics
+            source.stats(&path)
+        })
+        .await
+        .map_err(|e| MonitorError::new(MonitorErrorKind::Io, format!("statvfs task failed: {e}")))?
+        .map_err(|e| {
+            MonitorError::new(MonitorErrorKind::Io, format!("statvfs {}: {e}", self.path.display())).with_source(e)
+        })?;
         stats.used_percent().ok_or_else(|| {
             MonitorError::new(
                 MonitorErrorKind::Io,
                 format!("{} reports a file system of size zero", self.path.display()),
             )
         })
+    }
+}
+
+/// Frees a probe's in-flight slot when the blocking call ends, however it ends.
+struct FreeOnDrop(Arc<Mutex<Option<tokio::time::Instant>>>);
+
+impl Drop for FreeOnDrop {
+    fn drop(&mut self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 }
 
@@ -221,6 +259,7 @@ impl HealthProbe for DiskUsageProbe {
     async fn check(&self) -> ProbeOutcome {
         let used = match self.used_percent().await {
             Ok(used) => used,
+            Err(e) if e.kind() == MonitorErrorKind::Timeout => return ProbeOutcome::down(e.message()),
             Err(e) => return ProbeOutcome::unknown(e.message()),
         };
         let shown = (used * 10.0).round() / 10.0;
