@@ -129,6 +129,35 @@ impl ProbeOutcome {
     }
 }
 
+/// The words of a health alert, as a probe chooses them: see [`HealthProbe::alert_text`].
+///
+/// ```
+/// use resee_ops_core::ProbeAlertText;
+/// let t = ProbeAlertText::new("Payment gateway unreachable").with_text("3 of 3 requests timed out");
+/// assert_eq!(t.text.as_deref(), Some("3 of 3 requests timed out"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProbeAlertText {
+    /// The one-line title (measured values welcome: they never enter the fingerprint).
+    pub title: String,
+    /// Longer text; `None` lets the monitor use the check's output.
+    pub text: Option<String>,
+}
+
+impl ProbeAlertText {
+    /// A title and no text.
+    pub fn new(title: impl Into<String>) -> Self {
+        Self { title: title.into(), text: None }
+    }
+
+    /// Sets the text.
+    pub fn with_text(mut self, text: impl Into<String>) -> Self {
+        self.text = Some(text.into());
+        self
+    }
+}
+
 /// Checks one dependency or resource: a database, a cache, a disk, the workers.
 ///
 /// `check` should bound its own work, but the [`HealthRegistry`](crate::HealthRegistry) also runs it under a
@@ -163,6 +192,24 @@ pub trait HealthProbe: Send + Sync + Debug + 'static {
 
     /// Runs the check once.
     async fn check(&self) -> ProbeOutcome;
+
+    /// The title and text of the alert a health monitor sends about this probe: for a firing,
+    /// `outcome` is the failing check and `resolved` is false; for the recovery, the passing check and
+    /// `true`. The default reads "Health check `<name>` failed" (text: the check's output) and "Health
+    /// check `<name>` recovered"; probes with something better to say override it (the database probe
+    /// says "Database connection failed", the disk probe "Disk usage 93 %").
+    fn alert_text(&self, outcome: &ProbeOutcome, resolved: bool) -> ProbeAlertText {
+        let name = self.name();
+        if resolved {
+            ProbeAlertText::new(format!("Health check {name} recovered"))
+        } else {
+            let text = ProbeAlertText::new(format!("Health check {name} failed"));
+            match &outcome.output {
+                Some(output) => text.with_text(output.clone()),
+                None => text,
+            }
+        }
+    }
 }
 
 #[deny(clippy::missing_trait_methods)]
@@ -170,6 +217,9 @@ pub trait HealthProbe: Send + Sync + Debug + 'static {
 impl<P: HealthProbe + ?Sized> HealthProbe for Arc<P> {
     fn name(&self) -> &str {
         (**self).name()
+    }
+    fn alert_text(&self, outcome: &ProbeOutcome, resolved: bool) -> ProbeAlertText {
+        (**self).alert_text(outcome, resolved)
     }
     fn is_critical(&self) -> bool {
         (**self).is_critical()
@@ -184,6 +234,9 @@ impl<P: HealthProbe + ?Sized> HealthProbe for Arc<P> {
 impl<P: HealthProbe + ?Sized> HealthProbe for Box<P> {
     fn name(&self) -> &str {
         (**self).name()
+    }
+    fn alert_text(&self, outcome: &ProbeOutcome, resolved: bool) -> ProbeAlertText {
+        (**self).alert_text(outcome, resolved)
     }
     fn is_critical(&self) -> bool {
         (**self).is_critical()

@@ -60,7 +60,7 @@ pub use backup::{
 pub use clock::{Clock, SharedClock, SystemClock, system_clock};
 pub use error::{Error, ErrorKind, Result};
 pub use flap::{FlapConfig, FlapDetector, FlapVerdict};
-pub use health::{HealthProbe, HealthStatus, ProbeOutcome};
+pub use health::{HealthProbe, HealthStatus, ProbeAlertText, ProbeOutcome};
 pub use metric::{MetricSample, MetricSource};
 pub use notify::{
     DEFAULT_THROTTLE_RETENTION, DEFAULT_THROTTLE_WINDOW, DispatchStats, Dispatcher, DispatcherConfig, DropReason,

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use resee_ops_core::{
-    Alert, CheckGroup, CheckResult, FlapConfig, FlapDetector, FlapVerdict, HealthRegistry, HealthReport, HealthStatus,
-    LogNotifier, Notifier, NotifyOutcome, Severity, SharedClock, system_clock,
+    Alert, CheckGroup, CheckResult, FlapConfig, FlapDetector, FlapVerdict, HealthProbe, HealthRegistry, HealthReport,
+    HealthStatus, LogNotifier, Notifier, NotifyOutcome, ProbeAlertText, ProbeOutcome, Severity, SharedClock,
+    system_clock,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -163,10 +164,13 @@ pub enum AlertText {
 }
 
 impl AlertText {
-    /// The text for the default names of this crate's probes: `database` and `postgres*` → "Database
-    /// connection failed"; `redis` → "Redis connection failed"; `disk*` → "Disk usage 85 %"; `workers` →
-    /// "No worker alive"; `queue*` → "Queue length 1200 items"; anything else → "Health check `<name>`
-    /// failed".
+    /// The wording this crate's probes use under their default names: `database` and `postgres*` →
+    /// "Database connection failed"; `redis` → "Redis connection failed"; `disk*` → "Disk usage 85 %";
+    /// `workers` → "No worker alive"; `queue*` → "Queue length 1200 items"; anything else → "Health check
+    /// `<name>` failed". The monitor never picks a wording by name: a probe supplies its own through
+    /// [`HealthProbe::alert_text`](resee_ops_core::HealthProbe::alert_text), and
+    /// [`HealthMonitorBuilder::with_alert_text`] overrides it. This helps a wrapper or test double speak
+    /// like the real probe.
     pub fn for_probe(name: &str) -> Self {
         match name {
             "database" => Self::Failed("Database connection".into()),
@@ -179,48 +183,49 @@ impl AlertText {
         }
     }
 
-    /// What the alerts are about, for notices that carry no measurement ("Database connection is
-    /// flapping").
-    fn subject(&self, probe: &str) -> String {
-        match self {
-            Self::Failed(subject) | Self::Measured(subject) => subject.clone(),
-            Self::Workers => "Workers".to_owned(),
-            Self::Custom { .. } => format!("Health check {probe}"),
-        }
-    }
-
-    fn firing_title(&self, result: &CheckResult) -> String {
-        match self {
-            Self::Failed(subject) => format!("{subject} failed"),
-            Self::Measured(subject) => match observed(result) {
+    /// The title (and no text: the check's output is used) for `outcome`, failing or `resolved`; what a
+    /// probe returns from [`HealthProbe::alert_text`](resee_ops_core::HealthProbe::alert_text).
+    ///
+    /// ```
+    /// use resee_ops_core::ProbeOutcome;
+    /// use resee_ops_monitor::AlertText;
+    /// let disk = AlertText::Measured("Disk usage".into());
+    /// let full = ProbeOutcome::down("above 90 %").with_observed(93.4, "percent");
+    /// assert_eq!(disk.alert_text(&full, false).title, "Disk usage 93 %");
+    /// assert_eq!(disk.alert_text(&ProbeOutcome::up().with_observed(41.0, "percent"), true).title, "Disk usage back to 41 %");
+    /// ```
+    pub fn alert_text(&self, outcome: &ProbeOutcome, resolved: bool) -> ProbeAlertText {
+        let shown = observed_of(outcome.observed_value, outcome.observed_unit.as_deref());
+        ProbeAlertText::new(match (self, resolved) {
+            (Self::Failed(subject), false) => format!("{subject} failed"),
+            (Self::Failed(subject), true) => format!("{subject} recovered"),
+            (Self::Measured(subject), false) => match shown {
                 Some(v) => format!("{subject} {v}"),
                 None => format!("{subject} unknown"),
             },
-            Self::Workers => match result.observed_value {
-                Some(n) if n >= 1.0 => format!("Only {n} worker{} alive", if n == 1.0 { "" } else { "s" }),
-                _ => "No worker alive".to_owned(),
-            },
-            Self::Custom { firing, .. } => firing.clone(),
-        }
-    }
-
-    fn resolved_title(&self, result: &CheckResult) -> String {
-        match self {
-            Self::Failed(subject) => format!("{subject} recovered"),
-            Self::Measured(subject) => match observed(result) {
+            (Self::Measured(subject), true) => match shown {
                 Some(v) => format!("{subject} back to {v}"),
                 None => format!("{subject} recovered"),
             },
-            Self::Workers => "Workers alive again".to_owned(),
-            Self::Custom { resolved, .. } => resolved.clone(),
-        }
+            (Self::Workers, false) => match outcome.observed_value {
+                Some(n) if n >= 1.0 => format!("Only {n} worker{} alive", if n == 1.0 { "" } else { "s" }),
+                _ => "No worker alive".to_owned(),
+            },
+            (Self::Workers, true) => "Workers alive again".to_owned(),
+            (Self::Custom { firing, .. }, false) => firing.clone(),
+            (Self::Custom { resolved, .. }, true) => resolved.clone(),
+        })
     }
 }
 
 /// "85 %", "1200 items", "3.5 ms"; rounded to whole numbers for percent.
 fn observed(result: &CheckResult) -> Option<String> {
-    let v = result.observed_value?;
-    Some(match result.observed_unit.as_deref() {
+    observed_of(result.observed_value, result.observed_unit.as_deref())
+}
+
+fn observed_of(value: Option<f64>, unit: Option<&str>) -> Option<String> {
+    let v = value?;
+    Some(match unit {
         Some("percent") => format!("{} %", v.round()),
         Some(unit) => format!("{v} {unit}"),
         None => format!("{v}"),
@@ -291,6 +296,8 @@ struct Inner {
     config: MonitorConfig,
     notifier: Arc<dyn Notifier>,
     texts: HashMap<String, AlertText>,
+    /// The probes by report key, for their alert wording.
+    probes: HashMap<String, Arc<dyn HealthProbe>>,
     clock: SharedClock,
     /// Held for a whole cycle's checks and decisions, never across a delivery: cycles do not overlap.
     cycle: tokio::sync::Mutex<()>,
@@ -385,11 +392,17 @@ impl HealthMonitorBuilder {
     pub fn build(self) -> Result<HealthMonitor, MonitorError> {
         self.config.validate()?;
         let (latest, _) = watch::channel(None);
+        let mut probes = HashMap::new();
+        for r in self.registry.registrations() {
+            // The first of several probes sharing a name owns the plain key.
+            probes.entry(r.probe().name().to_owned()).or_insert_with(|| r.probe().clone());
+        }
         Ok(HealthMonitor {
             inner: Arc::new(Inner {
                 registry: self.registry,
                 config: self.config,
                 notifier: self.notifier.unwrap_or_else(|| Arc::new(LogNotifier::new())),
+                probes,
                 texts: self.texts,
                 clock: self.clock,
                 cycle: tokio::sync::Mutex::new(()),
@@ -627,7 +640,13 @@ impl HealthMonitor {
         if probe.in_flight {
             return None;
         }
-        let text = inner.texts.get(name).cloned().unwrap_or_else(|| AlertText::for_probe(name));
+        // The wording: the builder's override, else the probe's own, else the trait's default.
+        let outcome = result.outcome();
+        let words = |resolved: bool| match (inner.texts.get(name), inner.probes.get(name)) {
+            (Some(text), _) => text.alert_text(&outcome, resolved),
+            (None, Some(probe)) => probe.alert_text(&outcome, resolved),
+            (None, None) => AlertText::Failed(format!("Health check {name}")).alert_text(&outcome, resolved),
+        };
         let base = |name_: &str, severity, title: String| {
             Alert::new(name_, severity, title)
                 .with_source(&inner.config.source)
@@ -635,26 +654,28 @@ impl HealthMonitor {
                 .with_field("Probe", name)
                 .with_timestamp(now)
         };
-        let subject = text.subject(name);
         let (sent, alert) = if probe.flap.is_flapping() || probe.flap_notice.is_some() {
             // Flapping: one notice when it starts, its resolution when it has settled; changes are held.
             match (probe.flap.is_flapping(), &probe.flap_notice) {
                 (true, None) => {
                     let window = probe.flap.config().window;
-                    let alert = base(FLAPPING_ALERT_NAME, Severity::Warning, format!("{subject} is flapping")).with_text(
-                        format!(
-                            "{name} changed state more than {} times in {}s; further changes are held until it keeps one \
+                    let alert = base(
+                        FLAPPING_ALERT_NAME,
+                        Severity::Warning,
+                        format!("Health check {name} is flapping"),
+                    )
+                    .with_text(format!(
+                        "{name} changed state more than {} times in {}s; further changes are held until it keeps one \
                              state for {}s.",
-                            probe.flap.config().max_changes,
-                            window.as_secs(),
-                            window.as_secs()
-                        ),
-                    );
+                        probe.flap.config().max_changes,
+                        window.as_secs(),
+                        window.as_secs()
+                    ));
                     (Sent::FlapStarted, alert)
                 }
                 (false, Some(notice)) => {
                     let mut alert = notice.resolved();
-                    alert.title = format!("{subject} steady again");
+                    alert.title = format!("Health check {name} steady again");
                     alert.text = format!("{name} has kept one state for {}s.", probe.flap.config().window.as_secs());
                     alert.timestamp = now;
                     (Sent::FlapSettled, alert)
@@ -675,8 +696,9 @@ impl HealthMonitor {
             if !due {
                 return None;
             }
-            let mut alert = base(HEALTH_ALERT_NAME, severity_of(probe.damped), text.firing_title(result))
-                .with_text(result.output.clone().unwrap_or_default())
+            let words = words(false);
+            let mut alert = base(HEALTH_ALERT_NAME, severity_of(probe.damped), words.title)
+                .with_text(words.text.or_else(|| result.output.clone()).unwrap_or_default())
                 .with_field("Status", result.status.as_health_json());
             if let Some(v) = observed(result) {
                 alert = alert.with_field("Observed", v);
@@ -686,10 +708,11 @@ impl HealthMonitor {
             let firing = probe
                 .open_alert
                 .clone()
-                .unwrap_or_else(|| base(HEALTH_ALERT_NAME, Severity::Error, text.firing_title(result)));
+                .unwrap_or_else(|| base(HEALTH_ALERT_NAME, Severity::Error, words(false).title));
+            let words = words(true);
             let mut alert = firing.resolved();
-            alert.title = text.resolved_title(result);
-            alert.text = format!("{name} passes again.");
+            alert.title = words.title;
+            alert.text = words.text.unwrap_or_else(|| format!("{name} passes again."));
             alert.fields.retain(|f| f.name == "Probe");
             alert.fields.push(resee_ops_core::Field { name: "Status".into(), value: "pass".into() });
             if let Some(v) = observed(result) {

@@ -3,12 +3,39 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use resee_ops_core::testing::{ManualClock, RecordingNotifier, StaticProbe};
 use resee_ops_core::{
-    AlertStatus, CheckGroup, DispatcherConfig, Error, ErrorKind, HealthRegistry, HealthStatus, Notifier, NotifierExt,
-    NotifyOutcome, ProbeOutcome, Registration, Severity, Throttled,
+    AlertStatus, CheckGroup, DispatcherConfig, Error, ErrorKind, HealthProbe, HealthRegistry, HealthStatus, Notifier,
+    NotifierExt, NotifyOutcome, ProbeAlertText, ProbeOutcome, Registration, Severity, Throttled,
 };
 use resee_ops_monitor::{AlertMode, AlertText, FLAPPING_ALERT_NAME, HEALTH_ALERT_NAME, HealthMonitor, MonitorConfig};
+
+/// A test double that speaks like the real probe of its name, as the real probes word their alerts
+/// through `HealthProbe::alert_text`.
+#[derive(Debug)]
+struct Titled(StaticProbe);
+
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl HealthProbe for Titled {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn is_critical(&self) -> bool {
+        self.0.is_critical()
+    }
+    async fn check(&self) -> ProbeOutcome {
+        self.0.check().await
+    }
+    fn alert_text(&self, outcome: &ProbeOutcome, resolved: bool) -> ProbeAlertText {
+        AlertText::for_probe(self.0.name()).alert_text(outcome, resolved)
+    }
+}
+
+fn titled(probe: &StaticProbe) -> Registration {
+    Registration::new(Titled(probe.clone()))
+}
 
 fn up() -> ProbeOutcome {
     ProbeOutcome::up()
@@ -26,7 +53,7 @@ fn disk(percent: f64) -> ProbeOutcome {
 }
 
 fn monitor_of(probes: &[&StaticProbe], inbox: &RecordingNotifier, failures: u32, passes: u32) -> HealthMonitor {
-    let registry = probes.iter().fold(HealthRegistry::new(), |r, p| r.register(Registration::new((*p).clone())));
+    let registry = probes.iter().fold(HealthRegistry::new(), |r, p| r.register(titled(p)));
     HealthMonitor::builder(registry)
         .with_failures_before_down(failures)
         .with_passes_before_up(passes)
@@ -176,8 +203,8 @@ async fn a_hanging_probe_costs_its_timeout_and_no_more() {
     let slow = StaticProbe::new("database", up()).with_delay(Duration::from_millis(1500));
     let registry = HealthRegistry::new()
         .with_default_timeout(Duration::from_secs(2))
-        .register(Registration::new(hung))
-        .register(Registration::new(slow));
+        .register(titled(&hung))
+        .register(titled(&slow));
     let monitor = HealthMonitor::builder(registry).with_failures_before_down(1).build().unwrap();
     let started = tokio::time::Instant::now();
     let report = monitor.run_once().await;
@@ -189,7 +216,7 @@ async fn a_hanging_probe_costs_its_timeout_and_no_more() {
 #[tokio::test(start_paused = true)]
 async fn the_run_loop_ticks_on_its_interval_and_stops_on_shutdown() {
     let db = StaticProbe::new("database", up()).with_delay(Duration::from_secs(1));
-    let registry = HealthRegistry::new().register(Registration::new(db.clone()));
+    let registry = HealthRegistry::new().register(titled(&db));
     let monitor = HealthMonitor::builder(registry).with_interval(Duration::from_secs(10)).build().unwrap();
     assert!(monitor.report(CheckGroup::Readiness).is_none(), "nothing before the first cycle");
 
@@ -251,7 +278,7 @@ fn throttled_monitor(config: MonitorConfig) -> (StaticProbe, RecordingNotifier, 
     let throttled: Arc<dyn Notifier> =
         Arc::new(Throttled::new(inbox.clone()).with_window(Duration::from_secs(600)).with_clock(clock.shared()));
     let db = StaticProbe::new("database", down());
-    let monitor = HealthMonitor::builder(HealthRegistry::new().register(Registration::new(db.clone())))
+    let monitor = HealthMonitor::builder(HealthRegistry::new().register(titled(&db)))
         .with_config(config)
         .with_notifier(throttled)
         .with_clock(clock.shared())
@@ -308,7 +335,7 @@ async fn rule_reminders_count_from_the_last_delivered_firing() {
     // The first firing is coalesced by some layer (say, a throttle shared with another replica).
     inbox.push_outcome(NotifyOutcome::Suppressed);
     let db = StaticProbe::new("database", down());
-    let monitor = HealthMonitor::builder(HealthRegistry::new().register(Registration::new(db.clone())))
+    let monitor = HealthMonitor::builder(HealthRegistry::new().register(titled(&db)))
         .with_failures_before_down(1)
         .with_notifier(Arc::new(inbox.clone()))
         .with_repeat_interval(Duration::from_secs(300))
@@ -332,7 +359,7 @@ async fn rule_reminders_count_from_the_last_delivered_firing() {
     // Without anything suppressed: at 0 s, 300 s and 600 s.
     let plain = RecordingNotifier::new();
     let clock = ManualClock::new();
-    let monitor = HealthMonitor::builder(HealthRegistry::new().register(Registration::new(db.clone())))
+    let monitor = HealthMonitor::builder(HealthRegistry::new().register(titled(&db)))
         .with_failures_before_down(1)
         .with_notifier(Arc::new(plain.clone()))
         .with_repeat_interval(Duration::from_secs(300))
@@ -353,7 +380,7 @@ async fn rule_a_resolution_is_retried_through_the_dispatcher_until_delivered() {
     let inbox = RecordingNotifier::new();
     let dispatcher = inbox.clone().dispatched(DispatcherConfig::default());
     let db = StaticProbe::new("database", down());
-    let monitor = HealthMonitor::builder(HealthRegistry::new().register(Registration::new(db.clone())))
+    let monitor = HealthMonitor::builder(HealthRegistry::new().register(titled(&db)))
         .with_failures_before_down(1)
         .with_passes_before_up(1)
         .with_notifier(Arc::new(dispatcher.clone()))
@@ -381,7 +408,7 @@ async fn rule_a_resolution_is_retried_through_the_dispatcher_until_delivered() {
 async fn rule_a_slow_delivery_never_holds_up_the_cycles() {
     let inbox = RecordingNotifier::new().with_delay(Duration::from_secs(3600));
     let db = StaticProbe::new("database", down());
-    let monitor = HealthMonitor::builder(HealthRegistry::new().register(Registration::new(db.clone())))
+    let monitor = HealthMonitor::builder(HealthRegistry::new().register(titled(&db)))
         .with_failures_before_down(1)
         .with_interval(Duration::from_secs(10))
         .with_notifier(Arc::new(inbox.clone()))
@@ -409,7 +436,7 @@ async fn rule_a_flapping_probe_sends_one_notice_and_holds_changes_until_it_settl
             "flap": {"max_changes": 3, "window": "10m"}}"#,
     )
     .unwrap();
-    let monitor = HealthMonitor::builder(HealthRegistry::new().register(Registration::new(db.clone())))
+    let monitor = HealthMonitor::builder(HealthRegistry::new().register(titled(&db)))
         .with_config(config)
         .with_notifier(Arc::new(inbox.clone()))
         .with_clock(clock.shared())
@@ -427,7 +454,7 @@ async fn rule_a_flapping_probe_sends_one_notice_and_holds_changes_until_it_settl
             "Database connection failed",
             "Database connection recovered",
             "Database connection failed",
-            "Database connection is flapping"
+            "Health check database is flapping"
         ],
         "three changes pass; the fourth starts flapping and is held, and so are the ones after it"
     );
@@ -443,7 +470,7 @@ async fn rule_a_flapping_probe_sends_one_notice_and_holds_changes_until_it_settl
     monitor.run_once().await;
     monitor.run_once().await;
     let titles = inbox.titles();
-    assert_eq!(titles[4..], ["Database connection steady again"]);
+    assert_eq!(titles[4..], ["Health check database steady again"]);
     assert!(inbox.alerts()[4].is_resolved());
     assert_eq!(inbox.alerts()[4].fingerprint(), notice.fingerprint());
     // The channel already says "failed" (the last delivered state): nothing more until a real change.
@@ -459,9 +486,9 @@ async fn the_cache_serves_each_group_and_is_filled_before_alerts_are_sent() {
     let queue = StaticProbe::new("queue:celery", ProbeOutcome::down("5000 items").with_observed(5000.0, "items"))
         .non_critical();
     let registry = HealthRegistry::new()
-        .register(Registration::new(db))
-        .register(Registration::new(queue))
-        .register(Registration::new(process).in_groups(&[CheckGroup::Liveness]));
+        .register(titled(&db))
+        .register(titled(&queue))
+        .register(titled(&process).in_groups(&[CheckGroup::Liveness]));
     let slow_inbox = RecordingNotifier::new().with_delay(Duration::from_secs(60));
     let monitor = HealthMonitor::builder(registry)
         .with_failures_before_down(1)
@@ -502,8 +529,8 @@ fn invalid_configurations_are_rejected() {
 #[tokio::test(start_paused = true)]
 async fn a_probe_in_both_groups_runs_once_per_cycle() {
     let disk = StaticProbe::new("disk:/", up());
-    let registry = HealthRegistry::new()
-        .register(Registration::new(disk.clone()).in_groups(&[CheckGroup::Liveness, CheckGroup::Readiness]));
+    let registry =
+        HealthRegistry::new().register(titled(&disk).in_groups(&[CheckGroup::Liveness, CheckGroup::Readiness]));
     let monitor = HealthMonitor::builder(registry).build().unwrap();
     monitor.run_once().await;
     monitor.run_once().await;
@@ -537,4 +564,46 @@ async fn a_stale_report_fails_readiness_with_a_reason() {
     assert_eq!(monitor.report(CheckGroup::Liveness).unwrap().status, HealthStatus::Up, "liveness is not readiness");
     monitor.run_once().await;
     assert_eq!(monitor.report(CheckGroup::Readiness).unwrap().status, HealthStatus::Up, "fresh again");
+}
+
+/// A probe words its own alerts (`HealthProbe::alert_text`); the monitor never picks a wording from the
+/// probe's name.
+#[tokio::test(start_paused = true)]
+async fn a_probe_supplies_its_own_alert_text_and_its_name_chooses_none() {
+    #[derive(Debug)]
+    struct Payments;
+
+    #[async_trait]
+    impl HealthProbe for Payments {
+        fn name(&self) -> &str {
+            "payments"
+        }
+        async fn check(&self) -> ProbeOutcome {
+            ProbeOutcome::down("3 of 3 requests timed out")
+        }
+        fn alert_text(&self, _: &ProbeOutcome, resolved: bool) -> ProbeAlertText {
+            if resolved {
+                ProbeAlertText::new("Payment gateway reachable again")
+            } else {
+                ProbeAlertText::new("Payment gateway unreachable").with_text("Card payments fail; see the runbook.")
+            }
+        }
+    }
+
+    let replica = StaticProbe::new("postgres-replica", down());
+    let registry = HealthRegistry::new().register(Registration::new(Payments)).register(Registration::new(replica));
+    let inbox = RecordingNotifier::new();
+    let monitor = HealthMonitor::builder(registry)
+        .with_failures_before_down(1)
+        .with_notifier(Arc::new(inbox.clone()))
+        .build()
+        .unwrap();
+    monitor.run_once().await;
+    let mut titles = inbox.titles();
+    titles.sort();
+    assert_eq!(titles, ["Health check postgres-replica failed", "Payment gateway unreachable"]);
+    let payments = inbox.alerts().into_iter().find(|a| a.title.starts_with("Payment")).unwrap();
+    assert_eq!(payments.text, "Card payments fail; see the runbook.");
+    let replica = inbox.alerts().into_iter().find(|a| a.title.starts_with("Health")).unwrap();
+    assert_eq!(replica.text, "connection refused", "the default text is the check's output");
 }

@@ -248,6 +248,10 @@ impl Drop for FreeOnDrop {
 
 #[async_trait]
 impl HealthProbe for DiskUsageProbe {
+    fn alert_text(&self, outcome: &ProbeOutcome, resolved: bool) -> resee_ops_core::ProbeAlertText {
+        crate::AlertText::Measured("Disk usage".into()).alert_text(outcome, resolved)
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

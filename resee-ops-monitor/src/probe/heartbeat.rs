@@ -340,6 +340,10 @@ fn escape_glob(s: &str) -> String {
 
 #[async_trait]
 impl HealthProbe for WorkerHeartbeatProbe {
+    fn alert_text(&self, outcome: &ProbeOutcome, resolved: bool) -> resee_ops_core::ProbeAlertText {
+        crate::AlertText::Workers.alert_text(outcome, resolved)
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

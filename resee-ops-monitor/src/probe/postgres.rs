@@ -249,6 +249,10 @@ fn describe_target(pg: &tokio_postgres::Config) -> String {
 
 #[async_trait]
 impl HealthProbe for PostgresProbe {
+    fn alert_text(&self, outcome: &ProbeOutcome, resolved: bool) -> resee_ops_core::ProbeAlertText {
+        crate::AlertText::Failed("Database connection".into()).alert_text(outcome, resolved)
+    }
+
     fn name(&self) -> &str {
         &self.config.name
     }

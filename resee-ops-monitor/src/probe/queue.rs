@@ -127,6 +127,10 @@ impl QueueLength {
 
 #[async_trait]
 impl HealthProbe for QueueLength {
+    fn alert_text(&self, outcome: &ProbeOutcome, resolved: bool) -> resee_ops_core::ProbeAlertText {
+        crate::AlertText::Measured("Queue length".into()).alert_text(outcome, resolved)
+    }
+
     fn name(&self) -> &str {
         &self.probe_name
     }

@@ -189,6 +189,10 @@ impl RedisProbe {
 
 #[async_trait]
 impl HealthProbe for RedisProbe {
+    fn alert_text(&self, outcome: &ProbeOutcome, resolved: bool) -> resee_ops_core::ProbeAlertText {
+        crate::AlertText::Failed("Redis connection".into()).alert_text(outcome, resolved)
+    }
+
     fn name(&self) -> &str {
         &self.name
     }
