@@ -453,7 +453,8 @@ impl HealthMonitorBuilder {
 /// assert_eq!(monitor.report(CheckGroup::Readiness).unwrap().status, HealthStatus::Up);
 /// monitor.run_once().await; // second failure: down, alert sent
 /// assert_eq!(monitor.report(CheckGroup::Readiness).unwrap().status, HealthStatus::Down);
-/// assert_eq!(inbox.titles(), ["Database connection failed"]);
+/// // A test double words its alert generically; the real PostgresProbe says "Database connection failed".
+/// assert_eq!(inbox.titles(), ["Health check database failed"]);
 /// # });
 /// ```
 #[derive(Debug, Clone)]
