@@ -24,6 +24,12 @@ fn record(c: &mut Criterion) {
     group.bench_function("record_at_1_thread", |b| {
         b.iter(|| stats.record_at(black_box(Some(ROUTE)), black_box(200), black_box(latency), at))
     });
+    // Same-run baseline: the irreducible part of the design (one uncontended mutex, one HDR record).
+    let floor =
+        std::sync::Mutex::new(hdrhistogram::Histogram::<u32>::new_with_bounds(1, 3_600_000_000, 2).expect("hdr"));
+    group.bench_function("baseline_mutex_plus_hdr_record", |b| {
+        b.iter(|| floor.lock().expect("lock").saturating_record(black_box(1234)))
+    });
     // With the clock read (`RequestStats::record`), for callers outside the layer.
     group.bench_function("record_with_clock_1_thread", |b| {
         b.iter(|| stats.record(black_box(Some(ROUTE)), black_box(200), black_box(latency)))

@@ -418,6 +418,42 @@ async fn through_a_dispatcher_the_final_outcome_counts_not_the_queueing() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_flapping_rule_sends_one_notice_and_holds_its_alerts_until_it_settles() {
+    use resee_ops_core::FlapConfig;
+    use resee_ops_core::testing::TokioClock;
+    let (g, inbox) = (Gauge::new(150.0), RecordingNotifier::new());
+    let ev = RuleEvaluator::builder()
+        .with_metric("queue", g.clone())
+        .with_rule(rule())
+        .with_notifier(Arc::new(inbox.clone()))
+        .with_repeat_interval(Duration::ZERO)
+        .with_flap(FlapConfig::new(2, 10 * MINUTE))
+        .with_clock(TokioClock::at(chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap()).shared())
+        .build()
+        .unwrap();
+    step(&ev, MINUTE).await; // fires
+    g.set(50.0);
+    step(&ev, MINUTE).await; // resolves
+    g.set(150.0);
+    step(&ev, MINUTE).await; // a third change in 10 minutes: flapping
+    g.set(50.0);
+    step(&ev, MINUTE).await; // held
+    g.set(150.0);
+    assert_eq!(step(&ev, MINUTE).await, AlertState::Firing, "the state itself is never held");
+    assert_eq!(inbox.titles(), ["Queue length: 150 > 100", "Queue length: back to 50", "Queue length is flapping"]);
+    for _ in 0..9 {
+        step(&ev, MINUTE).await;
+    }
+    assert_eq!(inbox.alerts().len(), 3, "held while it keeps firing for less than the window");
+    step(&ev, MINUTE).await;
+    let titles = inbox.titles();
+    assert_eq!(titles[3..], ["Queue length is steady again", "Queue length: 150 > 100"], "{titles:?}");
+    let notice = &inbox.alerts()[2];
+    assert_eq!((notice.name.as_str(), notice.severity), ("queue_length_flapping", Severity::Warning));
+    assert_eq!(inbox.alerts()[3].fingerprint(), notice.fingerprint(), "the notice is resolved");
+}
+
+#[tokio::test(start_paused = true)]
 async fn spawn_runs_on_the_interval_until_shut_down() {
     let (g, inbox) = (Gauge::new(1.0), RecordingNotifier::new());
     let ev = RuleEvaluator::builder()

@@ -318,7 +318,12 @@ impl RequestStats {
         let inner = &*self.inner;
         let tick = inner.ticks.tick_of(at);
         let error = u64::from(inner.errors.contains(status));
-        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(LOWEST_MICROS);
+        // No u128 arithmetic on the hot path: seconds and microseconds separately.
+        let micros = latency
+            .as_secs()
+            .saturating_mul(1_000_000)
+            .saturating_add(u64::from(latency.subsec_micros()))
+            .max(LOWEST_MICROS);
         let shard = SHARD.with(|s| *s) & (inner.shards.len() - 1);
         let mut state = lock(&inner.shards[shard].0);
         let route = route.unwrap_or(UNMATCHED_ROUTE);

@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
-use resee_ops_core::{Alert, LogNotifier, MetricSource, Notifier, SharedClock, system_clock};
+use resee_ops_core::{
+    Alert, FlapConfig, FlapDetector, FlapVerdict, LogNotifier, MetricSource, Notifier, Severity, SharedClock,
+    system_clock,
+};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -112,9 +115,18 @@ pub struct RuleEvaluatorBuilder {
     alert_source: String,
     notifier: Option<Arc<dyn Notifier>>,
     clock: SharedClock,
+    flap: FlapConfig,
 }
 
 impl RuleEvaluatorBuilder {
+    /// Sets when a rule counts as flapping (default: more than 4 firings and resolutions in 10 minutes;
+    /// [`FlapConfig::disabled`] turns it off). A flapping rule sends one "flapping" notice and holds its
+    /// alerts until it keeps one state for the window.
+    pub fn with_flap(mut self, flap: FlapConfig) -> Self {
+        self.flap = flap;
+        self
+    }
+
     /// Adds a rule.
     pub fn with_rule(mut self, rule: Rule) -> Self {
         self.rules.push(rule);
@@ -231,7 +243,7 @@ impl RuleEvaluatorBuilder {
             };
             rules.push(CompiledRule { rule, read });
         }
-        let states = rules.iter().map(|r| RuleRuntime::new(&r.rule)).collect();
+        let states = rules.iter().map(|_| RuleRuntime::new(self.flap)).collect();
         let outbox =
             Arc::new(Outbox { slots: Mutex::new(vec![Slot::default(); rules.len()]), stats: Default::default() });
         Ok(RuleEvaluator {
@@ -248,6 +260,7 @@ impl RuleEvaluatorBuilder {
                 states: tokio::sync::Mutex::new(states),
                 snapshot: Mutex::new(Arc::new(Vec::new())),
                 outbox,
+                flap: self.flap,
                 delivery: OnceLock::new(),
                 evaluations: AtomicU64::new(0),
             }),
@@ -284,10 +297,16 @@ struct RuleRuntime {
     /// The firing alert last sent, resolved on recovery.
     open_alert: Option<Alert>,
     last_sent: Option<Instant>,
+    /// Counts firings and resolutions.
+    flap: FlapDetector,
+    /// The "flapping" notice sent, resolved once the rule has settled.
+    flap_notice: Option<Alert>,
+    /// What was last reported: firing (`true`) or resolved (`false`).
+    announced: Option<bool>,
 }
 
 impl RuleRuntime {
-    fn new(_rule: &Rule) -> Self {
+    fn new(flap: FlapConfig) -> Self {
         Self {
             state: AlertState::Inactive,
             since: None,
@@ -299,6 +318,9 @@ impl RuleRuntime {
             evaluated_at: None,
             open_alert: None,
             last_sent: None,
+            flap: FlapDetector::new(flap),
+            flap_notice: None,
+            announced: None,
         }
     }
 }
@@ -344,6 +366,7 @@ struct Inner {
     states: tokio::sync::Mutex<Vec<RuleRuntime>>,
     snapshot: Mutex<Arc<Vec<RuleState>>>,
     outbox: Arc<Outbox>,
+    flap: FlapConfig,
     /// The delivery task's queue of rule indexes, started on the first evaluation.
     delivery: OnceLock<mpsc::UnboundedSender<usize>>,
     evaluations: AtomicU64,
@@ -423,6 +446,7 @@ impl RuleEvaluator {
             alert_source: "monitor".to_owned(),
             notifier: None,
             clock: system_clock(),
+            flap: FlapConfig::default(),
         }
     }
 
@@ -435,7 +459,12 @@ impl RuleEvaluator {
     pub fn states(&self) -> Vec<RuleState> {
         let snapshot = self.inner.snapshot.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if snapshot.is_empty() && !self.inner.rules.is_empty() {
-            return self.inner.rules.iter().map(|r| self.state_of(&r.rule, &RuleRuntime::new(&r.rule))).collect();
+            return self
+                .inner
+                .rules
+                .iter()
+                .map(|r| self.state_of(&r.rule, &RuleRuntime::new(self.inner.flap)))
+                .collect();
         }
         snapshot.as_ref().clone()
     }
@@ -472,19 +501,22 @@ impl RuleEvaluator {
     /// Reads every measure once, concurrently, each under its source's timeout.
     async fn read_all(&self) -> Vec<Outcome> {
         let inner = &*self.inner;
+        // One clock read per evaluation, not one per source.
+        let started = Instant::now();
         let reads = inner.reads.iter().map(|read| {
             let entry = &inner.sources[read.source];
             let timeout = entry.timeout.unwrap_or(inner.default_timeout);
             async move {
-                let name = entry.source.name().to_owned();
+                let name = || entry.source.name();
                 let read = AssertUnwindSafe(entry.source.measure(&read.measure)).catch_unwind();
-                match tokio::time::timeout(timeout, read).await {
+                match tokio::time::timeout_at(started + timeout, read).await {
                     Err(_) => Err(format!(
-                        "source `{name}` did not answer within {}",
+                        "source `{}` did not answer within {}",
+                        name(),
                         resee_ops_core::serde_duration::format_duration(timeout)
                     )),
-                    Ok(Err(_panic)) => Err(format!("source `{name}` panicked")),
-                    Ok(Ok(Err(e))) => Err(format!("source `{name}`: {e}")),
+                    Ok(Err(_panic)) => Err(format!("source `{}` panicked", name())),
+                    Ok(Ok(Err(e))) => Err(format!("source `{}`: {e}", name())),
                     Ok(Ok(Ok(m))) => Ok(m),
                 }
             }
@@ -512,7 +544,8 @@ impl RuleEvaluator {
             let rule = &compiled.rule;
             let rt = &mut states[i];
             let outcome = &outcomes[compiled.read];
-            if let Some(alert) = self.step(rule, rt, outcome, now, now_utc) {
+            let transition = self.step(rule, rt, outcome, now, now_utc);
+            for alert in self.damp_flapping(rule, rt, transition, now_utc) {
                 alerts.push((i, alert));
             }
         }
@@ -604,6 +637,77 @@ impl RuleEvaluator {
             }
             (AlertState::Inactive, false) => None,
         }
+    }
+
+    /// Passes a transition's alert on, or holds it while the rule flaps: more than `flap.max_changes`
+    /// firings and resolutions inside `flap.window` send one "flapping" notice (`<rule>_flapping`, warning)
+    /// instead; once the rule has kept one state for a whole window, the notice is resolved and the current
+    /// state is reported if it differs from the last one reported.
+    fn damp_flapping(
+        &self,
+        rule: &Rule,
+        rt: &mut RuleRuntime,
+        transition: Option<Alert>,
+        now_utc: DateTime<Utc>,
+    ) -> Vec<Alert> {
+        let is_change = transition.as_ref().is_some_and(|a| a.is_resolved() || rt.announced != Some(true));
+        let verdict = match &transition {
+            Some(_) if is_change => rt.flap.record_change(now_utc),
+            _ if rt.flap_notice.is_some() => rt.flap.poll(now_utc),
+            _ => FlapVerdict::Steady,
+        };
+        let mut out = Vec::new();
+        match verdict {
+            FlapVerdict::Started => {
+                tracing::warn!(target: "resee_ops::rules", rule = %rule.name, "rule is flapping; holding its alerts");
+                let window = rt.flap.config().window;
+                let mut notice = Alert::new(
+                    format!("{}_flapping", rule.name),
+                    Severity::Warning,
+                    format!("{} is flapping", rule.subject()),
+                )
+                .with_source(&self.inner.alert_source)
+                .with_timestamp(now_utc)
+                .with_text(format!(
+                    "Rule `{}` changed state more than {} times in {}s; its firings and resolutions are held until it \
+                     keeps one state for {}s.",
+                    rule.name,
+                    rt.flap.config().max_changes,
+                    window.as_secs(),
+                    window.as_secs()
+                ));
+                notice.labels = rule.labels.clone();
+                rt.flap_notice = Some(notice.clone());
+                out.push(notice);
+            }
+            FlapVerdict::Flapping => {}
+            FlapVerdict::Settled => {
+                if let Some(notice) = rt.flap_notice.take() {
+                    let mut resolved = notice.resolved();
+                    resolved.title = format!("{} is steady again", rule.subject());
+                    resolved.timestamp = now_utc;
+                    out.push(resolved);
+                }
+                // Report where it settled, if that is not what was last reported.
+                let firing = rt.state == AlertState::Firing;
+                if rt.announced != Some(firing) && (firing || rt.announced.is_some()) {
+                    let alert = match (firing, transition) {
+                        (_, Some(t)) => t,
+                        (true, None) => self.firing_alert(rule, rt, None, now_utc),
+                        (false, None) => self.resolved_alert(rule, rt, None, now_utc),
+                    };
+                    rt.announced = Some(!alert.is_resolved());
+                    out.push(alert);
+                }
+            }
+            _ => {
+                if let Some(alert) = transition {
+                    rt.announced = Some(!alert.is_resolved());
+                    out.push(alert);
+                }
+            }
+        }
+        out
     }
 
     /// Fires a pending rule whose condition has held for its `for`.

@@ -101,6 +101,10 @@ pub enum DataPolicy {
 /// 5. **Alerts.** Firing and resolution are [`Alert`](resee_ops_core::Alert)s named after the rule, with its
 ///    labels: the fingerprint is the rule name + labels (+ the evaluator's source), whatever the value.
 ///    Value, threshold and the measure are fields.
+/// 6. **Flapping.** More than 4 firings and resolutions in 10 minutes (the evaluator's
+///    [`FlapConfig`](resee_ops_core::FlapConfig), core's `FlapDetector`) send one `<rule>_flapping` notice and
+///    hold the rule's alerts (not its state) until it keeps one state for the window; then the notice is
+///    resolved and the state it settled in is reported.
 ///
 /// ```
 /// use std::time::Duration;
