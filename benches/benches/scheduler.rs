@@ -3,7 +3,7 @@
 //! 1. Simulated: a week of paused Tokio time with 10 no-op jobs on mixed schedules (daily in three zones,
 //!    hourly, every 5 and 15 minutes, weekly, monthly): driver wake-ups and job runs per hour, and the
 //!    single-threaded run's CPU time per simulated hour (thread CPU time from `/proc/thread-self/schedstat`).
-//! 2. Real time: 10 daily jobs that do not fire, on the service's runtime (2 workers), for 30 s: the
+//! 2. Real time: 10 daily jobs that do not fire, on the service's runtime (2 workers), for 90 s: the
 //!    process's CPU time (all threads, `/proc/self/task/*/schedstat`) and context switches (wake-ups),
 //!    extrapolated to an hour.
 //!
@@ -106,7 +106,7 @@ fn simulated() {
 }
 
 fn real_time() {
-    let seconds = 30u64;
+    let seconds = 90u64;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let runs = Arc::new(AtomicU64::new(0));
     let (cpu, switches, wakeups) = rt.block_on(async {

@@ -11,8 +11,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION=${DURATION:-120}
 PORT=${PORT:-18099}
-cargo build --release -q -p resee-ops-examples --example resee_ops
-BIN=${CARGO_TARGET_DIR:-target}/release/examples/resee_ops
+if [ -z "${BIN:-}" ]; then # BIN=path measures an already built binary instead
+  cargo build --release -q -p resee-ops-examples --example resee_ops
+  BIN=${CARGO_TARGET_DIR:-target}/release/examples/resee_ops
+fi
 WORK=$(mktemp -d)
 trap 'kill $PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
@@ -25,18 +27,32 @@ done
 ls "$WORK"/backups/*.manifest.json >/dev/null || { echo "no catch-up backup:"; cat "$WORK/log"; exit 1; }
 sleep 5 # settle after the backup
 
-ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
-switches() { cat /proc/"$PID"/task/*/status | awk '/^(non)?voluntary_ctxt_switches/ {s += $2} END {print s}'; }
+ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; } # all threads, exited ones included
 rss() { awk "/^$1:/ {print \$2}" "/proc/$PID/status"; }
 HZ=$(getconf CLK_TCK)
+# Context switches per thread, sampled every second: threads come and go (Tokio's blocking pool), so the
+# deltas are summed per thread id (a new thread counts from zero).
+declare -A LAST
+SWITCHES=0
+sample() {
+  local task tid n
+  for task in /proc/"$PID"/task/*; do
+    tid=${task##*/}
+    n=$(awk '/^(non)?voluntary_ctxt_switches/ {s += $2} END {print s + 0}' "$task/status" 2>/dev/null) || continue
+    [ -n "$n" ] || continue
+    if [ -n "${LAST[$tid]:-}" ]; then SWITCHES=$((SWITCHES + n - LAST[$tid])); fi
+    LAST[$tid]=$n
+  done
+}
 
-T0=$(ticks); S0=$(switches); RSS0=$(rss VmRSS)
-sleep "$DURATION"
-T1=$(ticks); S1=$(switches); RSS1=$(rss VmRSS); HWM=$(rss VmHWM); THREADS=$(ls /proc/$PID/task | wc -l)
+sample; SWITCHES=0
+T0=$(ticks); RSS0=$(rss VmRSS)
+for _ in $(seq 1 "$DURATION"); do sleep 1; sample; done
+T1=$(ticks); RSS1=$(rss VmRSS); HWM=$(rss VmHWM); THREADS=$(ls /proc/$PID/task | wc -l)
 
-awk -v t=$((T1 - T0)) -v s=$((S1 - S0)) -v d="$DURATION" -v hz="$HZ" -v r0="$RSS0" -v r1="$RSS1" -v hwm="$HWM" -v th="$THREADS" 'BEGIN {
+awk -v t=$((T1 - T0)) -v s="$SWITCHES" -v d="$DURATION" -v hz="$HZ" -v r0="$RSS0" -v r1="$RSS1" -v hwm="$HWM" -v th="$THREADS" 'BEGIN {
   printf "service idle over %d s: RSS %.1f MiB -> %.1f MiB (peak %.1f MiB, the catch-up backup included), %d threads\n", d, r0/1024, r1/1024, hwm/1024, th
-  printf "service idle per hour: %.2f CPU-seconds, %.0f context switches (wake-ups)\n", t/hz*3600/d, s*3600/d
+  printf "service idle per hour: %.2f CPU-seconds (%d ticks of 1/%d s measured), %.0f context switches (wake-ups)\n", t/hz*3600/d, t, hz, s*3600/d
 }'
 kill -TERM $PID
 wait $PID && echo "exit after SIGTERM: 0" || echo "exit after SIGTERM: $?"
