@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use resee_ops_core::schedule::{RunControl, RunOutcome, Schedule, Scheduler, run_in_slot};
-use resee_ops_core::{ErrorKind, SystemClock};
+use resee_ops_core::SystemClock;
 use resee_ops_monitor::HealthMonitor;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -273,7 +273,6 @@ pub(crate) fn print_schedule(
         };
         match s {
             Ok(s) => schedules.push(("backup".into(), s)),
-            Err(e) if e.kind() == ErrorKind::InvalidConfig => return config_error(&key(&e, "backup.schedule")),
             Err(e) => return config_error(&key(&e, "backup.schedule")),
         }
     }
