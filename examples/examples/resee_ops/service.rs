@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use chrono::Utc;
-use resee_ops_core::schedule::{RunControl, RunOutcome, Schedule, Scheduler, run_in_slot};
 use resee_ops_core::SystemClock;
+use resee_ops_core::schedule::{RunControl, RunOutcome, Schedule, Scheduler, run_in_slot};
 use resee_ops_monitor::HealthMonitor;
 use tokio::signal::unix::{SignalKind, signal};
 
