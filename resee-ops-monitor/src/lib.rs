@@ -108,13 +108,16 @@ pub use monitor::{
     AlertMode, AlertText, FLAPPING_ALERT_NAME, HEALTH_ALERT_NAME, HealthMonitor, HealthMonitorBuilder, MonitorConfig,
 };
 pub use periodic::MonitorHandle;
+pub use probe::celery::{
+    CeleryPing, CeleryTransport, CeleryWorkersProbe, DEFAULT_CELERY_SEP, DEFAULT_PING_WINDOW, DEFAULT_PRIORITY_STEPS,
+};
 pub use probe::disk::{DiskThresholds, DiskUsageProbe, FsStats, FsStatsSource, Statvfs};
 pub use probe::heartbeat::{
-    DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_PREFIX, DEFAULT_HEARTBEAT_TTL, Heartbeat, HeartbeatConfig,
+    DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_KEY, DEFAULT_HEARTBEAT_TTL, Heartbeat, HeartbeatConfig,
     WorkerHeartbeatProbe,
 };
 pub use probe::postgres::{DEFAULT_DATABASE_URL, DEFAULT_TIMEOUT, PostgresProbe, PostgresProbeConfig};
-pub use probe::queue::QueueLength;
+pub use probe::queue::{DEFAULT_QUEUE_WARNING_ABOVE, QueueDepth, QueueLength};
 pub use probe::redis::{DEFAULT_REDIS_URL, RedisConfig, RedisProbe};
 pub use rules::evaluator::{
     AlertState, DEFAULT_SOURCE_TIMEOUT, DeliveryStats, Reading, RuleEvaluator, RuleEvaluatorBuilder, RuleState,

@@ -58,8 +58,13 @@ async fn a_server_that_never_answers_fails_at_the_timeout() {
     // The same bound holds for the heartbeat probe and the queue probe.
     let workers = WorkerHeartbeatProbe::new(&cfg).unwrap();
     let started = Instant::now();
-    assert_eq!(workers.check().await.status, HealthStatus::Down);
+    let outcome = workers.check().await;
     assert_between(started.elapsed(), timeout, Duration::from_millis(1500));
+    assert_eq!(outcome.status, HealthStatus::Down);
+    assert_eq!(outcome.observed_value, None, "a timeout is not a count of zero workers");
+    let output = outcome.output.unwrap();
+    assert!(output.contains("timed out") || output.contains("did not answer within"), "{output}");
+    assert!(!output.contains("no worker alive"), "{output}");
     let queue = QueueLength::new(&cfg).unwrap();
     let started = Instant::now();
     let err = queue.read().await.unwrap_err();
@@ -79,11 +84,11 @@ async fn wrong_password_is_a_server_error_without_the_password() {
 
 #[tokio::test]
 async fn heartbeats_count_live_workers_and_expire_by_the_clock() {
-    let prefix = format!("{}:hb:", unique("workers"));
+    let key = format!("{}:heartbeats", unique("workers"));
     let clock = ManualClock::new();
     let beat = |id: &str| {
         HeartbeatConfig::new(id)
-            .with_prefix(&prefix)
+            .with_key(&key)
             .with_ttl(Duration::from_secs(30))
             .with_interval(Duration::from_secs(10))
             .build(&redis())
@@ -92,7 +97,7 @@ async fn heartbeats_count_live_workers_and_expire_by_the_clock() {
     };
     let probe = WorkerHeartbeatProbe::new(&redis())
         .unwrap()
-        .with_prefix(&prefix)
+        .with_key(&key)
         .with_min_workers(2)
         .with_max_age(Duration::from_secs(30))
         .with_clock(clock.shared());
@@ -113,10 +118,12 @@ async fn heartbeats_count_live_workers_and_expire_by_the_clock() {
     assert_eq!(probe.live_workers().await.unwrap(), ["w1", "w2"]);
     assert_eq!(probe.check().await.status, HealthStatus::Up);
 
-    // The key carries the TTL in Redis too.
+    // One sorted set of worker → last beat, which expires a day after the last beat of any worker.
     let mut conn = raw_connection().await;
     let ttl: i64 = redis::cmd("PTTL").arg(w1.key()).query_async(&mut conn).await.unwrap();
-    assert!((1..=30_000).contains(&ttl), "PTTL {ttl}");
+    assert!((1..=86_400_000).contains(&ttl), "PTTL {ttl}");
+    let kind: String = redis::cmd("TYPE").arg(&key).query_async(&mut conn).await.unwrap();
+    assert_eq!(kind, "zset");
 
     // 20 s later w2 beats again, w1 does not; 11 s after that w1's beat is 31 s old.
     clock.advance(Duration::from_secs(20));
@@ -137,48 +144,51 @@ async fn heartbeats_count_live_workers_and_expire_by_the_clock() {
 }
 
 #[tokio::test]
-async fn keys_of_other_writers_count_while_they_exist_and_scan_spans_many_batches() {
-    let prefix = format!("{}:hb:", unique("foreign"));
+async fn the_probe_reads_only_live_members_of_a_large_set() {
+    // 5000 workers beat a day ago (pruned by the next beat), 3000 an hour ago (stale), 3 now: one
+    // ZRANGEBYSCORE returns the 3, whatever else the set or the keyspace holds.
+    let key = format!("{}:heartbeats", unique("many"));
+    let clock = ManualClock::new();
+    let now_ms = resee_ops_core::Clock::now(&clock).timestamp_millis();
     let mut conn = raw_connection().await;
     let mut pipe = redis::pipe();
-    for i in 0..1200 {
-        pipe.cmd("SET").arg(format!("{prefix}n{i}")).arg("alive").arg("EX").arg(60).ignore();
+    for i in 0..5000 {
+        pipe.cmd("ZADD").arg(&key).arg(now_ms - 25 * 3_600_000).arg(format!("gone-{i}")).ignore();
     }
-    pipe.cmd("SET").arg(format!("{prefix}*")).arg("alive").arg("EX").arg(60).ignore();
+    for i in 0..3000 {
+        pipe.cmd("ZADD").arg(&key).arg(now_ms - 3_600_000).arg(format!("stale-{i}")).ignore();
+    }
     let () = pipe.query_async(&mut conn).await.unwrap();
-    // A look-alike key outside the prefix must not count.
-    let () = redis::cmd("SET")
-        .arg(format!("{prefix}x").replace(":hb:", ":hbx:"))
-        .arg("1")
-        .arg("EX")
-        .arg(60)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-
-    let probe = WorkerHeartbeatProbe::new(&redis()).unwrap().with_prefix(&prefix);
-    let outcome = probe.check().await;
-    assert_eq!(outcome.status, HealthStatus::Up);
-    assert_eq!(outcome.observed_value, Some(1201.0));
-
-    let other = format!("{prefix}n").replace(":hb:", ":hb*:");
-    let probe = WorkerHeartbeatProbe::new(&redis()).unwrap().with_prefix(other);
-    assert_eq!(probe.check().await.observed_value, Some(0.0), "glob characters in the prefix match literally");
+    for id in ["a", "b", "c"] {
+        HeartbeatConfig::new(id)
+            .with_key(&key)
+            .build(&redis())
+            .unwrap()
+            .with_clock(clock.shared())
+            .beat()
+            .await
+            .unwrap();
+    }
+    let probe = WorkerHeartbeatProbe::new(&redis()).unwrap().with_key(&key).with_clock(clock.shared());
+    assert_eq!(probe.live_workers().await.unwrap(), ["a", "b", "c"]);
+    assert_eq!(probe.check().await.observed_value, Some(3.0));
+    let size: u64 = redis::cmd("ZCARD").arg(&key).query_async(&mut conn).await.unwrap();
+    assert_eq!(size, 3003, "members silent for more than a day were pruned");
+    let () = redis::cmd("DEL").arg(&key).query_async(&mut conn).await.unwrap();
 }
 
 #[tokio::test]
-async fn the_heartbeat_loop_beats_until_shutdown_then_removes_its_key() {
-    let prefix = format!("{}:hb:", unique("loop"));
+async fn the_heartbeat_loop_beats_until_shutdown_then_leaves_the_set() {
+    let key = format!("{}:heartbeats", unique("loop"));
     let heartbeat = HeartbeatConfig::new("loop-worker")
-        .with_prefix(&prefix)
+        .with_key(&key)
         .with_ttl(Duration::from_secs(5))
         .with_interval(Duration::from_millis(100))
         .build(&redis())
         .unwrap();
-    let probe = WorkerHeartbeatProbe::new(&redis()).unwrap().with_prefix(&prefix);
+    let probe = WorkerHeartbeatProbe::new(&redis()).unwrap().with_key(&key);
     let mut conn = raw_connection().await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let key = heartbeat.key().to_owned();
     let task = tokio::spawn(async move {
         heartbeat
             .run(async {
@@ -192,7 +202,7 @@ async fn the_heartbeat_loop_beats_until_shutdown_then_removes_its_key() {
     let mut seen = std::collections::BTreeSet::new();
     while seen.len() < 3 {
         assert!(Instant::now() < deadline, "heartbeat did not refresh: saw {seen:?}");
-        let v: Option<String> = redis::cmd("GET").arg(&key).query_async(&mut conn).await.unwrap();
+        let v: Option<String> = redis::cmd("ZSCORE").arg(&key).arg("loop-worker").query_async(&mut conn).await.unwrap();
         seen.extend(v);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -200,8 +210,8 @@ async fn the_heartbeat_loop_beats_until_shutdown_then_removes_its_key() {
 
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(5), task).await.expect("loop stops").unwrap();
-    let exists: bool = redis::cmd("EXISTS").arg(&key).query_async(&mut conn).await.unwrap();
-    assert!(!exists, "key removed on shutdown");
+    let score: Option<String> = redis::cmd("ZSCORE").arg(&key).arg("loop-worker").query_async(&mut conn).await.unwrap();
+    assert_eq!(score, None, "the worker left the set on shutdown");
     assert_eq!(probe.check().await.status, HealthStatus::Down);
 }
 
@@ -248,7 +258,8 @@ fn heartbeat_configs_are_validated() {
     assert!(HeartbeatConfig::new("a b").build(&r).is_err());
     assert!(HeartbeatConfig::new("w").with_interval(Duration::from_secs(30)).build(&r).is_err(), "interval >= ttl");
     let cfg: HeartbeatConfig = serde_json::from_str(r#"{"worker_id": "w9", "ttl": "1m", "interval": "20s"}"#).unwrap();
-    assert_eq!(cfg.build(&r).unwrap().key(), "resee:heartbeat:w9");
+    let hb = cfg.build(&r).unwrap();
+    assert_eq!((hb.key(), hb.worker_id()), ("resee:heartbeats", "w9"));
     let err = RedisConfig::new(format!("redis://:{SECRET}@127.0.0.1:notaport/0").as_str()).probe().unwrap_err();
     assert_eq!(err.kind(), MonitorErrorKind::InvalidConfig);
     assert!(!format!("{err} {err:?}").contains(SECRET));

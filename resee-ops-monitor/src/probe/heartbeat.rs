@@ -1,6 +1,7 @@
-//! Worker liveness: [`Heartbeat`] (run by each worker) and [`WorkerHeartbeatProbe`] (run by the monitor).
+//! Worker liveness for Rust workers: [`Heartbeat`] (run by each worker) and [`WorkerHeartbeatProbe`] (run
+//! by the monitor), sharing one sorted set of worker id → last beat. For Celery workers use
+//! [`CeleryWorkersProbe`](crate::CeleryWorkersProbe).
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -11,8 +12,11 @@ use serde::{Deserialize, Serialize};
 use super::redis::{RedisConfig, RedisTarget};
 use crate::{MonitorError, MonitorErrorKind};
 
-/// The default key prefix: a worker `w1` refreshes `resee:heartbeat:w1`.
-pub const DEFAULT_HEARTBEAT_PREFIX: &str = "resee:heartbeat:";
+/// The default key: the sorted set in which every worker records its last beat.
+pub const DEFAULT_HEARTBEAT_KEY: &str = "resee:heartbeats";
+/// How long a worker that stopped beating stays in the sorted set before a beat of another worker prunes
+/// it (and how long the set lives after the last beat of any worker).
+const RETENTION: Duration = Duration::from_secs(24 * 3600);
 /// The default heartbeat TTL: a worker that stops beating counts as dead after this long.
 pub const DEFAULT_HEARTBEAT_TTL: Duration = Duration::from_secs(30);
 /// The default refresh interval.
@@ -24,8 +28,8 @@ fn default_ttl() -> Duration {
 fn default_interval() -> Duration {
     DEFAULT_HEARTBEAT_INTERVAL
 }
-fn default_prefix() -> String {
-    DEFAULT_HEARTBEAT_PREFIX.to_owned()
+fn default_key() -> String {
+    DEFAULT_HEARTBEAT_KEY.to_owned()
 }
 
 /// How a worker beats. See [`Heartbeat`].
@@ -38,13 +42,13 @@ fn default_prefix() -> String {
 ///     .with_interval(Duration::from_secs(10))
 ///     .build(&RedisConfig::new("redis://127.0.0.1:6379/"))
 ///     .unwrap();
-/// assert_eq!(hb.key(), "resee:heartbeat:worker-1");
-/// assert!(HeartbeatConfig::new("w*").build(&RedisConfig::new("redis://127.0.0.1/")).is_err());
+/// assert_eq!(hb.key(), "resee:heartbeats");
+/// assert!(HeartbeatConfig::new("w 1").build(&RedisConfig::new("redis://127.0.0.1/")).is_err());
 /// ```
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct HeartbeatConfig {
-    /// This worker's id (host name, pod name). No whitespace and no glob characters (`*?[]\`).
+    /// This worker's id (host name, pod name): non-empty, without whitespace or control characters.
     pub worker_id: String,
     /// How long one beat keeps the worker alive. Default 30 s.
     #[serde(default = "default_ttl", with = "resee_ops_core::serde_duration")]
@@ -52,9 +56,9 @@ pub struct HeartbeatConfig {
     /// How often the worker beats; must be below `ttl`. Default 10 s.
     #[serde(default = "default_interval", with = "resee_ops_core::serde_duration")]
     pub interval: Duration,
-    /// The key prefix. Default `resee:heartbeat:`.
-    #[serde(default = "default_prefix")]
-    pub prefix: String,
+    /// The sorted set shared by all workers. Default `resee:heartbeats`.
+    #[serde(default = "default_key")]
+    pub key: String,
 }
 
 impl HeartbeatConfig {
@@ -64,7 +68,7 @@ impl HeartbeatConfig {
             worker_id: worker_id.into(),
             ttl: DEFAULT_HEARTBEAT_TTL,
             interval: DEFAULT_HEARTBEAT_INTERVAL,
-            prefix: default_prefix(),
+            key: default_key(),
         }
     }
 
@@ -80,19 +84,18 @@ impl HeartbeatConfig {
         self
     }
 
-    /// Sets the key prefix.
-    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
+    /// Sets the sorted set's key.
+    pub fn with_key(mut self, key: impl Into<String>) -> Self {
+        self.key = key.into();
         self
     }
 
     /// Validates and builds the worker side against `redis`.
     pub fn build(self, redis: &RedisConfig) -> Result<Heartbeat, MonitorError> {
-        let bad_id = self.worker_id.is_empty()
-            || self.worker_id.chars().any(|c| c.is_whitespace() || matches!(c, '*' | '?' | '[' | ']' | '\\'));
+        let bad_id = self.worker_id.is_empty() || self.worker_id.chars().any(|c| c.is_whitespace() || c.is_control());
         if bad_id {
             return Err(MonitorError::invalid_config(format!(
-                "worker id {:?} must be non-empty, without whitespace or glob characters",
+                "worker id {:?} must be non-empty, without whitespace or control characters",
                 self.worker_id
             )));
         }
@@ -102,9 +105,11 @@ impl HeartbeatConfig {
                 self.interval, self.ttl
             )));
         }
+        if self.key.is_empty() {
+            return Err(MonitorError::invalid_config("heartbeat key must not be empty"));
+        }
         Ok(Heartbeat {
             target: RedisTarget::new(redis)?,
-            key: format!("{}{}", self.prefix, self.worker_id),
             config: self,
             clock: system_clock(),
             conn: tokio::sync::Mutex::new(None),
@@ -112,12 +117,13 @@ impl HeartbeatConfig {
     }
 }
 
-/// The worker side of liveness: refreshes `<prefix><worker-id>` with `SET … PX <ttl>` every interval.
+/// The worker side of liveness: records `worker id → beat time` in a sorted set (`ZADD`) every interval.
 ///
-/// The value is the beat time (milliseconds since the Unix epoch, from the heartbeat's clock), so that the
-/// probe can also judge staleness by its own clock. On a clean shutdown [`run`](Self::run) deletes the key,
-/// so the monitor sees the worker gone at once rather than after the TTL. One Redis connection is kept and
-/// re-opened after an error.
+/// The score is the beat time (milliseconds since the Unix epoch, from the heartbeat's clock), so the
+/// probe judges staleness by its own clock and reads only the live members, never the keyspace. Each beat
+/// also prunes members that have not beaten for a day and keeps the set itself for a day past the last
+/// beat. On a clean shutdown [`run`](Self::run) removes this worker's member, so the monitor sees it gone at
+/// once rather than after the TTL. One Redis connection is kept and re-opened after an error.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), resee_ops_monitor::MonitorError> {
@@ -125,7 +131,7 @@ impl HeartbeatConfig {
 /// let heartbeat = HeartbeatConfig::new("worker-1").build(&RedisConfig::from_env())?;
 /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
 /// # drop(stop);
-/// // Beats every 10 s until `stop` is sent or dropped (wire it to your shutdown signal), then removes its key.
+/// // Beats every 10 s until `stop` is sent or dropped (wire it to your shutdown signal), then leaves the set.
 /// heartbeat.run(async { let _ = stopped.await; }).await;
 /// # Ok(()) }
 /// ```
@@ -133,40 +139,46 @@ impl HeartbeatConfig {
 pub struct Heartbeat {
     target: RedisTarget,
     config: HeartbeatConfig,
-    key: String,
     clock: SharedClock,
     conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
 }
 
 impl Heartbeat {
-    /// Uses `clock` for the beat time written into the key.
+    /// Uses `clock` for the beat time recorded in the set.
     pub fn with_clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
         self
     }
 
-    /// The Redis key this worker refreshes.
+    /// The sorted set this worker beats into.
     pub fn key(&self) -> &str {
-        &self.key
+        &self.config.key
     }
 
-    /// Refreshes the key once.
+    /// This worker's id: its member in the set.
+    pub fn worker_id(&self) -> &str {
+        &self.config.worker_id
+    }
+
+    /// Beats once: one pipelined round trip (`ZADD`, prune, `PEXPIRE`).
     pub async fn beat(&self) -> Result<(), MonitorError> {
         let now_ms = self.clock.now().timestamp_millis();
-        let ttl_ms = u64::try_from(self.config.ttl.as_millis()).unwrap_or(u64::MAX);
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(&self.key).arg(now_ms).arg("PX").arg(ttl_ms);
-        self.query::<()>(cmd).await
+        let retention_ms = RETENTION.as_millis() as i64;
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZADD").arg(self.key()).arg(now_ms).arg(self.worker_id()).ignore();
+        pipe.cmd("ZREMRANGEBYSCORE").arg(self.key()).arg("-inf").arg(format!("({}", now_ms - retention_ms)).ignore();
+        pipe.cmd("PEXPIRE").arg(self.key()).arg(retention_ms).ignore();
+        self.query(pipe).await
     }
 
-    /// Deletes the key: the worker is gone now.
+    /// Removes this worker from the set: it is gone now.
     pub async fn stop(&self) -> Result<(), MonitorError> {
-        let mut cmd = redis::cmd("DEL");
-        cmd.arg(&self.key);
-        self.query::<()>(cmd).await
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZREM").arg(self.key()).arg(self.worker_id()).ignore();
+        self.query(pipe).await
     }
 
-    /// Beats at once and then every interval until `shutdown` completes, then deletes the key.
+    /// Beats at once and then every interval until `shutdown` completes, then leaves the set.
     ///
     /// Failures are logged and retried at the next tick; they never end the loop.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) {
@@ -179,17 +191,17 @@ impl Heartbeat {
                 () = &mut shutdown => break,
                 _ = ticker.tick() => {
                     if let Err(e) = self.beat().await {
-                        tracing::warn!(target: "resee_ops::monitor", key = %self.key, error = %e, "heartbeat failed");
+                        tracing::warn!(target: "resee_ops::monitor", key = %self.key(), worker = %self.worker_id(), error = %e, "heartbeat failed");
                     }
                 }
             }
         }
         if let Err(e) = self.stop().await {
-            tracing::warn!(target: "resee_ops::monitor", key = %self.key, error = %e, "could not remove heartbeat key");
+            tracing::warn!(target: "resee_ops::monitor", key = %self.key(), worker = %self.worker_id(), error = %e, "could not remove the heartbeat");
         }
     }
 
-    async fn query<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, MonitorError> {
+    async fn query(&self, pipe: redis::Pipeline) -> Result<(), MonitorError> {
         let t = &self.target;
         let mut slot = self.conn.lock().await;
         let result = t
@@ -198,7 +210,7 @@ impl Heartbeat {
                     Some(c) => c,
                     None => slot.insert(t.connect().await?),
                 };
-                cmd.query_async::<T>(conn).await.map_err(|e| t.error(&e))
+                pipe.query_async::<()>(conn).await.map_err(|e| t.error(&e))
             })
             .await;
         if result.is_err() {
@@ -208,19 +220,22 @@ impl Heartbeat {
     }
 }
 
-/// Counts live workers (keys `<prefix>*`, found with `SCAN`, never `KEYS`) against a minimum.
+/// Counts live Rust workers (members of the [`Heartbeat`] sorted set whose last beat is at most `max_age`
+/// old by the probe's clock) against a minimum.
 ///
-/// A key counts when it exists (Redis drops it after the TTL) and its beat time is at most `max_age` old by
-/// the probe's clock; a value that is not a beat time (a key written by other tooling) counts while it
-/// exists. Keep `max_age` at least the heartbeat TTL plus the clock skew between hosts.
+/// One `ZRANGEBYSCORE` reads only the live members: the cost grows with the number of workers, not with the
+/// keyspace. Keep `max_age` at least the heartbeat TTL plus the clock skew between hosts; beats from the
+/// future count.
 ///
 /// `Down` with no live worker or fewer than the minimum (the output says which), else `Up`; observed value in
-/// `workers`. Not critical by default: dead workers should alert, not take the web tier out of rotation.
+/// `workers`. When Redis cannot be asked (unreachable, or no answer within the timeout) the outcome is
+/// `Down` with that reason and no observed value: a timeout is never reported as "no worker alive". Not
+/// critical by default: dead workers should alert, not take the web tier out of rotation.
 #[derive(Clone, Debug)]
 pub struct WorkerHeartbeatProbe {
     name: String,
     target: RedisTarget,
-    prefix: String,
+    key: String,
     min_workers: usize,
     max_age: Duration,
     critical: bool,
@@ -228,12 +243,12 @@ pub struct WorkerHeartbeatProbe {
 }
 
 impl WorkerHeartbeatProbe {
-    /// A probe named `workers` with prefix `resee:heartbeat:`, a minimum of 1 and a max age of 30 s.
+    /// A probe named `workers` on the key `resee:heartbeats`, with a minimum of 1 and a max age of 30 s.
     pub fn new(redis: &RedisConfig) -> Result<Self, MonitorError> {
         Ok(Self {
             name: "workers".to_owned(),
             target: RedisTarget::new(redis)?,
-            prefix: default_prefix(),
+            key: default_key(),
             min_workers: 1,
             max_age: DEFAULT_HEARTBEAT_TTL,
             critical: false,
@@ -241,9 +256,9 @@ impl WorkerHeartbeatProbe {
         })
     }
 
-    /// Sets the key prefix.
-    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
+    /// Sets the sorted set's key.
+    pub fn with_key(mut self, key: impl Into<String>) -> Self {
+        self.key = key.into();
         self
     }
 
@@ -280,62 +295,22 @@ impl WorkerHeartbeatProbe {
     /// The ids of the live workers, sorted.
     pub async fn live_workers(&self) -> Result<Vec<String>, MonitorError> {
         let t = &self.target;
+        let now_ms = self.clock.now().timestamp_millis();
+        let max_age_ms = i64::try_from(self.max_age.as_millis()).unwrap_or(i64::MAX);
         t.bounded(async {
             let mut conn = t.connect().await?;
-            let pattern = format!("{}*", escape_glob(&self.prefix));
-            let mut keys = HashSet::new();
-            let mut cursor: u64 = 0;
-            loop {
-                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(500)
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(|e| t.error(&e))?;
-                keys.extend(batch);
-                cursor = next;
-                if cursor == 0 {
-                    break;
-                }
-            }
-            let mut keys: Vec<String> = keys.into_iter().collect();
-            keys.sort();
-            if keys.is_empty() {
-                return Ok(Vec::new());
-            }
-            let values: Vec<Option<String>> =
-                redis::cmd("MGET").arg(&keys).query_async(&mut conn).await.map_err(|e| t.error(&e))?;
-            let now_ms = self.clock.now().timestamp_millis();
-            let max_age_ms = i64::try_from(self.max_age.as_millis()).unwrap_or(i64::MAX);
-            let live = keys
-                .into_iter()
-                .zip(values)
-                .filter(|(_, v)| match v.as_deref().map(str::parse::<i64>) {
-                    None => false,                                               // expired since SCAN
-                    Some(Ok(beat)) => now_ms.saturating_sub(beat) <= max_age_ms, // future beats count
-                    Some(Err(_)) => true,                                        // not ours: TTL governs
-                })
-                .map(|(k, _)| k[self.prefix.len()..].to_owned())
-                .collect();
+            let mut live: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+                .arg(&self.key)
+                .arg(now_ms.saturating_sub(max_age_ms))
+                .arg("+inf")
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| t.error(&e))?;
+            live.sort();
             Ok(live)
         })
         .await
     }
-}
-
-/// Escapes Redis glob characters so that the prefix matches literally.
-fn escape_glob(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[async_trait]
@@ -356,7 +331,7 @@ impl HealthProbe for WorkerHeartbeatProbe {
         let live = match self.live_workers().await {
             Ok(live) => live,
             Err(e) if e.kind() == MonitorErrorKind::InvalidConfig => return ProbeOutcome::unknown(e.message()),
-            Err(e) => return ProbeOutcome::down(e.message()),
+            Err(e) => return ProbeOutcome::down(format!("cannot read the worker heartbeats: {}", e.message())),
         };
         let n = live.len();
         let outcome = if n == 0 {
@@ -368,16 +343,5 @@ impl HealthProbe for WorkerHeartbeatProbe {
             ProbeOutcome::up().with_output(format!("{n} alive: {}", live.join(", ")))
         };
         outcome.with_observed(n as f64, "workers")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::escape_glob;
-
-    #[test]
-    fn prefixes_match_literally() {
-        assert_eq!(escape_glob("resee:heartbeat:"), "resee:heartbeat:");
-        assert_eq!(escape_glob("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
     }
 }

@@ -1,5 +1,6 @@
 //! The built-in probes.
 
+pub(crate) mod celery;
 pub(crate) mod disk;
 pub(crate) mod heartbeat;
 pub(crate) mod postgres;

@@ -46,3 +46,4 @@ pub fn assert_between(elapsed: Duration, at_least: Duration, slack: Duration) {
         at_least + slack
     );
 }
+pub mod celery;
