@@ -3,6 +3,9 @@
 #
 # 1. Makes sure the server binaries the tests use are installed (PostgreSQL, Redis). As root it installs
 #    missing Debian packages; otherwise it says what to install and fails.
+#    Sets up Python with Celery 5 for the tests that run real Celery workers (resee-ops-monitor): a venv in
+#    .venv-test/ (ignored by git) with pinned PyPI packages, unless RESEE_TEST_CELERY_PYTHON already names a
+#    python that can `import celery, redis`; the tests find it through RESEE_TEST_CELERY_PYTHON.
 # 2. Checks that resee-ops-core stays free of HTTP, database and Redis clients.
 # 3. Runs every test of every crate, doctests included, with all features. Tests that need PostgreSQL or
 #    Redis use RESEE_TEST_DATABASE_URL / RESEE_TEST_REDIS_URL, else the local default servers, else start
@@ -25,6 +28,8 @@ command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
 command -v gzip >/dev/null 2>&1 || missing+=(gzip)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 
 if ((${#missing[@]})); then
   # shellcheck disable=SC2207
@@ -38,6 +43,22 @@ if ((${#missing[@]})); then
     log "missing packages: ${missing[*]} (Debian: sudo apt-get install ${missing[*]}); tests that need them will fail"
   fi
 fi
+
+# Celery for the Celery-compatibility tests. Pinned: the wire format was measured on these versions
+# (shared research: celery 5.7.0 / kombu 5.7.0 / redis-py 8.1.0).
+celery_ok() { "$1" -c 'import celery, redis, packaging; assert celery.__version__.startswith("5.")' >/dev/null 2>&1; }
+if [[ -n ${RESEE_TEST_CELERY_PYTHON:-} ]] && celery_ok "$RESEE_TEST_CELERY_PYTHON"; then
+  log "Celery tests use $RESEE_TEST_CELERY_PYTHON"
+else
+  if ! celery_ok .venv-test/bin/python; then
+    log "creating .venv-test with celery 5.7 for the Celery tests"
+    rm -rf .venv-test
+    python3 -m venv .venv-test
+    .venv-test/bin/pip install -q 'celery==5.7.0' 'redis==8.1.0' 'packaging>=24'
+  fi
+  RESEE_TEST_CELERY_PYTHON="$PWD/.venv-test/bin/python"
+fi
+export RESEE_TEST_CELERY_PYTHON
 
 log "checking that resee-ops-core has no HTTP, database or Redis client"
 if cargo tree -p resee-ops-core -e normal --prefix none | grep -E '^(reqwest|tokio-postgres|sqlx|redis|hyper|object_store) '; then

@@ -5,18 +5,20 @@
 //! ```
 //!
 //! Reads `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`), `REDIS_URL` (default
-//! `redis://127.0.0.1:6379/`) and `RESEE_DISK_PATH` (default `/`). Exits 0 for `pass` and `warn`, 1 for
+//! `redis://127.0.0.1:6379/`), the Celery broker `CELERY_BROKER_URL` (default: `REDIS_URL`), the Celery queue
+//! `CELERY_QUEUE` (default `celery`) and `RESEE_DISK_PATH` (default `/`). Exits 0 for `pass` and `warn`, 1 for
 //! `fail` — usable as a container `HEALTHCHECK` or a cron-driven check.
 //!
-//! Critical: the database and Redis. Not critical (they warn): disk usage (80 % / 90 %), live workers
-//! (heartbeat keys `resee:heartbeat:*`) and the length of the `celery` queue.
+//! Critical: the database and Redis. Not critical (they warn): disk usage (80 % / 90 %), the Celery workers
+//! (check `workers`: Celery's broadcast `ping`, as `celery inspect ping`, at least one must answer within 1 s)
+//! and the length of the Celery queue (check `queue:<queue>`: all its priority lists, above 100 warns).
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use resee_ops_core::{HealthRegistry, HealthStatus, Registration};
 use resee_ops_monitor::{
-    DiskUsageProbe, MonitorError, PostgresProbeConfig, QueueLength, RedisConfig, WorkerHeartbeatProbe,
+    CeleryWorkersProbe, DiskUsageProbe, MonitorError, PostgresProbeConfig, QueueLength, RedisConfig,
 };
 
 #[tokio::main]
@@ -34,15 +36,19 @@ async fn main() -> ExitCode {
 async fn run() -> Result<ExitCode, MonitorError> {
     let timeout = Duration::from_secs(3);
     let redis = RedisConfig::from_env().with_timeout(timeout);
+    let broker = RedisConfig::from_celery_env().with_timeout(timeout);
+    let queue = std::env::var("CELERY_QUEUE").ok().filter(|q| !q.is_empty()).unwrap_or_else(|| "celery".into());
     let disk_path = std::env::var("RESEE_DISK_PATH").ok().filter(|p| !p.is_empty()).unwrap_or_else(|| "/".into());
 
+    let workers = CeleryWorkersProbe::new(&broker)?;
+    let workers_timeout = workers.max_duration() + Duration::from_secs(1);
     let registry = HealthRegistry::new()
         .with_default_timeout(timeout + Duration::from_secs(1))
         .register(Registration::new(PostgresProbeConfig::from_env().with_timeout(timeout).build()?))
         .register(Registration::new(redis.probe()?))
         .register(Registration::new(DiskUsageProbe::new(disk_path)))
-        .register(Registration::new(WorkerHeartbeatProbe::new(&redis)?))
-        .register(Registration::new(QueueLength::new(&redis)?));
+        .register(Registration::new(workers).with_timeout(workers_timeout))
+        .register(Registration::new(QueueLength::new(&broker)?.with_queues([queue])));
 
     let report = registry.check_all().await;
     println!("{}", serde_json::to_string_pretty(&report).expect("a report serialises"));

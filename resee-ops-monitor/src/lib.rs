@@ -2,9 +2,12 @@
 //!
 //! - **Probes** ([`HealthProbe`](resee_ops_core::HealthProbe)s, each bounded by its own timeout, with
 //!   outputs free of secrets): [`PostgresProbe`] (`SELECT 1`), [`RedisProbe`] (`PING`),
-//!   [`DiskUsageProbe`] (`statvfs`, 80 % / 90 % by default), [`WorkerHeartbeatProbe`] with the worker-side
-//!   [`Heartbeat`], and [`QueueLength`] (Celery's Redis list queues; also a
-//!   [`MetricSource`](resee_ops_core::MetricSource)).
+//!   [`DiskUsageProbe`] (`statvfs`, 80 % / 90 % by default), [`CeleryWorkersProbe`] (Celery's broadcast
+//!   `ping` over the kombu Redis transport, as `celery inspect ping`), [`QueueLength`] (a Celery queue's
+//!   priority lists, optionally plus its unacked messages; also a
+//!   [`MetricSource`](resee_ops_core::MetricSource)), both configured with the workers'
+//!   [`CeleryTransport`] options, and [`WorkerHeartbeatProbe`] with the worker-side [`Heartbeat`] for Rust
+//!   workers.
 //! - **[`HealthMonitor`]**: runs a [`HealthRegistry`](resee_ops_core::HealthRegistry) on an interval,
 //!   damps flapping, caches the last report, and sends alerts with stable fingerprints through any
 //!   [`Notifier`](resee_ops_core::Notifier).

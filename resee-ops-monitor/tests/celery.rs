@@ -126,7 +126,7 @@ async fn counts_one_then_two_real_workers_and_filters_by_destination() {
     let started = Instant::now();
     let only_w2 = probe.clone().with_destination([w2.clone()]);
     let ping = only_w2.ping().await.unwrap();
-    assert_eq!(ping.workers, [w2.clone()]);
+    assert_eq!(ping.workers, std::slice::from_ref(&w2));
     assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
     assert_eq!(only_w2.check().await.status, HealthStatus::Up);
     let nobody = probe.clone().with_window(Duration::from_millis(500)).with_destination(["nobody@nowhere"]);
@@ -146,7 +146,11 @@ async fn no_worker_fails_within_the_window_and_leaves_nothing() {
     let outcome = probe.check().await;
     assert!(started.elapsed() < window + Duration::from_millis(500), "{:?}", started.elapsed());
     assert_eq!(outcome.status, HealthStatus::Down, "{outcome:?}");
-    assert_eq!(outcome.output.as_deref(), Some("no Celery worker answered the ping within 800ms"));
+    let expected = format!(
+        "no Celery worker listens on {}/3.celery.pidbox (none running, or they use another database or key prefix)",
+        b.prefix
+    );
+    assert_eq!(outcome.output.as_deref(), Some(expected.as_str()));
     assert_eq!(outcome.observed_value, Some(0.0));
     assert_no_ping_leftovers(&b).await;
 
@@ -182,7 +186,7 @@ async fn custom_sep_and_priority_steps_for_ping_and_queue_length() {
     let name = node("sep");
     let _w = b.worker(&name, "q-sep-consumed");
     let ping = probe(&b).ping().await.unwrap();
-    assert_eq!(ping.workers, [name.clone()]);
+    assert_eq!(ping.workers, std::slice::from_ref(&name));
 
     // Real Celery enqueues into `jobs`, which no worker consumes: none, 0, 3, 3, 5, 9.
     b.run(&["enqueue", "jobs", "-", "0", "3", "3", "5", "9"]);
@@ -277,14 +281,17 @@ async fn two_workers_with_one_name_are_reported() {
     let _w1 = b.worker(&name, "q-dup");
     let _w2 = b.worker(&name, "q-dup");
     let ping = probe(&b).ping().await.unwrap();
-    assert_eq!(ping.workers, [name.clone()]);
-    assert_eq!(ping.duplicates, [name.clone()]);
+    assert_eq!(ping.workers, std::slice::from_ref(&name));
+    assert_eq!(ping.duplicates, std::slice::from_ref(&name));
     let outcome = probe(&b).check().await;
     assert_eq!(outcome.status, HealthStatus::Degraded, "{outcome:?}");
     assert_eq!(outcome.observed_value, Some(1.0));
     assert!(outcome.output.unwrap().contains(&format!("several workers share the node name {name}")));
     assert_no_ping_leftovers(&b).await;
 }
+
+/// How a fake worker answers a request body: the raw reply to push, or nothing.
+type Responder = Box<dyn Fn(&serde_json::Value) -> Option<String> + Send>;
 
 /// A stand-in for a broken worker: subscribes to the control channel and answers every request with
 /// `reply(request_body)` pushed onto the reply list (or nothing). Returns its task.
@@ -322,7 +329,7 @@ async fn unreadable_and_foreign_replies_give_a_clear_outcome() {
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     let b = broker("garbage");
     let probe = probe(&b).with_window(Duration::from_millis(600));
-    let cases: Vec<(&str, Box<dyn Fn(&serde_json::Value) -> Option<String> + Send>, HealthStatus, &str)> = vec![
+    let cases: Vec<(&str, Responder, HealthStatus, &str)> = vec![
         ("not json", Box::new(|_| Some("{not json".into())), HealthStatus::Down, "reply is not valid JSON"),
         (
             "not base64",

@@ -163,6 +163,18 @@ impl CeleryTransport {
     }
 }
 
+impl RedisConfig {
+    /// The Celery broker: `CELERY_BROKER_URL`, else `REDIS_URL`, else
+    /// [`DEFAULT_REDIS_URL`](crate::DEFAULT_REDIS_URL) (unset or empty variables are skipped).
+    pub fn from_celery_env() -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|u| !u.trim().is_empty());
+        match var("CELERY_BROKER_URL") {
+            Some(url) => Self::new(url),
+            None => Self::from_env(),
+        }
+    }
+}
+
 /// What one broadcast `ping` found. Worker names are Celery node names (`celery@host`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
@@ -614,7 +626,12 @@ impl HealthProbe for CeleryWorkersProbe {
             notes.push(format!("{silent} subscribed but did not answer (busy?)"));
         }
         let notes = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) };
-        let outcome = if n == 0 {
+        let outcome = if n == 0 && ping.subscribers == 0 {
+            ProbeOutcome::down(format!(
+                "no Celery worker listens on {} (none running, or they use another database or key prefix)",
+                self.control_channel()
+            ))
+        } else if n == 0 {
             ProbeOutcome::down(format!("no Celery worker answered the ping within {}{notes}", window_text(self.window)))
         } else if n < self.min_workers {
             ProbeOutcome::down(format!(

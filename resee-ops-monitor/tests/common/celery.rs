@@ -4,6 +4,9 @@
 //! Python with Celery 5 is looked up in this order: `RESEE_TEST_CELERY_PYTHON`; the workspace's
 //! `.venv-test/bin/python` (made by `scripts/test.sh`); a `python3` on `PATH` that can `import celery`.
 //! If none works the test FAILS with a message naming the fix: it never skips.
+//!
+//! Also used by the Celery bench (`benches/benches/celery.rs`), so paths are taken from the workspace root.
+#![allow(dead_code, unreachable_pub)]
 
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
@@ -13,14 +16,19 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, kill_process_group};
 
+/// The workspace root (every crate sits one level below it).
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
 /// The directory holding `resee_celery_app.py`.
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures")
+    workspace().join("resee-ops-monitor").join("tests").join("fixtures")
 }
 
 fn celery_version(python: &Path) -> Result<String, String> {
     let out = Command::new(python)
-        .args(["-c", "import celery, redis; print(celery.__version__)"])
+        .args(["-c", "import celery, redis, packaging; print(celery.__version__)"])
         .output()
         .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
     if !out.status.success() {
@@ -49,7 +57,7 @@ pub fn python() -> &'static Path {
         {
             candidates.push(PathBuf::from(p));
         }
-        candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv-test/bin/python"));
+        candidates.push(workspace().join(".venv-test/bin/python"));
         candidates.push(PathBuf::from("python3"));
         for c in candidates {
             match celery_version(&c) {
@@ -59,8 +67,8 @@ pub fn python() -> &'static Path {
         }
         panic!(
             "no Python with Celery 5 for the Celery tests ({}). Fix: run `scripts/test.sh` (it creates .venv-test/ \
-             with `pip install 'celery==5.7.*' 'redis<8' packaging`), or set RESEE_TEST_CELERY_PYTHON to a python that \
-             can `import celery, redis` (Debian: `apt-get install python3-celery python3-redis`).",
+             with `pip install celery==5.7.0 redis==8.1.0 packaging`), or set RESEE_TEST_CELERY_PYTHON to a python that \
+             can `import celery, redis, packaging` (Debian: `apt-get install python3-celery python3-redis python3-packaging`).",
             tried.join("; ")
         )
     })
