@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use resee_ops_core::schedule::{JobPolicy, MissedRunPolicy, Schedule};
-use resee_ops_monitor::ConnectionUrl;
+use resee_ops_monitor::{CeleryTransport, ConnectionUrl};
 use resee_ops_slack::{ENV_WEBHOOK_URL, WebhookUrl};
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +45,7 @@ pub(crate) struct Config {
     pub(crate) environment: String,
     pub(crate) database: DatabaseSection,
     pub(crate) redis: RedisSection,
+    pub(crate) celery: CelerySection,
     pub(crate) http: HttpSection,
     pub(crate) alerts: AlertsSection,
     pub(crate) backup: BackupSection,
@@ -62,6 +63,7 @@ impl Default for Config {
             environment: "development".into(),
             database: DatabaseSection::default(),
             redis: RedisSection::default(),
+            celery: CelerySection::default(),
             http: HttpSection::default(),
             alerts: AlertsSection::default(),
             backup: BackupSection::default(),
@@ -96,6 +98,47 @@ pub(crate) struct RedisSection {
 impl Default for RedisSection {
     fn default() -> Self {
         Self { url: ConnectionUrl::new(resee_ops_monitor::DEFAULT_REDIS_URL) }
+    }
+}
+
+/// The Celery workers and queues, checked over their Redis broker as `celery inspect ping` does.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct CelerySection {
+    /// `CELERY_BROKER_URL`; empty: `redis.url`.
+    pub(crate) broker_url: ConnectionUrl,
+    /// How long workers have to answer the broadcast ping.
+    #[serde(with = "dur")]
+    pub(crate) ping_window: Duration,
+    /// The workers' `broker_transport_options`: `global_keyprefix`, `sep`, `priority_steps`.
+    pub(crate) global_keyprefix: String,
+    pub(crate) sep: String,
+    pub(crate) priority_steps: Vec<u8>,
+    /// Whether a queue's length also counts the tasks workers hold unacknowledged (running, prefetched).
+    pub(crate) count_unacked: bool,
+}
+
+impl Default for CelerySection {
+    fn default() -> Self {
+        let t = CeleryTransport::default();
+        Self {
+            broker_url: ConnectionUrl::new(""),
+            ping_window: resee_ops_monitor::DEFAULT_PING_WINDOW,
+            global_keyprefix: t.global_keyprefix,
+            sep: t.sep,
+            priority_steps: t.priority_steps,
+            count_unacked: false,
+        }
+    }
+}
+
+impl CelerySection {
+    /// The workers' transport options.
+    pub(crate) fn transport(&self) -> CeleryTransport {
+        CeleryTransport::new()
+            .with_global_keyprefix(&self.global_keyprefix)
+            .with_sep(&self.sep)
+            .with_priority_steps(self.priority_steps.iter().copied())
     }
 }
 
@@ -213,9 +256,9 @@ pub(crate) struct MonitorSection {
     /// Disk usage warning / critical, percent.
     pub(crate) disk_warning: f64,
     pub(crate) disk_critical: f64,
-    /// Celery workers expected alive (heartbeat keys).
+    /// Celery workers expected to answer the ping (check `workers`).
     pub(crate) min_workers: usize,
-    /// Celery queues (Redis lists) whose length is watched.
+    /// Celery queues whose length is watched (one check `queue:<queue>` each).
     pub(crate) queues: Vec<String>,
     /// Queue length above which it warns.
     pub(crate) queue_warning_above: u64,
@@ -327,14 +370,18 @@ impl Config {
         })
     }
 
-    /// Applies `DATABASE_URL`, `REDIS_URL`, `RESEE_ENVIRONMENT`, `RESEE_BACKUP_DIR`, `RESEE_HTTP_ADDR`, and
-    /// the logging variables (`LOG_DIR`, `LOG_FORMAT`, `RUST_LOG`, `LOG_MAX_BYTES`, `LOG_BACKUPS`).
+    /// Applies `DATABASE_URL`, `REDIS_URL`, `CELERY_BROKER_URL`, `RESEE_ENVIRONMENT`, `RESEE_BACKUP_DIR`,
+    /// `RESEE_HTTP_ADDR`, and the logging variables (`LOG_DIR`, `LOG_FORMAT`, `RUST_LOG`, `LOG_MAX_BYTES`,
+    /// `LOG_BACKUPS`).
     pub(crate) fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = var("DATABASE_URL") {
             self.database.url = ConnectionUrl::new(v);
         }
         if let Some(v) = var("REDIS_URL") {
             self.redis.url = ConnectionUrl::new(v);
+        }
+        if let Some(v) = var("CELERY_BROKER_URL") {
+            self.celery.broker_url = ConnectionUrl::new(v);
         }
         if let Some(v) = var("RESEE_ENVIRONMENT") {
             self.environment = v;
@@ -390,6 +437,13 @@ impl Config {
         }
         if self.alerts.queue_capacity == 0 {
             return Err(ConfigError::new("alerts.queue_capacity", "allowed: 1 or more"));
+        }
+        self.celery
+            .transport()
+            .validate()
+            .map_err(|e| ConfigError::new("celery.sep / celery.priority_steps", e.message().to_owned()))?;
+        if self.celery.ping_window.is_zero() {
+            return Err(ConfigError::new("celery.ping_window", "must be above zero"));
         }
         let slack = match env(ENV_WEBHOOK_URL) {
             None => None,
@@ -449,6 +503,8 @@ mod tests {
             ("[logging]\nformat = \"xml\"", "logging.format"),
             ("[logging.worker]\nfiel = \"celery.log\"", "logging.worker.fiel"),
             ("[logging]\nlevel = \"info,=[x\"", "logging"),
+            ("[celery]\nsep = \"\"", "celery.sep / celery.priority_steps"),
+            ("[celery]\npriority_steps = [0, 12]", "celery.sep / celery.priority_steps"),
         ] {
             let err = Config::from_toml(text).and_then(|c| c.validate().map(|_| ()));
             let err = err.unwrap_err();
@@ -462,6 +518,7 @@ mod tests {
         c.apply_env(|k| match k {
             "RESEE_HTTP_ADDR" => Some("127.0.0.1:9001".into()),
             "DATABASE_URL" => Some("postgres://app:hunter2@db/app".into()),
+            "CELERY_BROKER_URL" => Some("redis://:brokerpw@broker:6379/2".into()),
             "RESEE_BACKUP_DIR" => Some("/var/backups".into()),
             "LOG_FORMAT" => Some("json".into()),
             _ => None,
@@ -473,6 +530,7 @@ mod tests {
         assert_eq!(c.backup.dir, PathBuf::from("/var/backups"));
         let printed = c.render(&v);
         assert!(!printed.contains("hunter2") && printed.contains("postgres://app:***@db/app"), "{printed}");
+        assert!(!printed.contains("brokerpw") && printed.contains("redis://:***@broker:6379/2"), "{printed}");
     }
 
     #[test]

@@ -1,11 +1,12 @@
-//! The health checks: PostgreSQL and Redis (critical: readiness fails without them), disk, Celery workers
-//! and queue, Slack delivery (they warn).
+//! The health checks: PostgreSQL and Redis (critical: readiness fails without them), disk, the Celery
+//! workers (`workers`: Celery's broadcast ping) and queues (`queue:<queue>`: all priority lists), Slack
+//! delivery (they warn).
 //!
 //! To add a probe: one more `.register(...)` in [`registry`].
 
 use resee_ops_core::{HealthRegistry, Registration};
 use resee_ops_monitor::{
-    DiskThresholds, DiskUsageProbe, PostgresProbeConfig, QueueLength, RedisConfig, WorkerHeartbeatProbe,
+    CeleryWorkersProbe, ConnectionUrl, DiskThresholds, DiskUsageProbe, PostgresProbeConfig, QueueLength, RedisConfig,
 };
 
 use crate::alerts::Alerts;
@@ -16,6 +17,21 @@ pub(crate) fn registry(config: &Config, alerts: &Alerts) -> Result<HealthRegistr
     let timeout = m.probe_timeout;
     let redis = RedisConfig::new(config.redis.url.clone()).with_timeout(timeout);
     let redis_err = |e: resee_ops_monitor::MonitorError| ConfigError::new("redis.url (REDIS_URL)", e.to_string());
+    let broker_url: ConnectionUrl = if config.celery.broker_url.expose().trim().is_empty() {
+        config.redis.url.clone()
+    } else {
+        config.celery.broker_url.clone()
+    };
+    let broker = RedisConfig::new(broker_url).with_timeout(timeout);
+    let broker_err =
+        |e: resee_ops_monitor::MonitorError| ConfigError::new("celery.broker_url (CELERY_BROKER_URL)", e.to_string());
+    let transport = config.celery.transport();
+    let workers = CeleryWorkersProbe::new(&broker)
+        .and_then(|p| p.with_transport(transport.clone()))
+        .map_err(broker_err)?
+        .with_window(config.celery.ping_window)
+        .with_min_workers(m.min_workers);
+    let workers_timeout = workers.max_duration() + std::time::Duration::from_secs(1);
     let database = PostgresProbeConfig::new(config.database.url.clone())
         .with_timeout(timeout)
         .build()
@@ -27,15 +43,16 @@ pub(crate) fn registry(config: &Config, alerts: &Alerts) -> Result<HealthRegistr
         .register(Registration::new(database))
         .register(Registration::new(redis.probe().map_err(redis_err)?))
         .register(Registration::new(DiskUsageProbe::new(&m.disk_path).with_thresholds(thresholds)))
-        .register(Registration::new(
-            WorkerHeartbeatProbe::new(&redis).map_err(redis_err)?.with_min_workers(m.min_workers),
-        ))
-        .register(Registration::new(
-            QueueLength::new(&redis)
-                .map_err(redis_err)?
-                .with_queues(m.queues.clone())
-                .with_warning_above(m.queue_warning_above),
-        ));
+        .register(Registration::new(workers).with_timeout(workers_timeout));
+    for queue in &m.queues {
+        let length = QueueLength::new(&broker)
+            .and_then(|q| q.with_transport(transport.clone()))
+            .map_err(broker_err)?
+            .with_queues([queue.clone()])
+            .with_unacked(config.celery.count_unacked)
+            .with_warning_above(m.queue_warning_above);
+        registry = registry.register(Registration::new(length));
+    }
     if let Some(slack) = &alerts.slack_probe {
         registry = registry.register(Registration::new(slack.clone()));
     }
