@@ -2,19 +2,7 @@
 //! [`QueueLength`](crate::QueueLength)) and [`CeleryWorkersProbe`] (Celery's broadcast `ping`, spoken with
 //! plain Redis commands exactly as `celery inspect ping` does).
 //!
-//! The wire format (kombu 5.7, measured against a live Celery 5.7 worker with `redis-cli MONITOR`):
-//!
-//! 1. `SADD <P>_kombu.binding.reply.celery.pidbox "<oid><sep><sep><oid>.reply.celery.pidbox"`: the reply
-//!    binding the worker looks up to route its answer; and `ZADD <P>_kombu.binding_deadlines GT <now+1h>
-//!    reply.celery.pidbox` so that kombu ≥ 5.7's binding sweep does not drop that table during the ping.
-//! 2. `PUBLISH <P>/<db>.celery.pidbox <envelope>`: the request (a kombu message whose base64 body is
-//!    `{"method": "ping", "destination": …, "ticket": …, "reply_to": …}`); Redis answers with the number of
-//!    subscribed workers.
-//! 3. `BRPOP <P><oid>.reply.celery.pidbox` until the reply window ends, or earlier once every subscriber
-//!    (or every named destination) has answered; each reply body is `{"<node>": {"ok": "pong"}}`.
-//! 4. `SREM` the binding and `DEL` the reply list, whatever happened (also when the check is cancelled).
-//!
-//! `<P>` is the transport's `global_keyprefix`; `<db>` the broker URL's database number.
+//! See [`CeleryWorkersProbe`] for the wire format.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -332,8 +320,7 @@ impl Drop for CleanupGuard {
 }
 
 /// Counts live Celery workers with Celery's own broadcast `ping` over the kombu Redis transport, as
-/// `celery inspect ping` does, with plain Redis commands (no Python): see the
-/// [module docs](self) for the exact commands.
+/// `celery inspect ping` does, with plain Redis commands (no Python); the commands are listed below.
 ///
 /// Each check binds a private reply list, publishes the ping on the control channel of the broker's
 /// database, collects `pong`s for the reply window (default 1 s), and removes the binding and the list
@@ -347,6 +334,22 @@ impl Drop for CleanupGuard {
 /// could not be read; else `Up` with the node names.
 ///
 /// A worker started with `--pool=solo` answers only between tasks: a long task makes it miss the window.
+///
+/// # Wire format
+///
+/// kombu 5.7, measured against a live Celery 5.7 worker with `redis-cli MONITOR`:
+///
+/// 1. `SADD <P>_kombu.binding.reply.celery.pidbox "<oid><sep><sep><oid>.reply.celery.pidbox"`: the reply
+///    binding the worker looks up to route its answer; and `ZADD <P>_kombu.binding_deadlines GT <now+1h>
+///    reply.celery.pidbox` so that kombu ≥ 5.7's binding sweep does not drop that table during the ping.
+/// 2. `PUBLISH <P>/<db>.celery.pidbox <envelope>`: the request (a kombu message whose base64 body is
+///    `{"method": "ping", "destination": …, "ticket": …, "reply_to": …}`); Redis answers with the number of
+///    subscribed workers.
+/// 3. `BRPOP <P><oid>.reply.celery.pidbox` until the reply window ends, or earlier once every subscriber
+///    (or every named destination) has answered; each reply body is `{"<node>": {"ok": "pong"}}`.
+/// 4. `SREM` the binding and `DEL` the reply list, whatever happened (also when the check is cancelled).
+///
+/// `<P>` is the transport's `global_keyprefix`; `<db>` the broker URL's database number.
 ///
 /// ```
 /// use std::time::Duration;
