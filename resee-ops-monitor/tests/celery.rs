@@ -102,6 +102,7 @@ async fn counts_one_then_two_real_workers_and_filters_by_destination() {
 
     let outcome = probe.clone().with_min_workers(2).check().await;
     assert_eq!(outcome.status, HealthStatus::Down, "{outcome:?}");
+    assert_eq!(probe.alert_text(&outcome, false).title, "Only 1 Celery worker alive");
     assert_eq!(
         outcome.output.as_deref(),
         Some(format!("1 Celery worker answered ({w1}), fewer than the minimum of 2").as_str())
@@ -151,6 +152,8 @@ async fn no_worker_fails_within_the_window_and_leaves_nothing() {
         b.prefix
     );
     assert_eq!(outcome.output.as_deref(), Some(expected.as_str()));
+    assert_eq!(probe.alert_text(&outcome, false).title, "No Celery worker alive");
+    assert_eq!(probe.alert_text(&resee_ops_core::ProbeOutcome::up(), true).title, "Celery workers alive again");
     assert_eq!(outcome.observed_value, Some(0.0));
     assert_no_ping_leftovers(&b).await;
 
@@ -232,6 +235,7 @@ async fn queue_length_sums_the_priority_lists_of_real_celery_tasks() {
     b.run(&args);
     let outcome = q.check().await;
     assert_eq!(outcome.status, HealthStatus::Degraded, "101 > 100: {outcome:?}");
+    assert_eq!(q.alert_text(&outcome, false).title, "Queue length 101 items");
     assert_eq!(outcome.observed_value, Some(101.0));
     let critical = q.clone().with_critical_above(Some(100));
     assert_eq!(critical.check().await.status, HealthStatus::Down);
@@ -400,6 +404,7 @@ async fn redis_faults_are_clear_outcomes_without_secrets() {
         assert!(!format!("{outcome:?} {probe:?}").contains(SECRET), "{outcome:?}");
         assert_eq!(outcome.status, HealthStatus::Down, "{outcome:?}");
         assert_eq!(outcome.observed_value, None, "not a worker count: {outcome:?}");
+        assert_eq!(probe.alert_text(&outcome, false).title, "Celery worker check failed");
         outcome.output.unwrap()
     };
     let down = check(format!("redis://:{SECRET}@127.0.0.1:{}/0", closed_port())).await;

@@ -62,9 +62,10 @@ async fn a_server_that_never_answers_fails_at_the_timeout() {
     assert_between(started.elapsed(), timeout, Duration::from_millis(1500));
     assert_eq!(outcome.status, HealthStatus::Down);
     assert_eq!(outcome.observed_value, None, "a timeout is not a count of zero workers");
-    let output = outcome.output.unwrap();
+    let output = outcome.output.clone().unwrap();
     assert!(output.contains("timed out") || output.contains("did not answer within"), "{output}");
     assert!(!output.contains("no worker alive"), "{output}");
+    assert_eq!(workers.alert_text(&outcome, false).title, "Worker check failed");
     let queue = QueueLength::new(&cfg).unwrap();
     let started = Instant::now();
     let err = queue.read().await.unwrap_err();

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use redis::aio::MultiplexedConnection;
-use resee_ops_core::{HealthProbe, ProbeOutcome};
+use resee_ops_core::{HealthProbe, ProbeAlertText, ProbeOutcome};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -600,6 +600,12 @@ fn window_text(d: Duration) -> String {
 impl HealthProbe for CeleryWorkersProbe {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    /// "No Celery worker alive" (the seed's "no Celery worker"), "Only 1 Celery worker alive", "Celery
+    /// worker check failed" when Redis could not be asked, "Celery workers alive again".
+    fn alert_text(&self, outcome: &ProbeOutcome, resolved: bool) -> ProbeAlertText {
+        super::heartbeat::workers_alert_text("Celery worker", outcome, resolved)
     }
 
     fn is_critical(&self) -> bool {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::MultiplexedConnection;
-use resee_ops_core::{HealthProbe, ProbeOutcome, SharedClock, system_clock};
+use resee_ops_core::{HealthProbe, HealthStatus, ProbeAlertText, ProbeOutcome, SharedClock, system_clock};
 use serde::{Deserialize, Serialize};
 
 use super::redis::{RedisConfig, RedisTarget};
@@ -315,8 +315,10 @@ impl WorkerHeartbeatProbe {
 
 #[async_trait]
 impl HealthProbe for WorkerHeartbeatProbe {
-    fn alert_text(&self, outcome: &ProbeOutcome, resolved: bool) -> resee_ops_core::ProbeAlertText {
-        crate::AlertText::Workers.alert_text(outcome, resolved)
+    /// "No worker alive", "Only 1 worker alive", "Worker check failed" when Redis could not be asked,
+    /// "Workers alive again".
+    fn alert_text(&self, outcome: &ProbeOutcome, resolved: bool) -> ProbeAlertText {
+        workers_alert_text("worker", outcome, resolved)
     }
 
     fn name(&self) -> &str {
@@ -344,4 +346,24 @@ impl HealthProbe for WorkerHeartbeatProbe {
         };
         outcome.with_observed(n as f64, "workers")
     }
+}
+
+/// The alert wording of a worker probe (`kind` is "worker" or "Celery worker"): "No Celery worker alive",
+/// "Only 1 Celery worker alive", "Celery workers alive again"; when the check could not count (Redis down
+/// or slow: no observed value) "Celery worker check failed", never "no worker alive".
+pub(crate) fn workers_alert_text(kind: &str, outcome: &ProbeOutcome, resolved: bool) -> ProbeAlertText {
+    let mut capital = kind.to_owned();
+    if let Some(first) = capital.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
+    ProbeAlertText::new(if resolved {
+        format!("{capital}s alive again")
+    } else {
+        match outcome.observed_value {
+            None => format!("{capital} check failed"),
+            Some(_) if outcome.status != HealthStatus::Down => format!("{capital}s need attention"),
+            Some(n) if n < 1.0 => format!("No {kind} alive"),
+            Some(n) => format!("Only {n} {kind}{} alive", if n == 1.0 { "" } else { "s" }),
+        }
+    })
 }
