@@ -20,7 +20,7 @@ use crate::MonitorError;
 /// ```
 /// use resee_ops_core::{HealthProbe, MetricSource};
 /// use resee_ops_monitor::{QueueLength, RedisConfig};
-/// let q = QueueLength::new(&RedisConfig::new("redis://127.0.0.1:6379/"))
+/// let q = QueueLength::new(&RedisConfig::from_url("redis://127.0.0.1:6379/").unwrap())
 ///     .unwrap()
 ///     .with_queues(["celery", "emails"])
 ///     .with_warning_above(500)
