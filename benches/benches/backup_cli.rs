@@ -79,7 +79,7 @@ async fn dump(dir: &str, profile: &str) -> bool {
     let profile = if profile == "fast" { CompressionProfile::Fast } else { CompressionProfile::Default };
     let backup = LocalDirTarget::new(dir).and_then(|t| {
         let b = if std::env::var("DATABASE_URL").is_ok() {
-            PgDumpBackupBuilder::from_env()
+            PgDumpBackupBuilder::from_env()?
         } else {
             PgDumpBackup::builder().with_url("postgres://postgres@127.0.0.1:5432/postgres")
         };
@@ -113,7 +113,7 @@ async fn verify(file: &str) -> bool {
     let result = match (LocalDirTarget::new(dir), ArtifactName::new(name)) {
         (Ok(t), Ok(n)) => verify_artifact(&t, &n).await,
         (Err(e), _) => Err(e),
-        (_, Err(e)) => Err(e.into()),
+        (_, Err(e)) => Err(e),
     };
     match result {
         Ok(v) => {

@@ -34,7 +34,7 @@ fn ping(c: &mut Criterion) {
     let b = broker("ping");
     let name = format!("bench-{}@resee-test", std::process::id());
     let _worker = b.worker(&name, "bench-unused");
-    let cfg = RedisConfig::new(b.url.as_str());
+    let cfg = RedisConfig::from_url(b.url.as_str()).unwrap();
     let transport = CeleryTransport::new().with_global_keyprefix(&b.prefix);
     let probe = CeleryWorkersProbe::new(&cfg).unwrap().with_transport(transport.clone()).unwrap();
     let targeted = probe.clone().with_destination([name.clone()]);
@@ -90,7 +90,7 @@ fn queue_length(c: &mut Criterion) {
     let mut args = vec!["enqueue", "bench"];
     args.extend(priorities.iter().map(String::as_str));
     b.run(&args);
-    let cfg = RedisConfig::new(b.url.as_str());
+    let cfg = RedisConfig::from_url(b.url.as_str()).unwrap();
     let q = QueueLength::new(&cfg).unwrap().with_queues(["bench"]).with_transport(transport).unwrap();
     assert_eq!(rt.block_on(q.total()).unwrap(), 100);
     let with_unacked = q.clone().with_unacked(true);

@@ -32,7 +32,13 @@ async fn main() -> ExitCode {
     resee_ops_examples::init_logging("info");
 
     let builder = if var("DATABASE_URL").is_some() || var("PGHOST").is_some() || var("PGDATABASE").is_some() {
-        PgDumpBackupBuilder::from_env()
+        match PgDumpBackupBuilder::from_env() {
+            Ok(builder) => builder,
+            Err(e) => {
+                eprintln!("backup_now: {e}");
+                return ExitCode::from(2);
+            }
+        }
     } else {
         eprintln!("backup_now: DATABASE_URL is not set; backing up {DEFAULT_URL}");
         PgDumpBackup::builder().with_url(DEFAULT_URL)

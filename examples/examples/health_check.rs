@@ -35,16 +35,20 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<ExitCode, MonitorError> {
     let timeout = Duration::from_secs(3);
-    let redis = RedisConfig::from_env().with_timeout(timeout);
-    let broker = RedisConfig::from_celery_env().with_timeout(timeout);
-    let queue = std::env::var("CELERY_QUEUE").ok().filter(|q| !q.is_empty()).unwrap_or_else(|| "celery".into());
+    // The defaults belong to this deployment, not to the library: its `from_env` never guesses.
+    let redis = RedisConfig::from_url(&env_or("REDIS_URL", "redis://127.0.0.1:6379/"))?.with_timeout(timeout);
+    let database =
+        PostgresProbeConfig::from_url(&env_or("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"))?;
+    let broker_url = env_or("CELERY_BROKER_URL", &env_or("REDIS_URL", "redis://127.0.0.1:6379/"));
+    let broker = RedisConfig::from_url(&broker_url)?.with_timeout(timeout);
+    let queue = env_or("CELERY_QUEUE", "celery");
     let disk_path = std::env::var("RESEE_DISK_PATH").ok().filter(|p| !p.is_empty()).unwrap_or_else(|| "/".into());
 
     let workers = CeleryWorkersProbe::new(&broker)?;
     let workers_timeout = workers.max_duration() + Duration::from_secs(1);
     let registry = HealthRegistry::new()
         .with_default_timeout(timeout + Duration::from_secs(1))
-        .register(Registration::new(PostgresProbeConfig::from_env().with_timeout(timeout).build()?))
+        .register(Registration::new(database.with_timeout(timeout).build()?))
         .register(Registration::new(redis.probe()?))
         .register(Registration::new(DiskUsageProbe::new(disk_path)))
         .register(Registration::new(workers).with_timeout(workers_timeout))
@@ -53,4 +57,8 @@ async fn run() -> Result<ExitCode, MonitorError> {
     let report = registry.check_all().await;
     println!("{}", serde_json::to_string_pretty(&report).expect("a report serialises"));
     Ok(if report.status == HealthStatus::Down { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn env_or(var: &str, default: &str) -> String {
+    std::env::var(var).ok().filter(|v| !v.trim().is_empty()).unwrap_or_else(|| default.to_owned())
 }

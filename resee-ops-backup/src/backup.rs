@@ -12,11 +12,11 @@ use resee_ops_core::{
 use tokio::time::Instant;
 
 use crate::compress::{self, Sink, StreamStats};
+use crate::error::{self};
 use crate::pgdump::{self, PgDump};
 use crate::verify::{self, Manifest, Verification};
-use crate::{
-    BackupConfig, BackupError, BackupErrorKind, CompressionProfile, NameComponent, PgConnection, Result, RetryConfig,
-};
+use crate::{BackupConfig, BackupError, CompressionProfile, NameComponent, Result, RetryConfig};
+use resee_ops_core::{ConnectionUrl, ErrorKind};
 
 /// Alert names, stable across releases (throttling and routing key on them).
 pub mod alert_names {
@@ -81,7 +81,7 @@ impl fmt::Debug for PgDumpBackup {
 
 /// Builds a [`PgDumpBackup`]. Errors (a bad URL, an invalid name) surface in [`build`](Self::build).
 pub struct PgDumpBackupBuilder {
-    connection: Option<Result<PgConnection>>,
+    connection: Option<Result<ConnectionUrl>>,
     environment: Option<String>,
     name: Option<String>,
     profile: CompressionProfile,
@@ -129,24 +129,26 @@ impl PgDumpBackupBuilder {
         }
     }
 
-    /// The connection from `DATABASE_URL`, else the standard `PG*` variables.
-    pub fn from_env() -> Self {
-        Self::new().with_connection_result(PgConnection::from_env())
+    /// The connection from `DATABASE_URL`, else the standard `PG*` variables
+    /// ([`ConnectionUrl::postgres_from_env`]); an error when neither is set.
+    pub fn from_env() -> Result<Self> {
+        Ok(Self::new().with_connection(ConnectionUrl::postgres_from_env()?))
     }
 
-    fn with_connection_result(mut self, c: Result<PgConnection>) -> Self {
+    fn with_connection_result(mut self, c: Result<ConnectionUrl>) -> Self {
         self.connection = Some(c);
         self
     }
 
     /// The database to dump.
-    pub fn with_connection(self, connection: PgConnection) -> Self {
+    pub fn with_connection(self, connection: ConnectionUrl) -> Self {
         self.with_connection_result(Ok(connection))
     }
 
-    /// The database to dump, as a `postgres://` URL.
+    /// The database to dump, as a `postgres://` URL or a libpq `key=value` string; a malformed one is
+    /// reported by [`build`](Self::build).
     pub fn with_url(self, url: &str) -> Self {
-        self.with_connection_result(PgConnection::from_url(url))
+        self.with_connection_result(ConnectionUrl::parse(url))
     }
 
     /// The environment part of the name (default `development`).
@@ -230,7 +232,7 @@ impl PgDumpBackupBuilder {
     /// Validates everything and builds.
     pub fn build(self) -> Result<PgDumpBackup> {
         let connection =
-            self.connection.ok_or_else(|| BackupError::invalid_config("no database connection configured"))??;
+            self.connection.ok_or_else(|| error::invalid_config("no database connection configured"))??;
         let mut config = BackupConfig::new(connection);
         if let Some(env) = self.environment {
             config.environment = NameComponent::new(env)?;
@@ -254,7 +256,7 @@ impl PgDumpBackupBuilder {
         if let Some(r) = self.retry {
             config.retry = r;
         }
-        let target = self.target.ok_or_else(|| BackupError::invalid_config("no backup target configured"))?;
+        let target = self.target.ok_or_else(|| error::invalid_config("no backup target configured"))?;
         let mut backup = PgDumpBackup::from_parts(config, target)?;
         backup.notifier = self.notifier;
         if let Some(clock) = self.clock {
@@ -279,12 +281,8 @@ impl PgDumpBackup {
         config.validate()?;
         let name = match &config.name {
             Some(n) => n.clone(),
-            None => NameComponent::new(config.connection.dbname()).map_err(|e| {
-                BackupError::new(
-                    BackupErrorKind::InvalidName,
-                    format!("{}; set an explicit name for the artifacts", e.message()),
-                )
-            })?,
+            None => NameComponent::new(config.connection.database())
+                .map_err(|e| error::invalid_name(format!("{}; set an explicit name for the artifacts", e.message())))?,
         };
         Ok(Self {
             config,
@@ -314,12 +312,7 @@ impl PgDumpBackup {
 
     /// The artifact name for a backup started at `at`: `{database}_{environment}_{YYYYMMDD_HHMMSS}.sql.gz`.
     pub fn artifact_name(&self, at: DateTime<Utc>) -> Result<ArtifactName> {
-        Ok(ArtifactName::new(format!(
-            "{}_{}_{}.sql.gz",
-            self.name,
-            self.config.environment,
-            at.format("%Y%m%d_%H%M%S")
-        ))?)
+        ArtifactName::new(format!("{}_{}_{}.sql.gz", self.name, self.config.environment, at.format("%Y%m%d_%H%M%S")))
     }
 
     /// Runs one backup with retries, sends the alert, and says how it went. Never panics on failure: the
@@ -328,7 +321,7 @@ impl PgDumpBackup {
         let started = Instant::now();
         let started_at = self.clock.now();
         if let Err(e) = self.target.sweep_incomplete().await {
-            tracing::warn!(error = %e, "cannot sweep abandoned temporaries");
+            tracing::warn!(error = %format_args!("{e:#}"), "cannot sweep abandoned temporaries");
         }
         let filename = std::sync::Mutex::new(String::new());
         let (result, attempts) = with_retries(self.config.retry, |attempt| {
@@ -355,7 +348,7 @@ impl PgDumpBackup {
             Err(err) => {
                 let status = if err.is_integrity() { BackupStatus::IntegrityFailed } else { BackupStatus::Failed };
                 BackupOutcome {
-                    report: BackupReport::new(status, filename).with_error(err.to_string()),
+                    report: BackupReport::new(status, filename).with_error(format!("{err:#}")),
                     error: Some(err),
                     manifest: None,
                 }
@@ -368,7 +361,9 @@ impl PgDumpBackup {
             None => {
                 tracing::info!(file = %outcome.report.filename, bytes = outcome.report.size_bytes, "backup succeeded")
             }
-            Some(e) => tracing::error!(file = %outcome.report.filename, error = %e, attempts, "backup failed"),
+            Some(e) => {
+                tracing::error!(file = %outcome.report.filename, error = %format_args!("{e:#}"), attempts, "backup failed")
+            }
         }
         self.alert(&outcome).await;
         outcome
@@ -381,7 +376,8 @@ impl PgDumpBackup {
         if let Err(e) = &result
             && e.is_integrity()
         {
-            let report = BackupReport::new(BackupStatus::IntegrityFailed, name.to_string()).with_error(e.to_string());
+            let report =
+                BackupReport::new(BackupStatus::IntegrityFailed, name.to_string()).with_error(format!("{e:#}"));
             let outcome = BackupOutcome { report, error: None, manifest: None };
             self.alert(&outcome).await;
         }
@@ -464,7 +460,7 @@ impl PgDumpBackup {
         let result = match tokio::time::timeout_at(deadline + Duration::from_secs(10), run).await {
             Ok(r) => r,
             Err(_) => Err(BackupError::new(
-                BackupErrorKind::Timeout,
+                ErrorKind::Timeout,
                 format!("the backup took longer than {:?}; pg_dump was killed", self.config.timeout),
             )),
         };
@@ -473,7 +469,7 @@ impl PgDumpBackup {
             let published = published.into_inner().unwrap_or_else(|p| p.into_inner());
             for n in published.iter().rev() {
                 if let Err(e) = self.target.delete(n).await {
-                    tracing::error!(file = %n, error = %e, "cannot remove a failed backup");
+                    tracing::error!(file = %n, error = %format_args!("{e:#}"), "cannot remove a failed backup");
                 }
             }
         }
@@ -513,7 +509,7 @@ impl PgDumpBackup {
         // below discards it.
         let staged = writer.stage().await?;
         if staged.size() != stats.compressed_size {
-            return Err(BackupError::integrity(format!(
+            return Err(error::integrity(format!(
                 "{name}: the target stored {} bytes, {} were written",
                 staged.size(),
                 stats.compressed_size
@@ -524,7 +520,7 @@ impl PgDumpBackup {
             verify::verify_members(reader, name, &stats.member_sizes, self.threads()).await
         })
         .await
-        .map_err(|_| BackupError::new(BackupErrorKind::Timeout, "verification did not finish in time"))??;
+        .map_err(|_| BackupError::new(ErrorKind::Timeout, "verification did not finish in time"))??;
         verify::check_expected(&verification, &stats.sha256, stats.compressed_size, stats.raw_size)?;
         let meta = staged.publish().await?;
         record(name);
@@ -550,12 +546,12 @@ impl PgDumpBackup {
             duration: started.elapsed(),
         };
         let json = serde_json::to_vec_pretty(&manifest)
-            .map_err(|e| BackupError::new(BackupErrorKind::Io, format!("cannot encode the manifest: {e}")))?;
+            .map_err(|e| BackupError::new(ErrorKind::Io, format!("cannot encode the manifest: {e}")))?;
         let manifest_name = Manifest::name_for(name)?;
         let mut w = self.target.create(&manifest_name).await?;
         if let Err(e) = w.write(&json).await {
             let _ = w.abort().await;
-            return Err(e.into());
+            return Err(e);
         }
         w.commit().await?;
         record(&manifest_name);
@@ -572,7 +568,7 @@ impl PgDumpBackup {
         let stats = tokio::select! {
             stats = compress::compress_stream(stdout, sink, self.config.effective_level(), threads) => stats,
             () = tokio::time::sleep_until(deadline) => Err(BackupError::new(
-                BackupErrorKind::Timeout,
+                ErrorKind::Timeout,
                 format!("the backup took longer than {:?}; pg_dump was killed", self.config.timeout),
             )),
         };
@@ -588,7 +584,7 @@ impl PgDumpBackup {
         };
         running.finish(conn).await?;
         if !verify::trailer_present(&stats.tail) {
-            return Err(BackupError::integrity(
+            return Err(error::integrity(
                 "pg_dump exited 0 but its output does not end with the completion trailer: the dump is incomplete",
             ));
         }
@@ -606,8 +602,8 @@ struct WriterSink {
 
 impl Sink for WriterSink {
     async fn write(&mut self, buf: &[u8]) -> Result<()> {
-        let w = self.writer.as_mut().ok_or_else(|| BackupError::new(BackupErrorKind::Io, "writer is gone"))?;
-        Ok(w.write(buf).await?)
+        let w = self.writer.as_mut().ok_or_else(|| BackupError::new(ErrorKind::Io, "writer is gone"))?;
+        w.write(buf).await
     }
 }
 
@@ -623,7 +619,7 @@ where
         match f(attempt).await {
             Ok(v) => return (Ok(v), attempt),
             Err(e) if e.is_temporary() && attempt < policy.attempts => {
-                tracing::warn!(attempt, error = %e, retry_in = ?policy.delay, "backup attempt failed; retrying");
+                tracing::warn!(attempt, error = %format_args!("{e:#}"), retry_in = ?policy.delay, "backup attempt failed; retrying");
                 tokio::time::sleep(policy.delay).await;
                 attempt += 1;
             }
@@ -642,10 +638,10 @@ mod tests {
         let mut at = Vec::new();
         let (r, attempts) = with_retries::<(), _, _>(RetryConfig::default(), |_| {
             at.push(t0.elapsed());
-            async { Err(BackupError::new(BackupErrorKind::Unavailable, "connection refused")) }
+            async { Err(BackupError::new(ErrorKind::Unavailable, "connection refused")) }
         })
         .await;
-        assert_eq!(r.unwrap_err().kind(), BackupErrorKind::Unavailable);
+        assert_eq!(r.unwrap_err().kind(), ErrorKind::Unavailable);
         assert_eq!(attempts, 3);
         assert_eq!(at, [Duration::ZERO, Duration::from_secs(300), Duration::from_secs(600)]);
     }
@@ -654,14 +650,14 @@ mod tests {
     async fn does_not_retry_permanent_errors_and_stops_on_success() {
         let t0 = Instant::now();
         let (r, attempts) = with_retries::<(), _, _>(RetryConfig::default(), |_| async {
-            Err(BackupError::new(BackupErrorKind::AuthFailed, "password authentication failed"))
+            Err(BackupError::new(ErrorKind::PermissionDenied, "password authentication failed"))
         })
         .await;
         assert!(r.is_err());
         assert_eq!((attempts, t0.elapsed()), (1, Duration::ZERO));
 
         let (r, attempts) = with_retries(RetryConfig::new(5, Duration::from_secs(60)), |n| async move {
-            if n < 2 { Err(BackupError::new(BackupErrorKind::Timeout, "slow")) } else { Ok(n) }
+            if n < 2 { Err(BackupError::new(ErrorKind::Timeout, "slow")) } else { Ok(n) }
         })
         .await;
         assert_eq!((r.unwrap(), attempts), (2, 2));

@@ -12,7 +12,9 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 
-use crate::{BackupError, BackupErrorKind, Result};
+use resee_ops_core::ErrorKind;
+
+use crate::{BackupError, Result};
 
 /// Raw bytes per gzip member. 1 MiB keeps the ratio within about 1 % of a single stream (the deflate
 /// window is 32 KiB) while keeping memory small.
@@ -157,7 +159,7 @@ async fn write_member<S: Sink + Send>(
 ) -> Result<()> {
     let member = job
         .await
-        .map_err(|e| BackupError::new(BackupErrorKind::Io, format!("compression task failed: {e}")))?
+        .map_err(|e| BackupError::new(ErrorKind::Io, format!("compression task failed: {e}")))?
         .map_err(|e| BackupError::io("compression failed", e))?;
     hasher.update(&member);
     stats.compressed_size += member.len() as u64;
@@ -250,10 +252,10 @@ mod tests {
         struct Full;
         impl Sink for Full {
             async fn write(&mut self, _: &[u8]) -> Result<()> {
-                Err(BackupError::new(BackupErrorKind::StorageFull, "full"))
+                Err(BackupError::new(ErrorKind::StorageFull, "full"))
             }
         }
         let err = compress_stream(std::io::Cursor::new(sample(100_000)), &mut Full, 1, 2).await.unwrap_err();
-        assert_eq!(err.kind(), BackupErrorKind::StorageFull);
+        assert_eq!(err.kind(), ErrorKind::StorageFull);
     }
 }

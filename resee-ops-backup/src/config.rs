@@ -6,36 +6,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::{BackupError, BackupErrorKind, Result};
+use resee_ops_core::ConnectionUrl;
 
-/// A database password. Never shown: `Debug` and `Display` print `***`, and it is not serializable.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Password(String);
-
-impl Password {
-    /// Wraps a password.
-    pub fn new(password: impl Into<String>) -> Self {
-        Self(password.into())
-    }
-
-    /// The password itself, for handing to `pg_dump` through a 0600 passfile.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+use crate::error::{self, invalid_config};
+use crate::{BackupError, Result};
 
 /// A validated component of an artifact name (the database or environment part).
 ///
@@ -56,8 +30,7 @@ impl NameComponent {
     /// Validates `s`.
     pub fn new(s: impl Into<String>) -> Result<Self> {
         let s = s.into();
-        let bad =
-            |why: &str| BackupError::new(BackupErrorKind::InvalidName, format!("invalid name component {s:?}: {why}"));
+        let bad = |why: &str| error::invalid_name(format!("invalid name component {s:?}: {why}"));
         if s.is_empty() || s.len() > 100 {
             return Err(bad("must be 1 to 100 bytes long"));
         }
@@ -99,307 +72,6 @@ impl fmt::Display for NameComponent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
-}
-
-/// Where and as whom to connect. Parsed from a `postgres://` URL, the standard `PG*` variables, or built by
-/// hand. `Debug` hides the password.
-///
-/// ```
-/// use resee_ops_backup::PgConnection;
-/// let c = PgConnection::from_url("postgres://app:s3cret@db.internal:6432/resee_dev?sslmode=disable").unwrap();
-/// assert_eq!((c.host(), c.port(), c.user(), c.dbname()), ("db.internal", 6432, "app", "resee_dev"));
-/// assert!(!format!("{c:?}").contains("s3cret"));
-/// ```
-#[derive(Clone, PartialEq, Eq)]
-pub struct PgConnection {
-    host: String,
-    port: u16,
-    user: String,
-    password: Option<Password>,
-    dbname: String,
-    sslmode: Option<String>,
-}
-
-impl PgConnection {
-    /// A connection to `dbname` on `host:port` as `user`, without a password.
-    pub fn new(host: impl Into<String>, port: u16, user: impl Into<String>, dbname: impl Into<String>) -> Self {
-        Self { host: host.into(), port, user: user.into(), password: None, dbname: dbname.into(), sslmode: None }
-    }
-
-    /// Sets the password.
-    pub fn with_password(mut self, password: impl Into<String>) -> Self {
-        self.password = Some(Password::new(password));
-        self
-    }
-
-    /// Sets libpq's `sslmode` (`disable`, `prefer`, `require`, ...).
-    pub fn with_sslmode(mut self, mode: impl Into<String>) -> Self {
-        self.sslmode = Some(mode.into());
-        self
-    }
-
-    /// Replaces the database name.
-    pub fn with_dbname(mut self, dbname: impl Into<String>) -> Self {
-        self.dbname = dbname.into();
-        self
-    }
-
-    /// Parses `postgres://[user[:password]@]host[:port][/dbname][?param=value&...]` (also `postgresql://`).
-    /// Query parameters `host`, `port`, `user`, `password`, `dbname` and `sslmode` are understood; a
-    /// Unix-socket directory may be given percent-encoded as the host (`%2Fvar%2Frun%2Fpostgresql`).
-    /// The password may hold unencoded `?`, `/` and `@` (the user information ends at the last `@`); an `@`
-    /// in the database name or a query value must then be percent-encoded (`%40`).
-    ///
-    /// Errors never repeat the URL (it may hold a password).
-    pub fn from_url(url: &str) -> Result<Self> {
-        let bad = |why: &str| BackupError::invalid_config(format!("database URL is not a valid postgres URL: {why}"));
-        let rest = url
-            .strip_prefix("postgres://")
-            .or_else(|| url.strip_prefix("postgresql://"))
-            .ok_or_else(|| bad("it must start with postgres:// or postgresql://"))?;
-        // The user information first, so that a password may hold an unencoded `?` or `/` (which must not
-        // end up in the host, the database name, or a query parameter, and so in an error message).
-        let (userinfo, rest) = match userinfo_end(rest) {
-            Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
-            None => (None, rest),
-        };
-        let (rest, query) = match rest.split_once('?') {
-            Some((r, q)) => (r, Some(q)),
-            None => (rest, None),
-        };
-        let (hostport, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i + 1..]),
-            None => (rest, ""),
-        };
-        let mut conn = Self::new("localhost", 5432, default_user(), "");
-        if let Some(info) = userinfo {
-            let (user, password) = match info.split_once(':') {
-                Some((u, p)) => (u, Some(p)),
-                None => (info, None),
-            };
-            if !user.is_empty() {
-                conn.user = percent_decode(user).ok_or_else(|| bad("bad percent-encoding in the user name"))?;
-            }
-            if let Some(p) = password {
-                conn.password =
-                    Some(Password(percent_decode(p).ok_or_else(|| bad("bad percent-encoding in the password"))?));
-            }
-        }
-        if hostport.contains(',') {
-            return Err(bad("several hosts are not supported"));
-        }
-        let (host, port) = if let Some(stripped) = hostport.strip_prefix('[') {
-            let end = stripped.find(']').ok_or_else(|| bad("unclosed '[' in the host"))?;
-            let port = stripped[end + 1..].strip_prefix(':');
-            (&stripped[..end], port)
-        } else {
-            match hostport.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (hostport, None),
-            }
-        };
-        if !host.is_empty() {
-            conn.host = percent_decode(host).ok_or_else(|| bad("bad percent-encoding in the host"))?;
-        }
-        if let Some(p) = port.filter(|p| !p.is_empty()) {
-            conn.port = p.parse().map_err(|_| bad("the port is not a number from 1 to 65535"))?;
-        }
-        if !path.is_empty() {
-            conn.dbname = percent_decode(path).ok_or_else(|| bad("bad percent-encoding in the database name"))?;
-        }
-        for pair in query.into_iter().flat_map(|q| q.split('&')).filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let v = percent_decode(v).ok_or_else(|| bad("bad percent-encoding in a query parameter"))?;
-            match k {
-                "host" => conn.host = v,
-                "port" => conn.port = v.parse().map_err(|_| bad("the port is not a number from 1 to 65535"))?,
-                "user" => conn.user = v,
-                "password" => conn.password = Some(Password(v)),
-                "dbname" => conn.dbname = v,
-                "sslmode" => conn.sslmode = Some(v),
-                "application_name" | "connect_timeout" | "options" => {}
-                // Only a plain identifier is repeated: anything else may be a piece of a mistyped password.
-                other if is_plain_identifier(other) => {
-                    return Err(bad(&format!("unsupported query parameter {other:?}")));
-                }
-                _ => return Err(bad("unsupported query parameter")),
-            }
-        }
-        if conn.dbname.is_empty() {
-            conn.dbname = conn.user.clone();
-        }
-        conn.validate()?;
-        Ok(conn)
-    }
-
-    /// `DATABASE_URL` if set, else the standard libpq variables `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`,
-    /// `PGDATABASE`, `PGSSLMODE` (with libpq's defaults: `localhost`, `5432`, the OS user, database = user).
-    pub fn from_env() -> Result<Self> {
-        Self::from_vars(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
-    }
-
-    pub(crate) fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        if let Some(url) = var("DATABASE_URL") {
-            return Self::from_url(&url);
-        }
-        let user = var("PGUSER").unwrap_or_else(default_user);
-        let port = match var("PGPORT") {
-            Some(p) => p.parse().map_err(|_| BackupError::invalid_config("PGPORT is not a number from 1 to 65535"))?,
-            None => 5432,
-        };
-        let mut conn = Self::new(
-            var("PGHOST").unwrap_or_else(|| "localhost".into()),
-            port,
-            user.clone(),
-            var("PGDATABASE").unwrap_or(user),
-        );
-        conn.password = var("PGPASSWORD").map(Password);
-        conn.sslmode = var("PGSSLMODE");
-        conn.validate()?;
-        Ok(conn)
-    }
-
-    fn validate(&self) -> Result<()> {
-        for (what, v) in [("host", &self.host), ("user", &self.user), ("database name", &self.dbname)] {
-            if v.is_empty() || v.contains('\0') {
-                return Err(BackupError::invalid_config(format!("the {what} must be non-empty text without NUL")));
-            }
-        }
-        if self.port == 0 {
-            return Err(BackupError::invalid_config("the port must be from 1 to 65535"));
-        }
-        Ok(())
-    }
-
-    /// The host name, address or Unix-socket directory.
-    pub fn host(&self) -> &str {
-        &self.host
-    }
-
-    /// The port.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// The role name.
-    pub fn user(&self) -> &str {
-        &self.user
-    }
-
-    /// The database name.
-    pub fn dbname(&self) -> &str {
-        &self.dbname
-    }
-
-    /// The password, if any.
-    pub fn password(&self) -> Option<&Password> {
-        self.password.as_ref()
-    }
-
-    /// libpq's `sslmode`, if set.
-    pub fn sslmode(&self) -> Option<&str> {
-        self.sslmode.as_deref()
-    }
-}
-
-impl fmt::Debug for PgConnection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PgConnection")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("user", &self.user)
-            .field("password", &self.password.as_ref().map(|_| "***"))
-            .field("dbname", &self.dbname)
-            .field("sslmode", &self.sslmode)
-            .finish()
-    }
-}
-
-impl<'de> Deserialize<'de> for PgConnection {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Parts {
-            #[serde(default = "default_host")]
-            host: String,
-            #[serde(default = "default_port")]
-            port: u16,
-            #[serde(default = "default_user")]
-            user: String,
-            #[serde(default)]
-            password: Option<Password>,
-            dbname: String,
-            #[serde(default)]
-            sslmode: Option<String>,
-        }
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Repr {
-            Url(String),
-            Parts(Parts),
-        }
-        let conn = match Repr::deserialize(d)? {
-            Repr::Url(url) => return Self::from_url(&url).map_err(serde::de::Error::custom),
-            Repr::Parts(p) => Self {
-                host: p.host,
-                port: p.port,
-                user: p.user,
-                password: p.password,
-                dbname: p.dbname,
-                sslmode: p.sslmode,
-            },
-        };
-        conn.validate().map_err(serde::de::Error::custom)?;
-        Ok(conn)
-    }
-}
-
-fn default_host() -> String {
-    "localhost".into()
-}
-
-fn default_port() -> u16 {
-    5432
-}
-
-fn default_user() -> String {
-    std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "postgres".into())
-}
-
-/// Where the user information of `rest` (the URL after `scheme://`) ends: the last `@` whose user name part
-/// (up to the first `:`) holds no `/`, `?` or `@`. The password may thus hold unencoded `?`, `/` and `@`;
-/// an `@` in the database name or a query value must then be percent-encoded (`%40`).
-fn userinfo_end(rest: &str) -> Option<usize> {
-    rest.match_indices('@').map(|(i, _)| i).rev().find(|&i| {
-        let info = &rest[..i];
-        let user = info.split_once(':').map_or(info, |(u, _)| u);
-        !user.contains(['/', '?', '@'])
-    })
-}
-
-/// `[A-Za-z_][A-Za-z0-9_]*`, at most 64 bytes.
-fn is_plain_identifier(s: &str) -> bool {
-    let mut bytes = s.bytes();
-    s.len() <= 64
-        && bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// How hard to compress.
@@ -479,9 +151,9 @@ fn default_retry_delay() -> Duration {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct BackupConfig {
-    /// The database to dump: a URL string or a table of `host`, `port`, `user`, `password`, `dbname`,
-    /// `sslmode`.
-    pub connection: PgConnection,
+    /// The database to dump: a connection string (URL or libpq `key=value`) or a table of `host`, `port`,
+    /// `user`, `password`, `dbname`, `sslmode` — core's [`ConnectionUrl`], read as the monitor reads it.
+    pub connection: ConnectionUrl,
     /// The environment part of the artifact name. Default `development`.
     #[serde(default = "default_environment")]
     pub environment: NameComponent,
@@ -535,7 +207,7 @@ impl fmt::Debug for BackupConfig {
 
 impl BackupConfig {
     /// Defaults for `connection`.
-    pub fn new(connection: PgConnection) -> Self {
+    pub fn new(connection: ConnectionUrl) -> Self {
         Self {
             connection,
             environment: default_environment(),
@@ -560,17 +232,17 @@ impl BackupConfig {
         if let Some(l) = self.level
             && l > 9
         {
-            return Err(BackupError::invalid_config(format!("gzip level {l} is out of range 0-9")));
+            return Err(invalid_config(format!("gzip level {l} is out of range 0-9")));
         }
         if self.threads == Some(0) {
-            return Err(BackupError::invalid_config("threads must be at least 1"));
+            return Err(invalid_config("threads must be at least 1"));
         }
         if self.retry.attempts == 0 {
-            return Err(BackupError::invalid_config("retry.attempts must be at least 1"));
+            return Err(invalid_config("retry.attempts must be at least 1"));
         }
         for (what, d) in [("connect_timeout", self.connect_timeout), ("timeout", self.timeout)] {
             if d.is_zero() {
-                return Err(BackupError::invalid_config(format!("{what} must be positive")));
+                return Err(invalid_config(format!("{what} must be positive")));
             }
         }
         Ok(())
@@ -596,91 +268,6 @@ fn default_timeout() -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_parse() {
-        let c = PgConnection::from_url("postgresql://u%40x:p%3Aw%2Fd@[::1]:5433/db%20name?sslmode=require").unwrap();
-        assert_eq!(c.user(), "u@x");
-        assert_eq!(c.password().unwrap().expose(), "p:w/d");
-        assert_eq!(c.host(), "::1");
-        assert_eq!(c.port(), 5433);
-        assert_eq!(c.dbname(), "db name");
-        assert_eq!(c.sslmode(), Some("require"));
-        let c = PgConnection::from_url("postgres://%2Fvar%2Frun%2Fpostgresql/x?user=bob").unwrap();
-        assert_eq!((c.host(), c.user(), c.dbname()), ("/var/run/postgresql", "bob", "x"));
-        let c = PgConnection::from_url("postgres://alice@h").unwrap();
-        assert_eq!((c.port(), c.dbname()), (5432, "alice"));
-    }
-
-    #[test]
-    fn bad_urls_are_typed_errors_without_the_password() {
-        for url in [
-            "mysql://u:topsecret@h/db",
-            "postgres://u:topsecret@h:99999/db",
-            "postgres://u:topsecret@h/db?weird=1",
-            "postgres://u:topsecret@h1,h2/db",
-            "postgres://u:topsecret%zz@h/db",
-        ] {
-            let err = PgConnection::from_url(url).unwrap_err();
-            assert_eq!(err.kind(), BackupErrorKind::InvalidConfig, "{url}");
-            assert!(!format!("{err} {err:?}").contains("topsecret"), "{err}");
-        }
-    }
-
-    #[test]
-    fn unencoded_question_mark_and_slash_stay_in_the_password() {
-        let c = PgConnection::from_url("postgres://app:pa?ss@db/x").unwrap();
-        assert_eq!((c.user(), c.password().unwrap().expose(), c.host(), c.dbname()), ("app", "pa?ss", "db", "x"));
-        let c = PgConnection::from_url("postgres://app:pa/55@db:6432/x?sslmode=disable").unwrap();
-        assert_eq!((c.password().unwrap().expose(), c.host(), c.port()), ("pa/55", "db", 6432));
-        assert_eq!((c.dbname(), c.sslmode()), ("x", Some("disable")));
-        let c = PgConnection::from_url("postgres://app:a@b?c/d@db").unwrap();
-        assert_eq!((c.password().unwrap().expose(), c.host(), c.dbname()), ("a@b?c/d", "db", "app"));
-        // An `@` after the host, without user information before it, is not taken for one.
-        let c = PgConnection::from_url("postgres://h/db?user=a@b").unwrap();
-        assert_eq!((c.host(), c.user(), c.dbname()), ("h", "a@b", "db"));
-        let c = PgConnection::from_url("postgres://u@h/db?application_name=x:y@z").unwrap();
-        assert_eq!((c.host(), c.user(), c.dbname()), ("h", "u", "db"));
-        for url in [
-            "postgres://app:top?secret@db/x?weird=1",
-            "postgres://app:top/secret@db:99999/x",
-            "postgres://app:top?secret@db:port/x",
-            "postgres://app:top?secret@h1,h2/x",
-            "postgres://app:top?se=cret/x",
-            "postgres://app:top?se/cret=1",
-            "postgres://h/x?topsecret!=1",
-            &format!("postgres://h/x?{}=1", "topsecret".repeat(8)),
-        ] {
-            let err = PgConnection::from_url(url).unwrap_err();
-            assert_eq!(err.kind(), BackupErrorKind::InvalidConfig, "{url}");
-            assert!(!format!("{err} {err:?}").contains("secret"), "{url}: {err}");
-        }
-        let err = PgConnection::from_url("postgres://h/x?weird_1=1").unwrap_err();
-        assert!(err.to_string().contains("\"weird_1\""), "{err}");
-        let err = PgConnection::from_url("postgres://h/x?weird-1=1").unwrap_err();
-        assert!(!err.to_string().contains("weird"), "{err}");
-    }
-
-    #[test]
-    fn env_prefers_database_url_then_pg_vars() {
-        let vars = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
-        };
-        let c = PgConnection::from_vars(vars(&[("DATABASE_URL", "postgres://a@h/d"), ("PGHOST", "other")])).unwrap();
-        assert_eq!((c.host(), c.dbname()), ("h", "d"));
-        let c = PgConnection::from_vars(vars(&[
-            ("PGHOST", "db"),
-            ("PGPORT", "6000"),
-            ("PGUSER", "bk"),
-            ("PGPASSWORD", "pw-secret"),
-        ]))
-        .unwrap();
-        assert_eq!((c.host(), c.port(), c.user(), c.dbname()), ("db", 6000, "bk", "bk"));
-        assert_eq!(c.password().unwrap().expose(), "pw-secret");
-        assert!(!format!("{c:?}").contains("pw-secret"));
-        let err = PgConnection::from_vars(vars(&[("PGPORT", "x")])).unwrap_err();
-        assert_eq!(err.kind(), BackupErrorKind::InvalidConfig);
-    }
 
     #[test]
     fn config_deserializes_and_hides_the_password() {

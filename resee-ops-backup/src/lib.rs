@@ -41,7 +41,8 @@
 //! `PGDATABASE`). Bad names are rejected before anything runs:
 //!
 //! ```
-//! use resee_ops_backup::{BackupErrorKind, PgDumpBackup};
+//! use resee_ops_backup::PgDumpBackup;
+//! use resee_ops_core::ErrorKind;
 //! use resee_ops_core::testing::InMemoryBackupTarget;
 //!
 //! let err = PgDumpBackup::builder()
@@ -50,7 +51,7 @@
 //!     .with_target(InMemoryBackupTarget::new())
 //!     .build()
 //!     .unwrap_err();
-//! assert_eq!(err.kind(), BackupErrorKind::InvalidName);
+//! assert_eq!(err.kind(), ErrorKind::InvalidInput);
 //! assert!(!err.to_string().contains("secret"));
 //! ```
 
@@ -63,10 +64,11 @@ mod pgdump;
 mod verify;
 
 pub use backup::{ALERT_SOURCE, BackupOutcome, PgDumpBackup, PgDumpBackupBuilder, alert_names};
-pub use config::{BackupConfig, CompressionProfile, NameComponent, Password, PgConnection, RetryConfig};
-pub use error::{BackupError, BackupErrorKind, Result};
+pub use config::{BackupConfig, CompressionProfile, NameComponent, RetryConfig};
+pub use error::{BackupError, Result, codes};
 pub use local::LocalDirTarget;
 pub use pgdump::PgVersion;
+pub use resee_ops_core::{ConnectionUrl, Secret};
 pub use verify::{DUMP_TRAILER, Manifest, Verification, verify_artifact};
 
 #[doc(hidden)]

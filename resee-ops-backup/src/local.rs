@@ -12,6 +12,7 @@ use resee_ops_core::{
 };
 use tokio::io::AsyncWriteExt;
 
+use crate::error;
 use crate::{BackupError, Result};
 
 /// A [`BackupTarget`] in a local directory (mode 0700), one file (mode 0600) per artifact.
@@ -69,16 +70,16 @@ impl LocalDirTarget {
                 }
             }
             Ok(_) => {
-                return Err(BackupError::invalid_config(format!("{} exists and is not a directory", dir.display())));
+                return Err(error::invalid_config(format!("{} exists and is not a directory", dir.display())));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 std::fs::DirBuilder::new()
                     .recursive(true)
                     .mode(0o700)
                     .create(&dir)
-                    .map_err(|e| BackupError::io(&format!("cannot create {}", dir.display()), e))?;
+                    .map_err(|e| BackupError::io(format!("cannot create {}", dir.display()), e))?;
             }
-            Err(e) => return Err(BackupError::io(&format!("cannot access {}", dir.display()), e)),
+            Err(e) => return Err(BackupError::io(format!("cannot access {}", dir.display()), e)),
         }
         Ok(Self { dir })
     }
@@ -162,12 +163,12 @@ fn unpublish(dest: &Path) {
             if let Some(dir) = dest.parent()
                 && let Err(e) = fsync_dir(dir)
             {
-                tracing::warn!(dir = %dir.display(), error = %e, "cannot fsync after removing a failed publish");
+                tracing::warn!(dir = %dir.display(), error = %format_args!("{e:#}"), "cannot fsync after removing a failed publish");
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => {
-            tracing::error!(path = %dest.display(), error = %e, "cannot remove a half-published artifact");
+            tracing::error!(path = %dest.display(), error = %format_args!("{e:#}"), "cannot remove a half-published artifact");
         }
     }
 }
@@ -292,7 +293,7 @@ impl Temp {
         if let Err(e) = std::fs::remove_file(&self.tmp)
             && e.kind() != std::io::ErrorKind::NotFound
         {
-            tracing::warn!(path = %self.tmp.display(), error = %e, "cannot remove a temporary");
+            tracing::warn!(path = %self.tmp.display(), error = %format_args!("{e:#}"), "cannot remove a temporary");
         }
     }
 }
@@ -400,7 +401,7 @@ mod tests {
         std::fs::write(&tmp, b"data").unwrap();
         let failing = |_: &Path| Err(std::io::Error::other("injected fsync failure"));
         let err = publish_durably(&tmp, &dest, dir.path(), failing).unwrap_err();
-        assert!(err.to_string().contains("injected fsync failure"), "{err}");
+        assert!(format!("{err:#}").contains("injected fsync failure"), "{err:#}");
         assert!(!dest.exists(), "the artifact was left under its final name");
         assert!(!tmp.exists());
 

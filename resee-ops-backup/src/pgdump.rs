@@ -9,7 +9,10 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, ChildStdout, Command};
 
-use crate::{BackupError, BackupErrorKind, PgConnection, Result};
+use resee_ops_core::{ConnectionUrl, ErrorKind, SslMode};
+
+use crate::error;
+use crate::{BackupError, Result};
 
 /// A PostgreSQL version, as `server_version_num` counts it (`150020` for 15.20, `90624` for 9.6.24).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -105,8 +108,7 @@ pub(crate) async fn locate(configured: Option<&Path>) -> Result<PgDump> {
         }
     }
     best.ok_or_else(|| {
-        BackupError::new(
-            BackupErrorKind::PgDumpNotFound,
+        error::pg_dump_not_found(
             "pg_dump was found neither on PATH nor under /usr/lib/postgresql/*/bin: install the PostgreSQL client \
              tools (Debian/Ubuntu: apt-get install postgresql-client) or configure its path",
         )
@@ -121,16 +123,15 @@ async fn probe(path: &Path) -> Result<PgDump> {
         std::process::Command::new(&owned).arg("--version").env("LC_MESSAGES", "C").stdin(Stdio::null()).output()
     })
     .await
-    .map_err(|e| BackupError::new(BackupErrorKind::PgDumpNotFound, format!("pg_dump probe failed: {e}")))?
-    .map_err(|e| {
-        BackupError::new(BackupErrorKind::PgDumpNotFound, format!("cannot run {}: {e}", path.display())).with_source(e)
-    })?;
+    .map_err(|e| error::pg_dump_not_found(format!("pg_dump probe failed: {e}")))?
+    .map_err(|e| error::pg_dump_not_found(format!("cannot run {}: {e}", path.display())).with_source(e))?;
     let text = String::from_utf8_lossy(&out.stdout);
     let version = PgVersion::parse(&text).filter(|_| out.status.success()).ok_or_else(|| {
-        BackupError::new(
-            BackupErrorKind::PgDumpNotFound,
-            format!("{} --version did not report a PostgreSQL version: {:?}", path.display(), text.trim()),
-        )
+        error::pg_dump_not_found(format!(
+            "{} --version did not report a PostgreSQL version: {:?}",
+            path.display(),
+            text.trim()
+        ))
     })?;
     Ok(PgDump { path: path.to_owned(), version })
 }
@@ -141,26 +142,23 @@ pub(crate) fn check_versions(pg_dump: &PgDump, server: PgVersion) -> Result<()> 
         return Ok(());
     }
     let major = server.major_text();
-    Err(BackupError::new(
-        BackupErrorKind::PgDumpTooOld,
-        format!(
-            "pg_dump {} ({}) is older than the server (PostgreSQL {server}) and cannot dump it reliably: install the \
+    Err(error::pg_dump_too_old(format!(
+        "pg_dump {} ({}) is older than the server (PostgreSQL {server}) and cannot dump it reliably: install the \
              PostgreSQL {major} client tools or newer (Debian/Ubuntu: apt-get install postgresql-client-{major}) \
              or point the pg_dump setting at a pg_dump {major}+",
-            pg_dump.version,
-            pg_dump.path.display(),
-        ),
-    ))
+        pg_dump.version,
+        pg_dump.path.display(),
+    )))
 }
 
 /// Why the version preflight must not run for `conn`, if it must not. The preflight speaks no TLS, so it
 /// runs only where TLS cannot be expected anyway: `sslmode=disable`, a Unix socket, or a loopback address
 /// (unless `sslmode` requires TLS). Elsewhere libpq's `pg_dump` would prefer TLS, so a plaintext preflight
 /// could send the password unencrypted, or be refused by a `hostssl`-only server.
-fn preflight_skip_reason(conn: &PgConnection) -> Option<&'static str> {
-    match conn.sslmode() {
-        Some("require" | "verify-ca" | "verify-full") => Some("sslmode requires TLS"),
-        Some("disable") => None,
+fn preflight_skip_reason(conn: &ConnectionUrl) -> Option<&'static str> {
+    match conn.ssl_mode() {
+        m if m.requires_tls() => Some("sslmode requires TLS"),
+        SslMode::Disable => None,
         _ if is_local_host(conn.host()) => None,
         _ => Some("the server is not local and TLS may be used"),
     }
@@ -176,7 +174,7 @@ fn is_local_host(host: &str) -> bool {
 /// Connects once and asks for the server version. Returns `None` when the preflight must not connect
 /// without TLS (see [`preflight_skip_reason`]); `pg_dump` then refuses a newer server itself (see
 /// [`classify`]).
-pub(crate) async fn server_version(conn: &PgConnection, connect_timeout: Duration) -> Result<Option<PgVersion>> {
+pub(crate) async fn server_version(conn: &ConnectionUrl, connect_timeout: Duration) -> Result<Option<PgVersion>> {
     if let Some(why) = preflight_skip_reason(conn) {
         tracing::debug!(
             reason = why,
@@ -185,28 +183,30 @@ pub(crate) async fn server_version(conn: &PgConnection, connect_timeout: Duratio
         return Ok(None);
     }
     let mut cfg = tokio_postgres::Config::new();
-    if conn.host().starts_with('/') {
+    if conn.is_unix_socket() {
         cfg.host_path(conn.host());
     } else {
         cfg.host(conn.host());
     }
     cfg.port(conn.port())
-        .user(conn.user())
-        .dbname(conn.dbname())
-        .application_name("resee-ops-backup")
+        .dbname(conn.database())
+        .application_name(conn.param("application_name").unwrap_or("resee-ops-backup"))
         .connect_timeout(connect_timeout);
+    if let Some(user) = conn.user() {
+        cfg.user(user);
+    }
     if let Some(p) = conn.password() {
         cfg.password(p.expose());
     }
-    cfg.ssl_mode(if conn.sslmode() == Some("disable") {
+    cfg.ssl_mode(if conn.ssl_mode() == SslMode::Disable {
         tokio_postgres::config::SslMode::Disable
     } else {
         tokio_postgres::config::SslMode::Prefer
     });
-    let redact = |text: String| redact(text, conn);
+    let redact = |text: String| conn.scrub(text);
     let connect = tokio::time::timeout(connect_timeout, cfg.connect(tokio_postgres::NoTls)).await.map_err(|_| {
         BackupError::new(
-            BackupErrorKind::Unavailable,
+            ErrorKind::Unavailable,
             format!("server {}:{} did not answer within {connect_timeout:?}", conn.host(), conn.port()),
         )
     })?;
@@ -222,41 +222,44 @@ pub(crate) async fn server_version(conn: &PgConnection, connect_timeout: Duratio
     Ok(Some(PgVersion::from_num(u32::try_from(num).unwrap_or(0))))
 }
 
-fn classify_pg(err: &tokio_postgres::Error, text: String, conn: &PgConnection) -> BackupError {
-    use tokio_postgres::error::SqlState;
-    let at = format!("{}:{} database {:?} as {:?}", conn.host(), conn.port(), conn.dbname(), conn.user());
-    let kind = match err.code() {
-        Some(c) if *c == SqlState::INVALID_PASSWORD || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
-            BackupErrorKind::AuthFailed
-        }
-        Some(c) if *c == SqlState::INSUFFICIENT_PRIVILEGE => BackupErrorKind::AuthFailed,
-        Some(c) if *c == SqlState::INVALID_CATALOG_NAME => BackupErrorKind::DatabaseNotFound,
-        Some(c)
-            if *c == SqlState::CANNOT_CONNECT_NOW
-                || *c == SqlState::ADMIN_SHUTDOWN
-                || *c == SqlState::CRASH_SHUTDOWN
-                || *c == SqlState::TOO_MANY_CONNECTIONS =>
-        {
-            BackupErrorKind::Unavailable
-        }
-        Some(_) => BackupErrorKind::DumpFailed,
-        None if text.contains("password missing") => BackupErrorKind::AuthFailed,
-        None if text.contains("invalid configuration") => BackupErrorKind::InvalidConfig,
-        None => BackupErrorKind::Unavailable,
+/// Classifies a connection or query error of the preflight by its SQLSTATE, never by its text (which
+/// comes in the server's `lc_messages` language). Temporary unless the cause is known to be permanent:
+/// a refused login (class 28), a missing database (3D000), a missing privilege (42501), or a
+/// configuration the client itself rejects.
+fn classify_pg(err: &tokio_postgres::Error, text: String, conn: &ConnectionUrl) -> BackupError {
+    let at =
+        format!("{}:{} database {:?} as {:?}", conn.host(), conn.port(), conn.database(), conn.user().unwrap_or(""));
+    let text = match err.as_db_error() {
+        Some(db) => conn.scrub(db.message()),
+        None => text,
     };
-    let mut text = text;
-    if let Some(db) = err.as_db_error() {
-        text = redact(db.message().to_owned(), conn);
-    }
-    BackupError::new(kind, format!("cannot connect to {at}: {text}"))
+    let message = format!("cannot connect to {at}: {text}");
+    let Some(code) = err.code() else {
+        // No SQLSTATE: the client's own error (refused or reset connection, TLS, timeout), or a
+        // configuration tokio-postgres rejects before connecting.
+        return if text.contains("invalid configuration") || text.contains("password missing") {
+            BackupError::new(ErrorKind::InvalidConfig, message)
+        } else {
+            BackupError::new(ErrorKind::Unavailable, message).temporary()
+        };
+    };
+    classify_sqlstate(code.code(), message)
 }
 
-/// Replaces the password, wherever it appears, by `***`.
-pub(crate) fn redact(text: String, conn: &PgConnection) -> String {
-    match conn.password().map(|p| p.expose()).filter(|p| !p.is_empty()) {
-        Some(p) if text.contains(p) => text.replace(p, "***"),
-        _ => text,
-    }
+/// The kind and temporariness for a SQLSTATE; see [`classify_pg`].
+pub(crate) fn classify_sqlstate(code: &str, message: String) -> BackupError {
+    let err = match code {
+        c if c.starts_with("28") => BackupError::new(ErrorKind::PermissionDenied, message).permanent(),
+        "42501" => BackupError::new(ErrorKind::PermissionDenied, message).permanent(),
+        "3D000" => BackupError::new(ErrorKind::NotFound, message).permanent(),
+        // Connection exceptions, too many connections, starting up / shutting down, recovery conflicts
+        // (40001), deadlocks, and anything not known to be permanent: try again later.
+        c if c.starts_with("08") || c.starts_with("53") || c.starts_with("57") => {
+            BackupError::new(ErrorKind::Unavailable, message).temporary()
+        }
+        _ => BackupError::new(ErrorKind::Unexpected, message).temporary(),
+    };
+    err.with_code(code)
 }
 
 /// A running `pg_dump` with its stdout to stream and its stderr being captured.
@@ -274,7 +277,7 @@ const STDERR_KEEP: usize = 8 * 1024;
 /// 0600 passfile named by `PGPASSFILE`; argv holds options only.
 pub(crate) fn spawn(
     pg_dump: &PgDump,
-    conn: &PgConnection,
+    conn: &ConnectionUrl,
     connect_timeout: Duration,
     lock_wait_timeout: Duration,
 ) -> Result<(Running, ChildStdout)> {
@@ -294,6 +297,11 @@ pub(crate) fn spawn(
         "PGSERVICE",
         "PGSERVICEFILE",
         "PGSSLMODE",
+        "PGSSLROOTCERT",
+        "PGSSLCERT",
+        "PGSSLKEY",
+        "PGTARGETSESSIONATTRS",
+        "PGCHANNELBINDING",
         "PGOPTIONS",
         "PGCONNECT_TIMEOUT",
         "PGAPPNAME",
@@ -303,13 +311,27 @@ pub(crate) fn spawn(
     }
     cmd.env("PGHOST", conn.host())
         .env("PGPORT", conn.port().to_string())
-        .env("PGUSER", conn.user())
-        .env("PGDATABASE", conn.dbname())
-        .env("PGCONNECT_TIMEOUT", connect_timeout.as_secs().max(2).to_string())
-        .env("PGAPPNAME", "resee-ops-backup")
+        .env("PGDATABASE", conn.database())
+        .env("PGCONNECT_TIMEOUT", connect_timeout.as_secs().clamp(2, u64::from(u32::MAX)).to_string())
+        .env("PGAPPNAME", conn.param("application_name").unwrap_or("resee-ops-backup"))
         .env("LC_MESSAGES", "C");
-    if let Some(mode) = conn.sslmode() {
-        cmd.env("PGSSLMODE", mode);
+    if let Some(user) = conn.user() {
+        cmd.env("PGUSER", user);
+    }
+    // The same connection the preflight used: every parameter core's ConnectionUrl accepts has its libpq
+    // variable.
+    for (param, var) in [
+        ("sslmode", "PGSSLMODE"),
+        ("sslrootcert", "PGSSLROOTCERT"),
+        ("sslcert", "PGSSLCERT"),
+        ("sslkey", "PGSSLKEY"),
+        ("options", "PGOPTIONS"),
+        ("target_session_attrs", "PGTARGETSESSIONATTRS"),
+        ("channel_binding", "PGCHANNELBINDING"),
+    ] {
+        if let Some(v) = conn.param(param) {
+            cmd.env(var, v);
+        }
     }
     let passfile = match conn.password() {
         Some(password) => {
@@ -321,12 +343,10 @@ pub(crate) fn spawn(
     };
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
     let mut child = cmd.spawn().map_err(|e| {
-        BackupError::new(BackupErrorKind::PgDumpNotFound, format!("cannot start {}: {e}", pg_dump.path.display()))
-            .with_source(e)
+        error::pg_dump_not_found(format!("cannot start {}: {e}", pg_dump.path.display())).with_source(e)
     })?;
-    let stdout = child.stdout.take().ok_or_else(|| BackupError::new(BackupErrorKind::Io, "pg_dump has no stdout"))?;
-    let mut stderr =
-        child.stderr.take().ok_or_else(|| BackupError::new(BackupErrorKind::Io, "pg_dump has no stderr"))?;
+    let stdout = child.stdout.take().ok_or_else(|| BackupError::new(ErrorKind::Io, "pg_dump has no stdout"))?;
+    let mut stderr = child.stderr.take().ok_or_else(|| BackupError::new(ErrorKind::Io, "pg_dump has no stderr"))?;
     let stderr = tokio::spawn(async move {
         let mut kept = Vec::new();
         let mut buf = [0u8; 4096];
@@ -361,9 +381,9 @@ fn write_passfile(password: &str) -> Result<tempfile::NamedTempFile> {
 
 impl Running {
     /// Waits for `pg_dump` to exit; `Ok` only for exit status 0. Errors carry its (redacted) stderr.
-    pub(crate) async fn finish(mut self, conn: &PgConnection) -> Result<()> {
+    pub(crate) async fn finish(mut self, conn: &ConnectionUrl) -> Result<()> {
         let status = self.child.wait().await.map_err(|e| BackupError::io("cannot wait for pg_dump", e))?;
-        let stderr = redact(self.stderr.await.unwrap_or_default(), conn);
+        let stderr = conn.scrub(self.stderr.await.unwrap_or_default());
         if status.success() {
             if !stderr.is_empty() {
                 tracing::warn!(stderr = %stderr, "pg_dump succeeded with messages");
@@ -380,52 +400,24 @@ impl Running {
     }
 
     /// Kills `pg_dump` and returns its stderr (after a failure elsewhere in the pipeline).
-    pub(crate) async fn kill(mut self, conn: &PgConnection) -> String {
+    pub(crate) async fn kill(mut self, conn: &ConnectionUrl) -> String {
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
-        redact(self.stderr.await.unwrap_or_default(), conn)
+        conn.scrub(self.stderr.await.unwrap_or_default())
     }
 }
 
-/// Turns `pg_dump`'s failure and stderr (in the C locale) into a typed error.
+/// Turns `pg_dump`'s failure into a typed error: temporary unless `pg_dump` itself (in the C locale, as
+/// it is run) says it is older than the server. Messages the server sent are in the server's
+/// `lc_messages` language, so they are never matched: the permanent causes a server reports (refused
+/// login, missing database, missing privilege) are found by the preflight, by SQLSTATE, before `pg_dump`
+/// runs.
 pub(crate) fn classify(how: &str, stderr: &str) -> BackupError {
-    let has = |s: &str| stderr.contains(s);
-    let kind = if has("password authentication failed")
-        || has("no password supplied")
-        || has("authentication failed for user")
-        || has("permission denied")
-        || has("no pg_hba.conf entry")
-    {
-        BackupErrorKind::AuthFailed
-    } else if has("database \"") && has("does not exist") {
-        BackupErrorKind::DatabaseNotFound
-    } else if has("server version mismatch") {
-        BackupErrorKind::PgDumpTooOld
-    } else if has("lock timeout") || has("statement timeout") || has("could not obtain lock") || has("timeout expired")
-    {
-        BackupErrorKind::Timeout
-    } else if has("Connection refused")
-        || has("could not connect")
-        || has("the database system is starting up")
-        || has("the database system is shutting down")
-        || has("the database system is in recovery mode")
-        || has("server closed the connection unexpectedly")
-        || has("terminating connection due to administrator command")
-        || has("Connection reset")
-        || has("could not translate host name")
-        || has("too many clients")
-    {
-        BackupErrorKind::Unavailable
-    } else {
-        BackupErrorKind::DumpFailed
-    };
     let message = if stderr.is_empty() { how.to_owned() } else { format!("{how}: {stderr}") };
-    let message = if kind == BackupErrorKind::PgDumpTooOld {
-        format!("{message} (install a pg_dump at least as new as the server)")
-    } else {
-        message
-    };
-    BackupError::new(kind, message)
+    if stderr.contains("aborting because of server version mismatch") {
+        return error::pg_dump_too_old(format!("{message} (install a pg_dump at least as new as the server)"));
+    }
+    BackupError::new(ErrorKind::Unexpected, message).temporary().with_code(error::codes::DUMP_FAILED)
 }
 
 #[cfg(test)]
@@ -447,7 +439,7 @@ mod tests {
     fn older_pg_dump_is_refused_with_what_to_install() {
         let dump = PgDump { path: "/opt/pg12/pg_dump".into(), version: PgVersion::parse("12.3").unwrap() };
         let err = check_versions(&dump, PgVersion::from_num(160004)).unwrap_err();
-        assert_eq!(err.kind(), BackupErrorKind::PgDumpTooOld);
+        assert_eq!(err.code(), Some(crate::error::codes::PG_DUMP_TOO_OLD));
         assert!(err.message().contains("postgresql-client-16"), "{err}");
         assert!(check_versions(&dump, PgVersion::from_num(120010)).is_ok());
         let newer = PgDump { path: "/x".into(), version: PgVersion::parse("17.1").unwrap() };
@@ -458,7 +450,7 @@ mod tests {
     fn major_versions_compare_across_10() {
         let dump = |v: &str| PgDump { path: "/x".into(), version: PgVersion::parse(v).unwrap() };
         let err = check_versions(&dump("9.6.24"), PgVersion::from_num(150020)).unwrap_err();
-        assert_eq!(err.kind(), BackupErrorKind::PgDumpTooOld);
+        assert_eq!(err.code(), Some(crate::error::codes::PG_DUMP_TOO_OLD));
         assert!(err.message().contains("postgresql-client-15"), "{err}");
         assert!(check_versions(&dump("9.5"), PgVersion::parse("9.6.1").unwrap()).is_err());
         assert!(check_versions(&dump("9.6.2"), PgVersion::parse("9.6.24").unwrap()).is_ok());
@@ -472,9 +464,9 @@ mod tests {
     #[test]
     fn preflight_runs_only_where_tls_is_not_expected() {
         let conn = |host: &str, mode: Option<&str>| {
-            let c = PgConnection::new(host, 5432, "u", "d");
+            let c = ConnectionUrl::postgres(host, 5432, "u", "d");
             match mode {
-                Some(m) => c.with_sslmode(m),
+                Some(m) => c.with_ssl_mode(SslMode::parse(m).unwrap()),
                 None => c,
             }
         };
@@ -494,19 +486,46 @@ mod tests {
         }
     }
 
+    /// Point 6: pg_dump failures are temporary by default; its stderr (partly in the server's language)
+    /// decides nothing but the client-side version mismatch.
     #[test]
-    fn stderr_is_classified() {
+    fn pg_dump_failures_are_temporary_unless_it_is_too_old() {
         let c = |s: &str| classify("pg_dump exited with status 1", s);
-        assert_eq!(c("FATAL:  password authentication failed for user \"x\"").kind(), BackupErrorKind::AuthFailed);
-        assert_eq!(c("FATAL:  database \"nope\" does not exist").kind(), BackupErrorKind::DatabaseNotFound);
-        let e = c("connection to server at \"127.0.0.1\", port 1 failed: Connection refused");
-        assert_eq!(e.kind(), BackupErrorKind::Unavailable);
-        assert!(e.is_temporary());
-        assert!(c("FATAL:  the database system is shutting down").is_temporary());
+        for stderr in [
+            "FATAL:  password authentication failed for user \"x\"",
+            "FATAL:  사용자 \"x\"의 password 인증을 실패했습니다",
+            "connection to server at \"127.0.0.1\", port 1 failed: Connection refused",
+            "FATAL:  sorry, too many clients already",
+            "FATAL:  the database system is not yet accepting connections",
+            "pg_dump: error: query failed: server closed the connection unexpectedly",
+            "pg_dump: error: query failed: SSL SYSCALL error: EOF detected",
+            "ERROR:  canceling statement due to conflict with recovery",
+            "",
+        ] {
+            let e = c(stderr);
+            assert!(e.is_temporary(), "{stderr}");
+            assert_eq!(e.code(), Some(crate::error::codes::DUMP_FAILED));
+        }
         let e = c("pg_dump: error: aborting because of server version mismatch");
-        assert_eq!(e.kind(), BackupErrorKind::PgDumpTooOld);
+        assert_eq!((e.kind(), e.code()), (ErrorKind::InvalidConfig, Some(crate::error::codes::PG_DUMP_TOO_OLD)));
         assert!(!e.is_temporary());
-        assert_eq!(c("pg_dump: error: query failed").kind(), BackupErrorKind::DumpFailed);
+    }
+
+    #[test]
+    fn sqlstates_are_classified_permanent_only_for_known_causes() {
+        let c = |code: &str| classify_sqlstate(code, "m".into());
+        for (code, kind) in [
+            ("28P01", ErrorKind::PermissionDenied),
+            ("28000", ErrorKind::PermissionDenied),
+            ("42501", ErrorKind::PermissionDenied),
+            ("3D000", ErrorKind::NotFound),
+        ] {
+            let e = c(code);
+            assert_eq!((e.kind(), e.is_temporary(), e.code()), (kind, false, Some(code)), "{code}");
+        }
+        for code in ["53300", "57P03", "57P01", "08006", "40001", "40P01", "XX000", "55P03"] {
+            assert!(c(code).is_temporary(), "{code}");
+        }
     }
 
     #[test]

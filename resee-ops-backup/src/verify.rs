@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
 use crate::compress::{KEEP, hex, keep_tail};
+use crate::error;
 use crate::{BackupError, Result};
 
 /// The line `pg_dump` writes at the end of a complete plain-format dump.
@@ -55,7 +56,7 @@ pub struct Manifest {
 impl Manifest {
     /// The name of the manifest of `artifact`.
     pub fn name_for(artifact: &ArtifactName) -> Result<ArtifactName> {
-        Ok(ArtifactName::new(format!("{artifact}.manifest.json"))?)
+        ArtifactName::new(format!("{artifact}.manifest.json"))
     }
 }
 
@@ -85,7 +86,8 @@ pub struct Verification {
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-/// use resee_ops_backup::{BackupErrorKind, verify_artifact};
+/// use resee_ops_backup::verify_artifact;
+/// use resee_ops_core::ErrorKind;
 /// use resee_ops_core::{ArtifactName, BackupTarget, testing::InMemoryBackupTarget};
 ///
 /// let target = InMemoryBackupTarget::new();
@@ -94,7 +96,7 @@ pub struct Verification {
 /// w.write(b"not gzip at all").await.unwrap();
 /// w.commit().await.unwrap();
 /// let err = verify_artifact(&target, &name).await.unwrap_err();
-/// assert_eq!(err.kind(), BackupErrorKind::Integrity);
+/// assert_eq!(err.kind(), ErrorKind::Integrity);
 /// # });
 /// ```
 pub async fn verify_artifact(target: &dyn BackupTarget, name: &ArtifactName) -> Result<Verification> {
@@ -103,13 +105,13 @@ pub async fn verify_artifact(target: &dyn BackupTarget, name: &ArtifactName) -> 
     let manifest = match target.open(&manifest_name).await {
         Ok(mut r) => {
             let mut text = Vec::new();
-            r.read_to_end(&mut text).await.map_err(|e| BackupError::io(&format!("cannot read {manifest_name}"), e))?;
+            r.read_to_end(&mut text).await.map_err(|e| BackupError::io(format!("cannot read {manifest_name}"), e))?;
             let m: Manifest = serde_json::from_slice(&text)
-                .map_err(|e| BackupError::integrity(format!("{manifest_name} is not a valid manifest: {e}")))?;
+                .map_err(|e| error::integrity(format!("{manifest_name} is not a valid manifest: {e}")))?;
             Some(m)
         }
         Err(e) if e.kind() == resee_ops_core::ErrorKind::NotFound => None,
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(e),
     };
     match manifest {
         Some(m) => {
@@ -122,13 +124,10 @@ pub async fn verify_artifact(target: &dyn BackupTarget, name: &ArtifactName) -> 
 
 pub(crate) fn check_expected(v: &Verification, sha256: &str, compressed: u64, raw: u64) -> Result<()> {
     if v.sha256 != sha256 {
-        return Err(BackupError::integrity(format!(
-            "{}: SHA-256 {} differs from the expected {sha256}",
-            v.name, v.sha256
-        )));
+        return Err(error::integrity(format!("{}: SHA-256 {} differs from the expected {sha256}", v.name, v.sha256)));
     }
     if v.compressed_size != compressed || v.raw_size != raw {
-        return Err(BackupError::integrity(format!(
+        return Err(error::integrity(format!(
             "{}: sizes {} / {} (compressed / raw) differ from the expected {compressed} / {raw}",
             v.name, v.compressed_size, v.raw_size
         )));
@@ -147,7 +146,7 @@ pub(crate) async fn verify_content(target: &dyn BackupTarget, name: &ArtifactNam
     let read_result: Result<()> = async {
         loop {
             let mut chunk = vec![0u8; 256 * 1024];
-            let n = reader.read(&mut chunk).await.map_err(|e| BackupError::io(&format!("cannot read {name}"), e))?;
+            let n = reader.read(&mut chunk).await.map_err(|e| BackupError::io(format!("cannot read {name}"), e))?;
             if n == 0 {
                 return Ok(());
             }
@@ -164,10 +163,10 @@ pub(crate) async fn verify_content(target: &dyn BackupTarget, name: &ArtifactNam
     drop(tx);
     let inflated = inflate
         .await
-        .map_err(|e| BackupError::new(crate::BackupErrorKind::Io, format!("verification task failed: {e}")))?;
+        .map_err(|e| BackupError::new(resee_ops_core::ErrorKind::Io, format!("verification task failed: {e}")))?;
     read_result?;
     let (raw_size, head, tail) =
-        inflated.map_err(|e| BackupError::integrity(format!("{name} is not a valid gzip file: {e}")))?;
+        inflated.map_err(|e| error::integrity(format!("{name} is not a valid gzip file: {e}")))?;
     finish_checks(name, compressed_size, raw_size, &head, &tail, hex(&hasher.finalize()))
 }
 
@@ -180,14 +179,14 @@ fn finish_checks(
     sha256: String,
 ) -> Result<Verification> {
     if compressed_size == 0 {
-        return Err(BackupError::integrity(format!("{name} is empty")));
+        return Err(error::integrity(format!("{name} is empty")));
     }
     let head = String::from_utf8_lossy(head);
     if !head.contains(DUMP_HEADER) {
-        return Err(BackupError::integrity(format!("{name} does not start like a pg_dump plain-format dump")));
+        return Err(error::integrity(format!("{name} does not start like a pg_dump plain-format dump")));
     }
     if !trailer_present(tail) {
-        return Err(BackupError::integrity(format!(
+        return Err(error::integrity(format!(
             "{name} is incomplete: the dump does not end with {DUMP_TRAILER:?} (pg_dump was cut short)"
         )));
     }
@@ -221,7 +220,7 @@ pub(crate) async fn verify_members(
     let mut head = Vec::new();
     let mut tail = Vec::with_capacity(2 * KEEP);
     let mut inflight = std::collections::VecDeque::new();
-    let corrupt = |what: String| BackupError::integrity(format!("{name} is not a valid gzip file: {what}"));
+    let corrupt = |what: String| error::integrity(format!("{name} is not a valid gzip file: {what}"));
     let mut collect = |job: std::io::Result<(u64, Vec<u8>, Vec<u8>)>| -> Result<()> {
         let (raw, member_head, member_tail) = job.map_err(|e| corrupt(e.to_string()))?;
         if head.is_empty() {
@@ -235,9 +234,9 @@ pub(crate) async fn verify_members(
         let mut member = vec![0u8; usize::try_from(size).unwrap_or(usize::MAX)];
         reader.read_exact(&mut member).await.map_err(|e| {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                BackupError::integrity(format!("{name} is shorter than what was written (member {i})"))
+                error::integrity(format!("{name} is shorter than what was written (member {i})"))
             } else {
-                BackupError::io(&format!("cannot read {name}"), e)
+                BackupError::io(format!("cannot read {name}"), e)
             }
         })?;
         hasher.update(&member);
@@ -252,8 +251,8 @@ pub(crate) async fn verify_members(
         collect(job.await.map_err(|e| corrupt(format!("verification task failed: {e}")))?)?;
     }
     let mut extra = [0u8; 1];
-    if reader.read(&mut extra).await.map_err(|e| BackupError::io(&format!("cannot read {name}"), e))? != 0 {
-        return Err(BackupError::integrity(format!("{name} is longer than what was written")));
+    if reader.read(&mut extra).await.map_err(|e| BackupError::io(format!("cannot read {name}"), e))? != 0 {
+        return Err(error::integrity(format!("{name} is longer than what was written")));
     }
     finish_checks(name, compressed_size, raw_size, &head, &tail, hex(&hasher.finalize()))
 }

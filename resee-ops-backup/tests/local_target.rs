@@ -78,6 +78,6 @@ async fn a_file_in_place_of_the_directory_is_a_clear_error() {
     let file = tmp.path().join("backups");
     std::fs::write(&file, b"").unwrap();
     let err = LocalDirTarget::new(&file).unwrap_err();
-    assert_eq!(err.kind(), resee_ops_backup::BackupErrorKind::InvalidConfig);
+    assert_eq!(err.kind(), resee_ops_core::ErrorKind::InvalidConfig);
     assert!(err.message().contains("not a directory"), "{err}");
 }

@@ -5,7 +5,8 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use resee_ops_backup::{BackupErrorKind, PgDumpBackup, PgDumpBackupBuilder};
+use resee_ops_backup::{PgDumpBackup, PgDumpBackupBuilder};
+use resee_ops_core::ErrorKind;
 use resee_ops_core::testing::{InMemoryBackupTarget, ManualClock};
 
 fn builder(url: &str) -> PgDumpBackupBuilder {
@@ -49,7 +50,7 @@ async fn logs_at_trace_level_never_contain_the_password() {
     assert!(ok.is_success(), "{:?}", ok.error);
     let wrong = url.replace(&url[url.find(":pw-").unwrap() + 1..url.find('@').unwrap()], "Wrong-Logged-pw-77");
     let failed = builder(&wrong).with_target(target).build().unwrap().run().await;
-    assert_eq!(failed.error.as_ref().unwrap().kind(), BackupErrorKind::AuthFailed);
+    assert_eq!(failed.error.as_ref().unwrap().kind(), ErrorKind::PermissionDenied);
 
     let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
     assert!(text.contains("backup succeeded") && text.contains("backup failed"), "logs were captured: {text}");

@@ -13,7 +13,8 @@
 //!   [`Scheduler`](schedule::Scheduler) that runs jobs on them.
 //! - **Testing** (feature `testing`): doubles, conformance suites, throwaway PostgreSQL/Redis.
 //!
-//! One error type, [`Error`], with an [`ErrorKind`] and [`Error::is_temporary`].
+//! One error type for the whole workspace, [`Error`], with an [`ErrorKind`] and [`Error::is_temporary`];
+//! one connection-string type, [`ConnectionUrl`]; one secret wrapper, [`Secret`].
 //!
 //! # Wiring a notification stack
 //!
@@ -47,10 +48,12 @@ pub mod metric;
 pub mod notify;
 pub mod registry;
 pub mod schedule;
+pub mod secret;
 pub mod serde_duration;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
+pub mod url;
 
 pub use alert::{Alert, AlertStatus, Field, Fingerprint, Severity};
 pub use backup::{
@@ -68,4 +71,6 @@ pub use notify::{
     ThrottleEntry, ThrottleStore, Throttled,
 };
 pub use registry::{CheckGroup, CheckResult, DEFAULT_PROBE_TIMEOUT, HealthRegistry, HealthReport, Registration};
+pub use secret::Secret;
 pub use serde_duration::parse_duration;
+pub use url::{ConnectionUrl, Scheme, SslMode};

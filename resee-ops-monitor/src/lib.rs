@@ -19,8 +19,9 @@
 //!   minimum sample, no-data and error policies), [`RuleEvaluator`] (runs them on an interval and alerts
 //!   through any notifier), [`presets`] (the seed's four rules).
 //!
-//! One error type, [`MonitorError`], convertible into [`resee_ops_core::Error`]. Connection strings are
-//! wrapped in [`ConnectionUrl`], whose `Debug`, `Display` and `Serialize` hide the password.
+//! Errors are the workspace's one [`resee_ops_core::Error`] (named [`MonitorError`] here). Connection
+//! strings are core's [`ConnectionUrl`] (re-exported), parsed once and the same for the backup crate;
+//! its `Debug`, `Display` and `Serialize` hide the password.
 //!
 //! # Example
 //!
@@ -34,8 +35,8 @@
 //!
 //! // Nothing listens on port 1: both dependencies fail fast.
 //! let registry = HealthRegistry::new()
-//!     .register(Registration::new(PostgresProbeConfig::new("postgres://app:secret@127.0.0.1:1/app").build().unwrap()))
-//!     .register(Registration::new(RedisConfig::new("redis://127.0.0.1:1/").probe().unwrap()))
+//!     .register(Registration::new(PostgresProbeConfig::from_url("postgres://app:secret@127.0.0.1:1/app").unwrap().build().unwrap()))
+//!     .register(Registration::new(RedisConfig::from_url("redis://127.0.0.1:1/").unwrap().probe().unwrap()))
 //!     .register(Registration::new(DiskUsageProbe::new("/")));
 //!
 //! let slack = RecordingNotifier::new(); // in production: resee-ops-slack, throttled
@@ -95,11 +96,11 @@ pub mod http;
 mod metrics;
 mod monitor;
 mod periodic;
+mod pg;
 mod probe;
 mod rules;
-mod secret;
 
-pub use error::{MonitorError, MonitorErrorKind};
+pub use error::MonitorError;
 pub use metrics::events::{EventCounter, EventCounterBuilder, OTHER_EVENTS};
 pub use metrics::func::FnSource;
 pub use metrics::layer::{RequestStatsLayer, RequestStatsService, ResponseFuture, RouteTemplate};
@@ -119,12 +120,12 @@ pub use probe::heartbeat::{
     DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_KEY, DEFAULT_HEARTBEAT_TTL, Heartbeat, HeartbeatConfig,
     WorkerHeartbeatProbe,
 };
-pub use probe::postgres::{DEFAULT_DATABASE_URL, DEFAULT_TIMEOUT, PostgresProbe, PostgresProbeConfig};
+pub use probe::postgres::{DEFAULT_TIMEOUT, PostgresProbe, PostgresProbeConfig};
 pub use probe::queue::{DEFAULT_QUEUE_WARNING_ABOVE, QueueDepth, QueueLength};
-pub use probe::redis::{DEFAULT_REDIS_URL, RedisConfig, RedisProbe};
+pub use probe::redis::{RedisConfig, RedisProbe};
+pub use resee_ops_core::{ConnectionUrl, Secret};
 pub use rules::evaluator::{
     AlertState, DEFAULT_SOURCE_TIMEOUT, DeliveryStats, Reading, RuleEvaluator, RuleEvaluatorBuilder, RuleState,
 };
 pub use rules::presets::{HTTP_SOURCE, PAYMENT_FAILED_EVENT, PAYMENTS_SOURCE, QUEUE_SOURCE, presets};
 pub use rules::rule::{Comparison, DataPolicy, Rule};
-pub use secret::ConnectionUrl;

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::MonitorError;
+use crate::error::invalid_config;
 use crate::periodic::MonitorHandle;
 
 /// The alert name of every health alert; the `probe` label tells them apart.
@@ -128,10 +129,10 @@ impl MonitorConfig {
 
     fn validate(&self) -> Result<(), MonitorError> {
         if self.interval.is_zero() {
-            return Err(MonitorError::invalid_config("monitor interval must be above zero"));
+            return Err(invalid_config("monitor interval must be above zero"));
         }
         if self.failures_before_down == 0 || self.passes_before_up == 0 {
-            return Err(MonitorError::invalid_config("failures_before_down and passes_before_up must be at least 1"));
+            return Err(invalid_config("failures_before_down and passes_before_up must be at least 1"));
         }
         Ok(())
     }

@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 
 use common::celery::Broker;
 use common::{closed_port, hanging_port, unique};
+use resee_ops_core::ErrorKind;
 use resee_ops_core::testing::services;
 use resee_ops_core::{HealthProbe, HealthStatus, MetricSource};
-use resee_ops_monitor::{CeleryTransport, CeleryWorkersProbe, MonitorErrorKind, QueueLength, RedisConfig};
+use resee_ops_monitor::{CeleryTransport, CeleryWorkersProbe, QueueLength, RedisConfig};
 
 const SECRET: &str = "s3cr3t-Pa55word";
 /// The database of the tests' brokers: the pidbox channel name carries it.
@@ -25,7 +26,7 @@ fn broker(tag: &str) -> Broker {
 }
 
 fn redis_config(b: &Broker) -> RedisConfig {
-    RedisConfig::new(b.url.as_str()).with_timeout(Duration::from_secs(2))
+    RedisConfig::from_url(b.url.as_str()).unwrap().with_timeout(Duration::from_secs(2))
 }
 
 fn transport(b: &Broker) -> CeleryTransport {
@@ -396,8 +397,9 @@ async fn redis_faults_are_clear_outcomes_without_secrets() {
     let timeout = Duration::from_millis(400);
     let window = Duration::from_millis(300);
     let check = |url: String| async move {
-        let probe =
-            CeleryWorkersProbe::new(&RedisConfig::new(url.as_str()).with_timeout(timeout)).unwrap().with_window(window);
+        let probe = CeleryWorkersProbe::new(&RedisConfig::from_url(url.as_str()).unwrap().with_timeout(timeout))
+            .unwrap()
+            .with_window(window);
         let started = Instant::now();
         let outcome = probe.check().await;
         assert!(started.elapsed() <= probe.max_duration() + Duration::from_millis(500), "{:?}", started.elapsed());
@@ -412,23 +414,22 @@ async fn redis_faults_are_clear_outcomes_without_secrets() {
     let hanging = format!("redis://:{SECRET}@127.0.0.1:{}/0", hanging_port());
     let output = check(hanging.clone()).await;
     assert!(output.contains("timed out") || output.contains("did not answer within"), "{output}");
-    let err = CeleryWorkersProbe::new(&RedisConfig::new(hanging.as_str()).with_timeout(timeout))
+    let err = CeleryWorkersProbe::new(&RedisConfig::from_url(hanging.as_str()).unwrap().with_timeout(timeout))
         .unwrap()
         .ping()
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), MonitorErrorKind::Timeout, "a timeout is a timeout: {err}");
+    assert_eq!(err.kind(), ErrorKind::Timeout, "a timeout is a timeout: {err}");
     let wrong_password = check(services::redis().url().replacen("redis://", &format!("redis://:{SECRET}@"), 1)).await;
     assert!(wrong_password.starts_with("cannot ping the Celery workers"), "{wrong_password}");
     let wrong_db = check(services::redis().url_for_database("99")).await;
     assert!(wrong_db.contains("DB index is out of range") || wrong_db.contains("invalid DB index"), "{wrong_db}");
 
-    let err =
-        CeleryWorkersProbe::new(&RedisConfig::new(format!("redis://:{SECRET}@127.0.0.1:x/0").as_str())).unwrap_err();
-    assert_eq!(err.kind(), MonitorErrorKind::InvalidConfig);
+    let err = RedisConfig::from_url(format!("redis://:{SECRET}@127.0.0.1:x/0").as_str()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
     assert!(!format!("{err:?}").contains(SECRET));
-    let bad = CeleryWorkersProbe::new(&RedisConfig::new("redis://127.0.0.1/0"))
+    let bad = CeleryWorkersProbe::new(&RedisConfig::from_url("redis://127.0.0.1/0").unwrap())
         .unwrap()
         .with_transport(CeleryTransport::new().with_sep(""));
-    assert_eq!(bad.unwrap_err().kind(), MonitorErrorKind::InvalidConfig);
+    assert_eq!(bad.unwrap_err().kind(), ErrorKind::InvalidConfig);
 }

@@ -113,9 +113,12 @@ async fn a_request_never_waits_on_a_hanging_dependency() {
 #[tokio::test]
 async fn real_dependencies_end_to_end() {
     let registry = HealthRegistry::new()
-        .register(Registration::new(PostgresProbeConfig::new(services::postgres().url()).build().unwrap()))
         .register(Registration::new(
-            RedisConfig::new(format!("redis://:hunter2hunter2@127.0.0.1:{}/", common::closed_port()).as_str())
+            PostgresProbeConfig::from_url(services::postgres().url()).unwrap().build().unwrap(),
+        ))
+        .register(Registration::new(
+            RedisConfig::from_url(format!("redis://:hunter2hunter2@127.0.0.1:{}/", common::closed_port()).as_str())
+                .unwrap()
                 .probe()
                 .unwrap(),
         ));

@@ -5,15 +5,16 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{assert_between, closed_port, hanging_port, with_credentials};
+use resee_ops_core::ErrorKind;
 use resee_ops_core::testing::services;
 use resee_ops_core::{HealthProbe, HealthRegistry, HealthStatus, Registration};
-use resee_ops_monitor::{MonitorErrorKind, PostgresProbeConfig};
+use resee_ops_monitor::PostgresProbeConfig;
 
 const SECRET: &str = "s3cr3t-Pa55word";
 
 #[tokio::test]
 async fn up_against_the_real_server() {
-    let probe = PostgresProbeConfig::new(services::postgres().url()).build().unwrap();
+    let probe = PostgresProbeConfig::from_url(services::postgres().url()).unwrap().build().unwrap();
     let outcome = probe.check().await;
     assert_eq!(outcome.status, HealthStatus::Up, "{outcome:?}");
     assert_eq!(outcome.observed_unit.as_deref(), Some("ms"));
@@ -25,11 +26,12 @@ async fn up_against_the_real_server() {
 #[tokio::test]
 async fn closed_port_fails_fast_without_leaking_the_password() {
     let url = format!("postgres://app:{SECRET}@127.0.0.1:{}/app", closed_port());
-    let probe = PostgresProbeConfig::new(url.as_str()).with_timeout(Duration::from_secs(5)).build().unwrap();
+    let probe =
+        PostgresProbeConfig::from_url(url.as_str()).unwrap().with_timeout(Duration::from_secs(5)).build().unwrap();
     let started = Instant::now();
     let err = probe.ping().await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(2), "refused connections fail at once: {:?}", started.elapsed());
-    assert_eq!(err.kind(), MonitorErrorKind::Unavailable);
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
     assert!(err.is_temporary());
     let outcome = probe.check().await;
     assert_eq!(outcome.status, HealthStatus::Down);
@@ -44,7 +46,7 @@ async fn closed_port_fails_fast_without_leaking_the_password() {
 async fn a_server_that_never_answers_fails_at_the_timeout() {
     let url = format!("postgres://app:{SECRET}@127.0.0.1:{}/app", hanging_port());
     let timeout = Duration::from_millis(300);
-    let probe = PostgresProbeConfig::new(url.as_str()).with_timeout(timeout).build().unwrap();
+    let probe = PostgresProbeConfig::from_url(url.as_str()).unwrap().with_timeout(timeout).build().unwrap();
     let started = Instant::now();
     let outcome = probe.check().await;
     assert_between(started.elapsed(), timeout, Duration::from_millis(1500));
@@ -54,10 +56,11 @@ async fn a_server_that_never_answers_fails_at_the_timeout() {
     assert!(!output.contains(SECRET));
 
     // The registry's own, shorter timeout wins too, and the other probes are not held up.
-    let registry =
-        HealthRegistry::new().register(Registration::new(probe).with_timeout(Duration::from_millis(200))).register(
-            Registration::new(PostgresProbeConfig::new(services::postgres().url()).with_name("real").build().unwrap()),
-        );
+    let registry = HealthRegistry::new()
+        .register(Registration::new(probe).with_timeout(Duration::from_millis(200)))
+        .register(Registration::new(
+            PostgresProbeConfig::from_url(services::postgres().url()).unwrap().with_name("real").build().unwrap(),
+        ));
     let started = Instant::now();
     let report = registry.check_all().await;
     assert_between(started.elapsed(), Duration::from_millis(200), Duration::from_millis(1500));
@@ -70,15 +73,15 @@ async fn server_errors_are_reported_without_the_password() {
     // A real server rejecting the login or the database: either way a server error, never the password.
     let base = services::postgres().url_for_database("resee_no_such_database");
     let url = with_credentials(&base, "postgres", SECRET);
-    let probe = PostgresProbeConfig::new(url.as_str()).build().unwrap();
+    let probe = PostgresProbeConfig::from_url(url.as_str()).unwrap().build().unwrap();
     let err = probe.ping().await.unwrap_err();
-    assert_eq!(err.kind(), MonitorErrorKind::Server, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Unexpected, "{err}");
     let outcome = probe.check().await;
     let output = outcome.output.clone().unwrap();
     assert!(output.contains("FATAL"), "{output}");
     let text = format!("{err} {err:?} {outcome:?} {probe:?}");
     assert!(!text.contains(SECRET), "{text}");
-    let core: resee_ops_core::Error = err.into();
+    let core: resee_ops_core::Error = err;
     assert!(!format!("{core} {core:?}").contains(SECRET));
 }
 
@@ -86,17 +89,19 @@ async fn server_errors_are_reported_without_the_password() {
 async fn tls_is_not_supported_and_says_so() {
     let base = services::postgres().url();
     let url = format!("{base}{}sslmode=require", if base.contains('?') { '&' } else { '?' });
-    let outcome = PostgresProbeConfig::new(url.as_str()).build().unwrap().check().await;
+    let outcome = PostgresProbeConfig::from_url(url.as_str()).unwrap().build().unwrap().check().await;
     assert_eq!(outcome.status, HealthStatus::Down);
     assert!(outcome.output.unwrap().contains("no TLS implementation configured"));
 }
 
 #[test]
 fn invalid_connection_strings_are_rejected_without_echoing_them() {
-    let err = PostgresProbeConfig::new(format!("postgres://u:{SECRET}@host:notaport/db").as_str()).build().unwrap_err();
-    assert_eq!(err.kind(), MonitorErrorKind::InvalidConfig);
+    let err = PostgresProbeConfig::from_url(format!("postgres://u:{SECRET}@host:notaport/db").as_str()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
     assert!(!format!("{err} {err:?}").contains(SECRET), "{err}");
-    assert!(PostgresProbeConfig::new("postgres://127.0.0.1/db").with_timeout(Duration::ZERO).build().is_err());
+    assert!(
+        PostgresProbeConfig::from_url("postgres://127.0.0.1/db").unwrap().with_timeout(Duration::ZERO).build().is_err()
+    );
 }
 
 #[test]

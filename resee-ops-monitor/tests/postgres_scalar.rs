@@ -7,16 +7,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{assert_between, closed_port, hanging_port};
+use resee_ops_core::ErrorKind;
 use resee_ops_core::MetricSource;
 use resee_ops_core::testing::{RecordingNotifier, services};
-use resee_ops_monitor::{
-    AlertState, Measure, MonitorErrorKind, PAYMENTS_SOURCE, PostgresScalarConfig, Reading, RuleEvaluator, presets,
-};
+use resee_ops_monitor::{AlertState, Measure, PAYMENTS_SOURCE, PostgresScalarConfig, Reading, RuleEvaluator, presets};
 
 const SECRET: &str = "s3cr3t-Pa55word";
 
 fn scalar(query: &str) -> resee_ops_monitor::PostgresScalar {
-    PostgresScalarConfig::new(services::postgres().url(), query).build().unwrap()
+    PostgresScalarConfig::from_url(services::postgres().url(), query).unwrap().build().unwrap()
 }
 
 #[tokio::test]
@@ -27,11 +26,11 @@ async fn reads_one_number_null_is_no_data_and_text_is_an_error() {
     assert_eq!(scalar("SELECT NULL::int").value().await.unwrap(), None);
     assert_eq!(scalar("SELECT 1 WHERE false").value().await.unwrap(), None, "no row");
     let err = scalar("SELECT 'many'").value().await.unwrap_err();
-    assert_eq!(err.kind(), MonitorErrorKind::Server);
+    assert_eq!(err.kind(), ErrorKind::Unexpected);
     assert!(err.message().contains("returned \"many\", not a number"), "{err}");
     let err = scalar("SELECT * FROM resee_no_such_table").value().await.unwrap_err();
     assert!(err.message().contains("does not exist"), "{err}");
-    assert!(PostgresScalarConfig::new(services::postgres().url(), "  ").build().is_err(), "empty query");
+    assert!(PostgresScalarConfig::from_url(services::postgres().url(), "  ").unwrap().build().is_err(), "empty query");
 }
 
 #[tokio::test]
@@ -44,10 +43,11 @@ async fn the_preset_payment_rule_reads_the_applications_own_table() {
          SELECT 1"
     ));
     admin.value().await.unwrap();
-    let failed = PostgresScalarConfig::new(
+    let failed = PostgresScalarConfig::from_url(
         services::postgres().url(),
         format!("SELECT count(*) FROM {table} WHERE status = 'failed' AND created_at > now() - interval '1 hour'"),
     )
+    .unwrap()
     .with_name("payment_failures")
     .build()
     .unwrap();
@@ -68,19 +68,22 @@ async fn the_preset_payment_rule_reads_the_applications_own_table() {
 #[tokio::test]
 async fn a_server_that_never_answers_is_a_timeout_error_without_the_password() {
     let url = format!("postgres://app:{SECRET}@127.0.0.1:{}/app", hanging_port());
-    let s =
-        PostgresScalarConfig::new(url.as_str(), "SELECT 1").with_timeout(Duration::from_millis(300)).build().unwrap();
+    let s = PostgresScalarConfig::from_url(url.as_str(), "SELECT 1")
+        .unwrap()
+        .with_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
     let started = Instant::now();
     let err = s.value().await.unwrap_err();
     assert_between(started.elapsed(), Duration::from_millis(300), Duration::from_millis(1500));
-    assert_eq!(err.kind(), MonitorErrorKind::Timeout);
+    assert_eq!(err.kind(), ErrorKind::Timeout);
     assert!(err.message().contains("did not answer within 300ms"), "{err}");
     let text = format!("{err} {err:?} {s:?}");
     assert!(!text.contains(SECRET), "{text}");
 
     // Through a rule: an error reading that names the source, never the password.
     let url = format!("postgres://app:{SECRET}@127.0.0.1:{}/app", closed_port());
-    let s = PostgresScalarConfig::new(url.as_str(), "SELECT 1").with_name("payments_db").build().unwrap();
+    let s = PostgresScalarConfig::from_url(url.as_str(), "SELECT 1").unwrap().with_name("payments_db").build().unwrap();
     let ev = RuleEvaluator::builder()
         .with_metric(PAYMENTS_SOURCE, s)
         .with_rule(presets().remove(0).with_value(Measure::Last))

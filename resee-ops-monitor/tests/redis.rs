@@ -6,14 +6,15 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{assert_between, closed_port, hanging_port, unique};
+use resee_ops_core::ErrorKind;
 use resee_ops_core::testing::{ManualClock, services};
 use resee_ops_core::{HealthProbe, HealthStatus, MetricSource};
-use resee_ops_monitor::{HeartbeatConfig, MonitorErrorKind, QueueLength, RedisConfig, WorkerHeartbeatProbe};
+use resee_ops_monitor::{HeartbeatConfig, QueueLength, RedisConfig, WorkerHeartbeatProbe};
 
 const SECRET: &str = "s3cr3t-Pa55word";
 
 fn redis() -> RedisConfig {
-    RedisConfig::new(services::redis().url()).with_timeout(Duration::from_secs(2))
+    RedisConfig::from_url(services::redis().url()).unwrap().with_timeout(Duration::from_secs(2))
 }
 
 async fn raw_connection() -> redis::aio::MultiplexedConnection {
@@ -31,12 +32,12 @@ async fn ping_up_against_the_real_server() {
 
 #[tokio::test]
 async fn closed_port_fails_fast_without_leaking_the_password() {
-    let cfg = RedisConfig::new(format!("redis://:{SECRET}@127.0.0.1:{}/0", closed_port()).as_str());
+    let cfg = RedisConfig::from_url(format!("redis://:{SECRET}@127.0.0.1:{}/0", closed_port()).as_str()).unwrap();
     let probe = cfg.probe().unwrap();
     let started = Instant::now();
     let err = probe.ping().await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
-    assert_eq!(err.kind(), MonitorErrorKind::Unavailable, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     let outcome = probe.check().await;
     assert_eq!(outcome.status, HealthStatus::Down);
     let text = format!("{err} {err:?} {outcome:?} {probe:?} {cfg:?}");
@@ -46,8 +47,9 @@ async fn closed_port_fails_fast_without_leaking_the_password() {
 #[tokio::test]
 async fn a_server_that_never_answers_fails_at_the_timeout() {
     let timeout = Duration::from_millis(300);
-    let cfg =
-        RedisConfig::new(format!("redis://:{SECRET}@127.0.0.1:{}/0", hanging_port()).as_str()).with_timeout(timeout);
+    let cfg = RedisConfig::from_url(format!("redis://:{SECRET}@127.0.0.1:{}/0", hanging_port()).as_str())
+        .unwrap()
+        .with_timeout(timeout);
     let probe = cfg.probe().unwrap();
     let started = Instant::now();
     let outcome = probe.check().await;
@@ -77,7 +79,7 @@ async fn a_server_that_never_answers_fails_at_the_timeout() {
 async fn wrong_password_is_a_server_error_without_the_password() {
     // The test server has no password: AUTH is refused, and the refusal must not echo ours.
     let url = services::redis().url().replacen("redis://", &format!("redis://:{SECRET}@"), 1);
-    let probe = RedisConfig::new(url.as_str()).probe().unwrap();
+    let probe = RedisConfig::from_url(url.as_str()).unwrap().probe().unwrap();
     let outcome = probe.check().await;
     assert_eq!(outcome.status, HealthStatus::Down, "{outcome:?}");
     assert!(!format!("{outcome:?} {probe:?}").contains(SECRET), "{outcome:?}");
@@ -254,15 +256,15 @@ async fn queue_length_is_a_probe_with_thresholds_and_a_metric() {
 
 #[test]
 fn heartbeat_configs_are_validated() {
-    let r = RedisConfig::new("redis://127.0.0.1:6379/");
+    let r = RedisConfig::from_url("redis://127.0.0.1:6379/").unwrap();
     assert!(HeartbeatConfig::new("").build(&r).is_err());
     assert!(HeartbeatConfig::new("a b").build(&r).is_err());
     assert!(HeartbeatConfig::new("w").with_interval(Duration::from_secs(30)).build(&r).is_err(), "interval >= ttl");
     let cfg: HeartbeatConfig = serde_json::from_str(r#"{"worker_id": "w9", "ttl": "1m", "interval": "20s"}"#).unwrap();
     let hb = cfg.build(&r).unwrap();
     assert_eq!((hb.key(), hb.worker_id()), ("resee:heartbeats", "w9"));
-    let err = RedisConfig::new(format!("redis://:{SECRET}@127.0.0.1:notaport/0").as_str()).probe().unwrap_err();
-    assert_eq!(err.kind(), MonitorErrorKind::InvalidConfig);
+    let err = RedisConfig::from_url(format!("redis://:{SECRET}@127.0.0.1:notaport/0").as_str()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
     assert!(!format!("{err} {err:?}").contains(SECRET));
 }
 
@@ -276,6 +278,6 @@ fn config_debug_and_serialisation_hide_a_query_password() {
         let probe = cfg.probe().unwrap();
         let text = format!("{cfg:?} {} {probe:?} {}", cfg.url, serde_json::to_string(&cfg).unwrap());
         assert!(!text.contains(SECRET), "{text}");
-        assert!(serde_json::to_string(&cfg).unwrap().to_lowercase().contains("password=***"), "{text}");
+        assert!(serde_json::to_string(&cfg).unwrap().contains(":***@"), "{text}");
     }
 }

@@ -7,7 +7,7 @@ use resee_ops_core::RetryPolicy;
 use serde::Deserialize;
 
 use crate::SlackNotifier;
-use crate::error::{SlackError, cap_chars};
+use crate::error::{SlackError, cap_chars, config};
 use crate::render::Overrides;
 use crate::webhook::WebhookUrl;
 
@@ -118,7 +118,8 @@ impl SlackConfig {
     /// As [`from_env`](Self::from_env), reading variables through `lookup`.
     ///
     /// ```
-    /// use resee_ops_slack::{SlackConfig, SlackErrorKind};
+    /// use resee_ops_core::ErrorKind;
+    /// use resee_ops_slack::SlackConfig;
     ///
     /// let env = |name: &str| match name {
     ///     "SLACK_WEBHOOK_URL" => Some("https://hooks.slack.com/services/T000/B000/XXXXXXXX".to_owned()),
@@ -129,14 +130,13 @@ impl SlackConfig {
     /// assert_eq!(config.channel.as_deref(), Some("#ops"));
     ///
     /// let err = SlackConfig::from_lookup(|_| None).unwrap_err();
-    /// assert_eq!(err.kind(), SlackErrorKind::InvalidConfig);
+    /// assert_eq!(err.kind(), ErrorKind::InvalidConfig);
     /// assert!(err.to_string().contains("SLACK_WEBHOOK_URL is not set"));
     /// ```
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SlackError> {
         let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let url = get(ENV_WEBHOOK_URL).ok_or_else(|| SlackError::config(format!("{ENV_WEBHOOK_URL} is not set")))?;
-        let webhook_url =
-            WebhookUrl::new(url).map_err(|e| SlackError::config(format!("{ENV_WEBHOOK_URL}: {}", e.message())))?;
+        let url = get(ENV_WEBHOOK_URL).ok_or_else(|| config(format!("{ENV_WEBHOOK_URL} is not set")))?;
+        let webhook_url = WebhookUrl::new(url).map_err(|e| config(format!("{ENV_WEBHOOK_URL}: {}", e.message())))?;
         let mut config = Self::new(webhook_url);
         config.username = get(ENV_USERNAME);
         config.icon_emoji = get(ENV_ICON_EMOJI);
@@ -150,12 +150,10 @@ impl SlackConfig {
     pub fn validate(&self) -> Result<(), SlackError> {
         fn text(name: &str, value: &Option<String>, max: usize) -> Result<(), SlackError> {
             match value {
-                Some(v) if v.trim().is_empty() => Err(SlackError::config(format!("{name} is empty"))),
-                Some(v) if v.chars().count() > max => {
-                    Err(SlackError::config(format!("{name} is longer than {max} characters")))
-                }
+                Some(v) if v.trim().is_empty() => Err(config(format!("{name} is empty"))),
+                Some(v) if v.chars().count() > max => Err(config(format!("{name} is longer than {max} characters"))),
                 Some(v) if v.chars().any(char::is_control) => {
-                    Err(SlackError::config(format!("{name} contains control characters")))
+                    Err(config(format!("{name} contains control characters")))
                 }
                 _ => Ok(()),
             }
@@ -167,21 +165,18 @@ impl SlackConfig {
         if let Some(emoji) = &self.icon_emoji
             && !(emoji.len() > 2 && emoji.starts_with(':') && emoji.ends_with(':') && !emoji.contains(' '))
         {
-            return Err(SlackError::config(format!(
-                "icon_emoji must look like `:name:`, not `{}`",
-                cap_chars(emoji, 40)
-            )));
+            return Err(config(format!("icon_emoji must look like `:name:`, not `{}`", cap_chars(emoji, 40))));
         }
         if let Some(icon) = &self.icon_url
             && !icon.starts_with("https://")
         {
-            return Err(SlackError::config("icon_url must be an https URL"));
+            return Err(config("icon_url must be an https URL"));
         }
         if self.timeout.is_zero() {
-            return Err(SlackError::config("timeout must be above zero"));
+            return Err(config("timeout must be above zero"));
         }
         if self.pacing_burst == 0 {
-            return Err(SlackError::config("pacing_burst must be at least 1"));
+            return Err(config("pacing_burst must be at least 1"));
         }
         Ok(())
     }
@@ -324,7 +319,7 @@ impl SlackNotifierBuilder {
 
     /// The configuration this builder describes, validated.
     pub fn into_config(self) -> Result<SlackConfig, SlackError> {
-        let webhook = self.webhook.ok_or_else(|| SlackError::config("no webhook URL was given"))??;
+        let webhook = self.webhook.ok_or_else(|| config("no webhook URL was given"))??;
         let mut config = SlackConfig::new(webhook);
         config.username = self.username;
         config.icon_emoji = self.icon_emoji;
@@ -392,7 +387,10 @@ mod tests {
         assert_eq!(c.icon_url, None, "empty counts as unset");
         let err =
             SlackConfig::from_lookup(|_| Some("http://hooks.slack.com/services/T0/B0/s3cr3t".into())).unwrap_err();
-        assert!(err.to_string().starts_with("slack: SLACK_WEBHOOK_URL: the webhook URL must use https"));
+        assert!(
+            err.to_string().starts_with("invalid_config: SLACK_WEBHOOK_URL: the webhook URL must use https"),
+            "{err}"
+        );
         assert!(!err.to_string().contains("s3cr3t"));
     }
 

@@ -73,6 +73,6 @@ pub use config::{
     DEFAULT_PACING_BURST, DEFAULT_PACING_INTERVAL, DEFAULT_TIMEOUT, ENV_CHANNEL, ENV_ICON_EMOJI, ENV_ICON_URL,
     ENV_USERNAME, ENV_WEBHOOK_URL, SlackConfig, SlackNotifierBuilder,
 };
-pub use error::{SlackError, SlackErrorKind};
+pub use error::SlackError;
 pub use notifier::{SlackHealthProbe, SlackNotifier};
 pub use webhook::WebhookUrl;

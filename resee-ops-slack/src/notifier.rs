@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use resee_ops_core::{Alert, HealthProbe, Notifier, NotifyOutcome, ProbeOutcome, RetryPolicy, Retrying};
 
 use crate::config::{SlackConfig, SlackNotifierBuilder};
-use crate::error::{SlackError, SlackErrorKind};
+use resee_ops_core::ErrorKind;
+
+use crate::error::SlackError;
 use crate::pacing::Pacer;
 use crate::render::{Overrides, render};
 use crate::transport::{HttpTransport, Transport, classify};
@@ -152,13 +154,13 @@ impl SlackNotifier {
         match outcome {
             NotifyOutcome::Delivered => *health = Health::Delivered,
             NotifyOutcome::PermanentFailure(e) => {
-                *health = Health::Failing { error: e.message().to_owned(), permanent: true };
+                *health = Health::Failing { error: format!("{e:#}"), permanent: true };
             }
             // A temporary failure does not hide a permanent one.
             NotifyOutcome::TemporaryFailure(_) | NotifyOutcome::RateLimited { .. }
                 if !matches!(*health, Health::Failing { permanent: true, .. }) =>
             {
-                let error = outcome.error().map_or_else(|| outcome.to_string(), |e| e.message().to_owned());
+                let error = outcome.error().map_or_else(|| outcome.to_string(), |e| format!("{e:#}"));
                 *health = Health::Failing { error, permanent: false };
             }
             _ => {}
@@ -200,7 +202,7 @@ impl Notifier for Attempt {
                 tracing::debug!(target: "resee_ops::slack", webhook = %self.host, %fingerprint, "slack accepted the message");
                 NotifyOutcome::Delivered
             }
-            Err(err) if err.kind() == SlackErrorKind::RateLimited => {
+            Err(err) if err.kind() == ErrorKind::RateLimited => {
                 let hold = err.retry_after().unwrap_or(Duration::from_secs(1)).min(self.max_hold);
                 self.pacer.hold_until(tokio::time::Instant::now() + hold);
                 tracing::warn!(target: "resee_ops::slack", webhook = %self.host, %fingerprint, retry_after = ?err.retry_after(),
@@ -210,7 +212,7 @@ impl Notifier for Attempt {
             Err(err) => {
                 tracing::warn!(target: "resee_ops::slack", webhook = %self.host, %fingerprint, error = %err,
                     temporary = err.is_temporary(), "slack did not accept the message");
-                NotifyOutcome::failure(err.into())
+                NotifyOutcome::failure(err)
             }
         }
     }

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::error::{SlackError, SlackErrorKind, cap_chars, scrub};
+use resee_ops_core::ErrorKind;
+
+use crate::error::{SlackError, cap_chars, config, scrub};
 use crate::webhook::WebhookUrl;
 
 /// Slack's answer, reduced to what decides the outcome.
@@ -49,16 +51,13 @@ impl HttpTransport {
             .user_agent(concat!("resee-ops-slack/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| {
-                SlackError::config(format!(
-                    "cannot build the HTTP client: {}",
-                    scrub(&chain(&e.without_url()), &webhook.secrets())
-                ))
+                config(format!("cannot build the HTTP client: {}", scrub(&chain(&e.without_url()), &webhook.secrets())))
             })?;
         Ok(Self { client, webhook })
     }
 
     fn transport_error(&self, err: reqwest::Error) -> SlackError {
-        let kind = if err.is_timeout() { SlackErrorKind::Timeout } else { SlackErrorKind::Connection };
+        let kind = if err.is_timeout() { ErrorKind::Timeout } else { ErrorKind::Unavailable };
         let what = if err.is_timeout() { "no answer within the timeout" } else { "request failed" };
         let detail = scrub(&chain(&err.without_url()), &self.webhook.secrets());
         SlackError::new(kind, format!("{what}: {detail}"))
@@ -125,35 +124,31 @@ pub(crate) fn classify(answer: &Answer) -> Result<(), SlackError> {
     // Slack's error is the body's first word (`invalid_blocks`); a relay may send something longer.
     let slack_error = body.lines().next().map(|l| cap_chars(l.trim(), 200)).filter(|s| !s.is_empty());
     let status = answer.status;
-    let kind = match (status, body) {
-        (_, "no_service") => SlackErrorKind::NoService,
-        (_, "channel_not_found") => SlackErrorKind::ChannelNotFound,
-        (_, "channel_is_archived") => SlackErrorKind::ChannelArchived,
-        (_, "invalid_token" | "action_prohibited" | "posting_to_general_channel_denied") => SlackErrorKind::Forbidden,
-        (429, _) => SlackErrorKind::RateLimited,
-        (408, _) => SlackErrorKind::Timeout,
-        (500..=599, _) => SlackErrorKind::ServerError,
-        (400, _) => SlackErrorKind::InvalidPayload,
-        (401 | 403, _) => SlackErrorKind::Forbidden,
-        (404, _) => SlackErrorKind::ChannelNotFound,
-        (410, _) => SlackErrorKind::ChannelArchived,
-        _ => SlackErrorKind::UnexpectedResponse,
+    let (kind, message) = match (status, body) {
+        (_, "no_service") => (ErrorKind::NotFound, "the webhook is disabled or was removed"),
+        (_, "channel_not_found") => (ErrorKind::NotFound, "the webhook's channel does not exist"),
+        (_, "channel_is_archived") => (ErrorKind::NotFound, "the webhook's channel is archived"),
+        (_, "invalid_token" | "action_prohibited" | "posting_to_general_channel_denied") => {
+            (ErrorKind::PermissionDenied, "slack refused the webhook")
+        }
+        (429, _) => (ErrorKind::RateLimited, "slack asked us to slow down"),
+        (408, _) => (ErrorKind::Timeout, "the webhook timed out"),
+        (500..=599, _) => (ErrorKind::Unavailable, "slack is failing"),
+        (400, _) => (ErrorKind::InvalidInput, "slack rejected the message"),
+        (401 | 403, _) => (ErrorKind::PermissionDenied, "slack refused the webhook"),
+        (404, _) => (ErrorKind::NotFound, "the webhook's channel does not exist"),
+        (410, _) => (ErrorKind::NotFound, "the webhook's channel is archived"),
+        // Permanent: a message that may have been posted is not posted twice.
+        _ => (ErrorKind::Unexpected, "unexpected answer from the webhook"),
     };
-    let message = match kind {
-        SlackErrorKind::RateLimited => "slack asked us to slow down",
-        SlackErrorKind::Timeout => "the webhook timed out",
-        SlackErrorKind::ServerError => "slack is failing",
-        SlackErrorKind::InvalidPayload => "slack rejected the message",
-        SlackErrorKind::Forbidden => "slack refused the webhook",
-        SlackErrorKind::ChannelNotFound => "the webhook's channel does not exist",
-        SlackErrorKind::ChannelArchived => "the webhook's channel is archived",
-        SlackErrorKind::NoService => "the webhook is disabled or was removed",
-        _ => "unexpected answer from the webhook",
-    };
-    Err(SlackError::new(kind, message)
-        .with_status(status)
-        .with_slack_error(slack_error)
-        .with_retry_after(answer.retry_after))
+    let mut err = SlackError::new(kind, message).with_status(status);
+    if let Some(code) = slack_error {
+        err = err.with_code(code);
+    }
+    if let Some(wait) = answer.retry_after {
+        err = err.with_retry_after(wait);
+    }
+    Err(err)
 }
 
 #[cfg(test)]
@@ -169,30 +164,30 @@ mod tests {
         assert!(classify(&answer(200, "ok")).is_ok());
         assert!(classify(&answer(200, "ok\n")).is_ok());
         let cases = [
-            (200, "", SlackErrorKind::UnexpectedResponse),
-            (200, "<html>captive portal</html>", SlackErrorKind::UnexpectedResponse),
-            (204, "", SlackErrorKind::UnexpectedResponse),
-            (302, "", SlackErrorKind::UnexpectedResponse),
-            (400, "invalid_payload", SlackErrorKind::InvalidPayload),
-            (400, "no_text", SlackErrorKind::InvalidPayload),
-            (400, "invalid_blocks", SlackErrorKind::InvalidPayload),
-            (403, "action_prohibited", SlackErrorKind::Forbidden),
-            (403, "invalid_token", SlackErrorKind::Forbidden),
-            (404, "channel_not_found", SlackErrorKind::ChannelNotFound),
-            (404, "no_service", SlackErrorKind::NoService),
-            (410, "channel_is_archived", SlackErrorKind::ChannelArchived),
-            (410, "no_service", SlackErrorKind::NoService),
-            (408, "", SlackErrorKind::Timeout),
-            (429, "rate_limited", SlackErrorKind::RateLimited),
-            (500, "", SlackErrorKind::ServerError),
-            (503, "service unavailable", SlackErrorKind::ServerError),
-            (418, "teapot", SlackErrorKind::UnexpectedResponse),
+            (200, "", ErrorKind::Unexpected),
+            (200, "<html>captive portal</html>", ErrorKind::Unexpected),
+            (204, "", ErrorKind::Unexpected),
+            (302, "", ErrorKind::Unexpected),
+            (400, "invalid_payload", ErrorKind::InvalidInput),
+            (400, "no_text", ErrorKind::InvalidInput),
+            (400, "invalid_blocks", ErrorKind::InvalidInput),
+            (403, "action_prohibited", ErrorKind::PermissionDenied),
+            (403, "invalid_token", ErrorKind::PermissionDenied),
+            (404, "channel_not_found", ErrorKind::NotFound),
+            (404, "no_service", ErrorKind::NotFound),
+            (410, "channel_is_archived", ErrorKind::NotFound),
+            (410, "no_service", ErrorKind::NotFound),
+            (408, "", ErrorKind::Timeout),
+            (429, "rate_limited", ErrorKind::RateLimited),
+            (500, "", ErrorKind::Unavailable),
+            (503, "service unavailable", ErrorKind::Unavailable),
+            (418, "teapot", ErrorKind::Unexpected),
         ];
         for (status, body, kind) in cases {
             let err = classify(&answer(status, body)).unwrap_err();
             assert_eq!(err.kind(), kind, "{status} {body}");
             assert_eq!(err.status(), Some(status));
-            assert_eq!(err.slack_error(), (!body.is_empty()).then_some(body), "{status} {body}");
+            assert_eq!(err.code(), (!body.is_empty()).then_some(body), "{status} {body}");
         }
     }
 }

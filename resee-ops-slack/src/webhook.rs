@@ -7,13 +7,13 @@ use std::str::FromStr;
 use reqwest::Url;
 use serde::{Deserialize, Deserializer};
 
-use crate::error::SlackError;
+use crate::error::{SlackError, config};
 
 /// A Slack incoming-webhook URL, validated, and treated as the secret it is.
 ///
 /// Whoever knows the URL can post to the channel, so its `Debug` and `Display` show only the host, and
 /// nothing in this crate logs it or puts it in an error. The full URL is available through
-/// [`expose_secret`](Self::expose_secret), named so that its uses are easy to find.
+/// [`expose`](Self::expose), named so that its uses are easy to find.
 ///
 /// Rules: an absolute `https` URL with a host and no user name or password. Plain `http` is accepted only
 /// for loopback hosts (`localhost`, `127.0.0.0/8`, `::1`): test receivers and local relays.
@@ -24,7 +24,7 @@ use crate::error::SlackError;
 /// let url: WebhookUrl = "https://hooks.slack.com/services/T000/B000/XXXXXXXX".parse().unwrap();
 /// assert_eq!(url.to_string(), "hooks.slack.com");
 /// assert_eq!(format!("{url:?}"), r#"WebhookUrl("hooks.slack.com")"#);
-/// assert!(url.expose_secret().ends_with("/XXXXXXXX"));
+/// assert!(url.expose().ends_with("/XXXXXXXX"));
 ///
 /// assert!(WebhookUrl::new("http://127.0.0.1:8080/hook").is_ok());
 /// assert!(WebhookUrl::new("http://hooks.slack.com/services/T000/B000/XXXXXXXX").is_err());
@@ -37,24 +37,23 @@ pub struct WebhookUrl {
 }
 
 impl WebhookUrl {
-    /// Validates `url`; see the rules above. Errors are [`SlackErrorKind::InvalidConfig`] and never contain
+    /// Validates `url`; see the rules above. Errors are [`ErrorKind::InvalidConfig`] and never contain
     /// the URL.
     ///
-    /// [`SlackErrorKind::InvalidConfig`]: crate::SlackErrorKind::InvalidConfig
+    /// [`ErrorKind::InvalidConfig`]: resee_ops_core::ErrorKind::InvalidConfig
     pub fn new(url: impl AsRef<str>) -> Result<Self, SlackError> {
         let raw = url.as_ref().trim();
         if raw.is_empty() {
-            return Err(SlackError::config("the webhook URL is empty"));
+            return Err(config("the webhook URL is empty"));
         }
         // url's parse errors describe the problem, never the input.
-        let url =
-            Url::parse(raw).map_err(|e| SlackError::config(format!("the webhook URL is not a valid URL: {e}")))?;
+        let url = Url::parse(raw).map_err(|e| config(format!("the webhook URL is not a valid URL: {e}")))?;
         let host = match url.host_str() {
             Some(host) if !host.is_empty() => host.to_owned(),
-            _ => return Err(SlackError::config("the webhook URL has no host")),
+            _ => return Err(config("the webhook URL has no host")),
         };
         if !url.username().is_empty() || url.password().is_some() {
-            return Err(SlackError::config("the webhook URL must not contain a user name or password"));
+            return Err(config("the webhook URL must not contain a user name or password"));
         }
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let loopback = match bare.parse::<IpAddr>() {
@@ -65,12 +64,12 @@ impl WebhookUrl {
             "https" => {}
             "http" if loopback => {}
             "http" => {
-                return Err(SlackError::config(format!(
+                return Err(config(format!(
                     "the webhook URL must use https (plain http is allowed only for loopback hosts, not {host})"
                 )));
             }
             other => {
-                return Err(SlackError::config(format!(
+                return Err(config(format!(
                     "the webhook URL must use https, not `{}`",
                     crate::error::cap_chars(other, 20)
                 )));
@@ -85,7 +84,7 @@ impl WebhookUrl {
     }
 
     /// The full URL, secret path included. Do not log it.
-    pub fn expose_secret(&self) -> &str {
+    pub fn expose(&self) -> &str {
         self.url.as_str()
     }
 

@@ -84,7 +84,8 @@ pub(crate) struct DatabaseSection {
 
 impl Default for DatabaseSection {
     fn default() -> Self {
-        Self { url: ConnectionUrl::new(resee_ops_monitor::DEFAULT_DATABASE_URL) }
+        // This deployment's default (the library itself never guesses a URL).
+        Self { url: ConnectionUrl::parse("postgres://postgres@127.0.0.1:5432/postgres").expect("a valid URL") }
     }
 }
 
@@ -97,7 +98,7 @@ pub(crate) struct RedisSection {
 
 impl Default for RedisSection {
     fn default() -> Self {
-        Self { url: ConnectionUrl::new(resee_ops_monitor::DEFAULT_REDIS_URL) }
+        Self { url: ConnectionUrl::parse("redis://127.0.0.1:6379/").expect("a valid URL") }
     }
 }
 
@@ -105,8 +106,9 @@ impl Default for RedisSection {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct CelerySection {
-    /// `CELERY_BROKER_URL`; empty: `redis.url`.
-    pub(crate) broker_url: ConnectionUrl,
+    /// `CELERY_BROKER_URL`; unset: `redis.url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) broker_url: Option<ConnectionUrl>,
     /// How long workers have to answer the broadcast ping.
     #[serde(with = "dur")]
     pub(crate) ping_window: Duration,
@@ -122,7 +124,7 @@ impl Default for CelerySection {
     fn default() -> Self {
         let t = CeleryTransport::default();
         Self {
-            broker_url: ConnectionUrl::new(""),
+            broker_url: None,
             ping_window: resee_ops_monitor::DEFAULT_PING_WINDOW,
             global_keyprefix: t.global_keyprefix,
             sep: t.sep,
@@ -375,13 +377,15 @@ impl Config {
     /// `LOG_BACKUPS`).
     pub(crate) fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = var("DATABASE_URL") {
-            self.database.url = ConnectionUrl::new(v);
+            self.database.url =
+                ConnectionUrl::parse(&v).map_err(|e| ConfigError::new("DATABASE_URL", e.to_string()))?;
         }
         if let Some(v) = var("REDIS_URL") {
-            self.redis.url = ConnectionUrl::new(v);
+            self.redis.url = ConnectionUrl::parse(&v).map_err(|e| ConfigError::new("REDIS_URL", e.to_string()))?;
         }
         if let Some(v) = var("CELERY_BROKER_URL") {
-            self.celery.broker_url = ConnectionUrl::new(v);
+            self.celery.broker_url =
+                Some(ConnectionUrl::parse(&v).map_err(|e| ConfigError::new("CELERY_BROKER_URL", e.to_string()))?);
         }
         if let Some(v) = var("RESEE_ENVIRONMENT") {
             self.environment = v;
@@ -430,7 +434,7 @@ impl Config {
             return Err(ConfigError::new("monitor.failures_before_down", "allowed: 1 or more"));
         }
         resee_ops_monitor::DiskThresholds::new(self.monitor.disk_warning, self.monitor.disk_critical)
-            .map_err(|e| ConfigError::new("monitor.disk_warning / monitor.disk_critical", core_message(e.into())))?;
+            .map_err(|e| ConfigError::new("monitor.disk_warning / monitor.disk_critical", core_message(e)))?;
         self.logging.validate().map_err(|e| ConfigError::new("logging", e.message().to_owned()))?;
         if self.rules.interval.is_zero() || self.rules.source_timeout.is_zero() {
             return Err(ConfigError::new("rules.interval / rules.source_timeout", "must be above zero"));
@@ -529,7 +533,7 @@ mod tests {
         assert_eq!(v.listen.port(), 9001);
         assert_eq!(c.backup.dir, PathBuf::from("/var/backups"));
         let printed = c.render(&v);
-        assert!(!printed.contains("hunter2") && printed.contains("postgres://app:***@db/app"), "{printed}");
+        assert!(!printed.contains("hunter2") && printed.contains("postgres://app:***@db:5432/app"), "{printed}");
         assert!(!printed.contains("brokerpw") && printed.contains("redis://:***@broker:6379/2"), "{printed}");
     }
 

@@ -73,7 +73,7 @@ impl BackupJob {
         let dir_key = "backup.dir (RESEE_BACKUP_DIR)";
         let target = LocalDirTarget::new(&b.dir).map_err(|e| ConfigError::new(dir_key, e.to_string()))?;
         let backup = PgDumpBackup::builder()
-            .with_url(config.database.url.expose())
+            .with_connection(config.database.url.clone())
             .with_environment(config.environment.clone())
             .with_level(b.level)
             .with_timeout(b.timeout)
@@ -176,7 +176,7 @@ impl Job for BackupJob {
                 match outcome.error {
                     None if outcome.is_success() => Ok(()),
                     None => Err(Error::new(ErrorKind::Unexpected, outcome.report.error.unwrap_or_default())),
-                    Some(e) => Err(e.into()),
+                    Some(e) => Err(e),
                 }
             }
             () = ctx.cancelled() => {

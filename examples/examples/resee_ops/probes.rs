@@ -6,7 +6,7 @@
 
 use resee_ops_core::{HealthRegistry, Registration};
 use resee_ops_monitor::{
-    CeleryWorkersProbe, ConnectionUrl, DiskThresholds, DiskUsageProbe, PostgresProbeConfig, QueueLength, RedisConfig,
+    CeleryWorkersProbe, DiskThresholds, DiskUsageProbe, PostgresProbeConfig, QueueLength, RedisConfig,
 };
 
 use crate::alerts::Alerts;
@@ -17,11 +17,7 @@ pub(crate) fn registry(config: &Config, alerts: &Alerts) -> Result<HealthRegistr
     let timeout = m.probe_timeout;
     let redis = RedisConfig::new(config.redis.url.clone()).with_timeout(timeout);
     let redis_err = |e: resee_ops_monitor::MonitorError| ConfigError::new("redis.url (REDIS_URL)", e.to_string());
-    let broker_url: ConnectionUrl = if config.celery.broker_url.expose().trim().is_empty() {
-        config.redis.url.clone()
-    } else {
-        config.celery.broker_url.clone()
-    };
+    let broker_url = config.celery.broker_url.clone().unwrap_or_else(|| config.redis.url.clone());
     let broker = RedisConfig::new(broker_url).with_timeout(timeout);
     let broker_err =
         |e: resee_ops_monitor::MonitorError| ConfigError::new("celery.broker_url (CELERY_BROKER_URL)", e.to_string());

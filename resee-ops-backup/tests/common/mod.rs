@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use resee_ops_backup::PgConnection;
+use resee_ops_core::ConnectionUrl;
 use resee_ops_core::testing::services;
 
 /// The URL of the shared test server (superuser, database `postgres`).
@@ -22,12 +22,12 @@ pub fn url_for(db: &str) -> String {
 
 /// libpq environment variables for a URL, for running `psql`, `pg_dump` and the documented shell steps.
 pub fn libpq_env(url: &str) -> Vec<(String, String)> {
-    let c = PgConnection::from_url(url).expect("test URL parses");
+    let c = ConnectionUrl::parse(url).expect("test URL parses");
     let mut env = vec![
         ("PGHOST".to_owned(), c.host().to_owned()),
         ("PGPORT".to_owned(), c.port().to_string()),
-        ("PGUSER".to_owned(), c.user().to_owned()),
-        ("PGDATABASE".to_owned(), c.dbname().to_owned()),
+        ("PGUSER".to_owned(), c.user().unwrap_or("postgres").to_owned()),
+        ("PGDATABASE".to_owned(), c.database().to_owned()),
     ];
     if let Some(p) = c.password() {
         env.push(("PGPASSWORD".to_owned(), p.expose().to_owned()));

@@ -190,7 +190,7 @@ impl RequestStatsBuilder {
     pub fn build(self) -> Result<RequestStats, MonitorError> {
         let ticks = Ticks::new(self.granularity, self.retention, "request stats")?;
         if self.shards == 0 {
-            return Err(MonitorError::invalid_config("request stats: shards must be at least 1"));
+            return Err(crate::error::invalid_config("request stats: shards must be at least 1"));
         }
         let shards = self.shards.next_power_of_two();
         Ok(RequestStats {

@@ -7,8 +7,10 @@ use resee_ops_core::{Error, MetricSample, MetricSource, SharedClock, system_cloc
 use serde::{Deserialize, Serialize};
 
 use crate::probe::postgres::{DEFAULT_TIMEOUT, PostgresProbe, PostgresProbeConfig};
-use crate::secret::ConnectionUrl;
-use crate::{MonitorError, MonitorErrorKind};
+use resee_ops_core::ConnectionUrl;
+use resee_ops_core::ErrorKind;
+
+use crate::MonitorError;
 
 fn default_timeout() -> Duration {
     DEFAULT_TIMEOUT
@@ -54,14 +56,14 @@ pub struct PostgresScalarConfig {
 
 impl PostgresScalarConfig {
     /// A configuration for `query` on `url`, with the defaults.
-    pub fn new(url: impl Into<ConnectionUrl>, query: impl Into<String>) -> Self {
-        Self {
-            url: url.into(),
-            query: query.into(),
-            timeout: DEFAULT_TIMEOUT,
-            name: default_name(),
-            unit: default_unit(),
-        }
+    pub fn new(url: ConnectionUrl, query: impl Into<String>) -> Self {
+        Self { url, query: query.into(), timeout: DEFAULT_TIMEOUT, name: default_name(), unit: default_unit() }
+    }
+
+    /// A configuration for `query` on a connection string (see [`ConnectionUrl`]); the error does not
+    /// repeat the string.
+    pub fn from_url(url: &str, query: impl Into<String>) -> Result<Self, MonitorError> {
+        Ok(Self::new(ConnectionUrl::parse(url)?, query))
     }
 
     /// Sets the timeout.
@@ -116,7 +118,7 @@ impl PostgresScalar {
     /// Builds the source; fails on an unparsable connection string, an empty query or a zero timeout.
     pub fn new(config: PostgresScalarConfig) -> Result<Self, MonitorError> {
         if config.query.trim().is_empty() {
-            return Err(MonitorError::invalid_config(format!(
+            return Err(crate::error::invalid_config(format!(
                 "PostgreSQL scalar `{}`: the query is empty",
                 config.name
             )));
@@ -144,7 +146,7 @@ impl PostgresScalar {
         let Some(Some(text)) = first else { return Ok(None) };
         text.trim().parse::<f64>().map(Some).map_err(|_| {
             MonitorError::new(
-                MonitorErrorKind::Server,
+                ErrorKind::Unexpected,
                 format!(
                     "PostgreSQL scalar `{}` at {}: the query returned {text:?}, not a number",
                     self.config.name,

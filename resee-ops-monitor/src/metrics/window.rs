@@ -25,12 +25,12 @@ pub(crate) struct Ticks {
 impl Ticks {
     pub(crate) fn new(granularity: Duration, retention: Duration, what: &str) -> Result<Self, MonitorError> {
         if granularity < Duration::from_secs(1) || granularity.subsec_nanos() != 0 {
-            return Err(MonitorError::invalid_config(format!(
+            return Err(crate::error::invalid_config(format!(
                 "{what}: granularity must be a whole number of seconds, at least 1s"
             )));
         }
         if retention < granularity {
-            return Err(MonitorError::invalid_config(format!("{what}: retention must be at least the granularity")));
+            return Err(crate::error::invalid_config(format!("{what}: retention must be at least the granularity")));
         }
         let granularity_secs = granularity.as_secs();
         Ok(Self {

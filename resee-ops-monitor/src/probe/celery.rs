@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::redis::{RedisConfig, RedisTarget};
-use crate::{MonitorError, MonitorErrorKind};
+use crate::MonitorError;
 
 /// kombu's default separator between a queue name and its priority (`sep`), and inside binding members.
 pub const DEFAULT_CELERY_SEP: &str = "\x06\x16";
@@ -116,13 +116,13 @@ impl CeleryTransport {
     /// Checks that the names built from these settings are usable.
     pub fn validate(&self) -> Result<(), MonitorError> {
         if self.sep.is_empty() {
-            return Err(MonitorError::invalid_config("Celery transport `sep` must not be empty"));
+            return Err(crate::error::invalid_config("Celery transport `sep` must not be empty"));
         }
         if self.control_exchange.is_empty() {
-            return Err(MonitorError::invalid_config("Celery `control_exchange` must not be empty"));
+            return Err(crate::error::invalid_config("Celery `control_exchange` must not be empty"));
         }
         if let Some(s) = self.priority_steps.iter().find(|s| **s > 9) {
-            return Err(MonitorError::invalid_config(format!("Celery priority step {s} is outside 0..=9")));
+            return Err(crate::error::invalid_config(format!("Celery priority step {s} is outside 0..=9")));
         }
         Ok(())
     }
@@ -152,12 +152,11 @@ impl CeleryTransport {
 }
 
 impl RedisConfig {
-    /// The Celery broker: `CELERY_BROKER_URL`, else `REDIS_URL`, else
-    /// [`DEFAULT_REDIS_URL`](crate::DEFAULT_REDIS_URL) (unset or empty variables are skipped).
-    pub fn from_celery_env() -> Self {
+    /// The Celery broker: `CELERY_BROKER_URL`, else what [`RedisConfig::from_env`] reads.
+    pub fn from_celery_env() -> Result<Self, MonitorError> {
         let var = |name: &str| std::env::var(name).ok().filter(|u| !u.trim().is_empty());
         match var("CELERY_BROKER_URL") {
-            Some(url) => Self::new(url),
+            Some(url) => Self::from_url(&url),
             None => Self::from_env(),
         }
     }
@@ -355,7 +354,7 @@ impl Drop for CleanupGuard {
 /// use std::time::Duration;
 /// use resee_ops_core::HealthProbe;
 /// use resee_ops_monitor::{CeleryTransport, CeleryWorkersProbe, RedisConfig};
-/// let probe = CeleryWorkersProbe::new(&RedisConfig::new("redis://127.0.0.1:6379/0"))
+/// let probe = CeleryWorkersProbe::new(&RedisConfig::from_url("redis://127.0.0.1:6379/0").unwrap())
 ///     .unwrap()
 ///     .with_window(Duration::from_millis(500))
 ///     .with_min_workers(2)
@@ -386,7 +385,7 @@ impl CeleryWorkersProbe {
         let target = RedisTarget::new(redis)?;
         let db = redis::Client::open(redis.url.expose())
             .map(|c| c.get_connection_info().redis_settings().db())
-            .map_err(|_| MonitorError::invalid_config("invalid Redis URL"))?;
+            .map_err(|_| crate::error::invalid_config("invalid Redis URL"))?;
         Ok(Self {
             name: "workers".to_owned(),
             target,
@@ -496,8 +495,8 @@ impl CeleryWorkersProbe {
 
         let result = match tokio::time::timeout_at(overall, self.exchange(&mut conn, &keys, &oid, &ticket)).await {
             Ok(r) => r,
-            Err(_) => Err(MonitorError::new(
-                MonitorErrorKind::Timeout,
+            Err(_) => Err(resee_ops_core::Error::new(
+                resee_ops_core::ErrorKind::Timeout,
                 format!(
                     "Redis at {} did not answer within {}",
                     t.addr(),

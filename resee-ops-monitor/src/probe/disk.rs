@@ -8,7 +8,10 @@ use async_trait::async_trait;
 use resee_ops_core::{HealthProbe, ProbeOutcome};
 use serde::{Deserialize, Serialize};
 
-use crate::{MonitorError, MonitorErrorKind};
+use resee_ops_core::ErrorKind;
+
+use crate::MonitorError;
+use crate::error::invalid_config;
 
 /// Sizes of a file system, in bytes, as `statvfs` reports them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,7 +110,7 @@ impl DiskThresholds {
         if ok {
             Ok(Self { warning, critical })
         } else {
-            Err(MonitorError::invalid_config(format!(
+            Err(invalid_config(format!(
                 "disk thresholds must satisfy 0 <= warning <= critical <= 100, got warning {warning}, critical {critical}"
             )))
         }
@@ -204,7 +207,7 @@ impl DiskUsageProbe {
             let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(since) = *in_flight {
                 return Err(MonitorError::new(
-                    MonitorErrorKind::Timeout,
+                    ErrorKind::Timeout,
                     format!(
                         "statvfs {} has not returned for {} s: the file system may be hung (a dead network mount?)",
                         self.path.display(),
@@ -224,15 +227,12 @@ impl DiskUsageProbe {
             source.stats(&path)
         })
         .await
-        .map_err(|e| MonitorError::new(MonitorErrorKind::Io, format!("statvfs task failed: {e}")))?
+        .map_err(|e| MonitorError::new(ErrorKind::Io, format!("statvfs task failed: {e}")))?
         .map_err(|e| {
-            MonitorError::new(MonitorErrorKind::Io, format!("statvfs {}: {e}", self.path.display())).with_source(e)
+            MonitorError::new(ErrorKind::Io, format!("statvfs {}: {e}", self.path.display())).with_source(e)
         })?;
         stats.used_percent().ok_or_else(|| {
-            MonitorError::new(
-                MonitorErrorKind::Io,
-                format!("{} reports a file system of size zero", self.path.display()),
-            )
+            MonitorError::new(ErrorKind::Io, format!("{} reports a file system of size zero", self.path.display()))
         })
     }
 }
@@ -263,7 +263,7 @@ impl HealthProbe for DiskUsageProbe {
     async fn check(&self) -> ProbeOutcome {
         let used = match self.used_percent().await {
             Ok(used) => used,
-            Err(e) if e.kind() == MonitorErrorKind::Timeout => return ProbeOutcome::down(e.message()),
+            Err(e) if e.kind() == ErrorKind::Timeout => return ProbeOutcome::down(e.message()),
             Err(e) => return ProbeOutcome::unknown(e.message()),
         };
         let shown = (used * 10.0).round() / 10.0;

@@ -10,7 +10,10 @@ use resee_ops_core::{HealthProbe, HealthStatus, ProbeAlertText, ProbeOutcome, Sh
 use serde::{Deserialize, Serialize};
 
 use super::redis::{RedisConfig, RedisTarget};
-use crate::{MonitorError, MonitorErrorKind};
+use resee_ops_core::ErrorKind;
+
+use crate::MonitorError;
+use crate::error::invalid_config;
 
 /// The default key: the sorted set in which every worker records its last beat.
 pub const DEFAULT_HEARTBEAT_KEY: &str = "resee:heartbeats";
@@ -40,10 +43,10 @@ fn default_key() -> String {
 /// let hb = HeartbeatConfig::new("worker-1")
 ///     .with_ttl(Duration::from_secs(30))
 ///     .with_interval(Duration::from_secs(10))
-///     .build(&RedisConfig::new("redis://127.0.0.1:6379/"))
+///     .build(&RedisConfig::from_url("redis://127.0.0.1:6379/").unwrap())
 ///     .unwrap();
 /// assert_eq!(hb.key(), "resee:heartbeats");
-/// assert!(HeartbeatConfig::new("w 1").build(&RedisConfig::new("redis://127.0.0.1/")).is_err());
+/// assert!(HeartbeatConfig::new("w 1").build(&RedisConfig::from_url("redis://127.0.0.1/").unwrap()).is_err());
 /// ```
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -94,19 +97,19 @@ impl HeartbeatConfig {
     pub fn build(self, redis: &RedisConfig) -> Result<Heartbeat, MonitorError> {
         let bad_id = self.worker_id.is_empty() || self.worker_id.chars().any(|c| c.is_whitespace() || c.is_control());
         if bad_id {
-            return Err(MonitorError::invalid_config(format!(
+            return Err(invalid_config(format!(
                 "worker id {:?} must be non-empty, without whitespace or control characters",
                 self.worker_id
             )));
         }
         if self.ttl < Duration::from_millis(1) || self.interval.is_zero() || self.interval >= self.ttl {
-            return Err(MonitorError::invalid_config(format!(
+            return Err(invalid_config(format!(
                 "heartbeat interval ({:?}) must be above zero and below the TTL ({:?})",
                 self.interval, self.ttl
             )));
         }
         if self.key.is_empty() {
-            return Err(MonitorError::invalid_config("heartbeat key must not be empty"));
+            return Err(invalid_config("heartbeat key must not be empty"));
         }
         Ok(Heartbeat {
             target: RedisTarget::new(redis)?,
@@ -128,7 +131,7 @@ impl HeartbeatConfig {
 /// ```no_run
 /// # async fn demo() -> Result<(), resee_ops_monitor::MonitorError> {
 /// use resee_ops_monitor::{HeartbeatConfig, RedisConfig};
-/// let heartbeat = HeartbeatConfig::new("worker-1").build(&RedisConfig::from_env())?;
+/// let heartbeat = HeartbeatConfig::new("worker-1").build(&RedisConfig::from_env()?)?;
 /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
 /// # drop(stop);
 /// // Beats every 10 s until `stop` is sent or dropped (wire it to your shutdown signal), then leaves the set.
@@ -332,7 +335,7 @@ impl HealthProbe for WorkerHeartbeatProbe {
     async fn check(&self) -> ProbeOutcome {
         let live = match self.live_workers().await {
             Ok(live) => live,
-            Err(e) if e.kind() == MonitorErrorKind::InvalidConfig => return ProbeOutcome::unknown(e.message()),
+            Err(e) if e.kind() == ErrorKind::InvalidConfig => return ProbeOutcome::unknown(e.message()),
             Err(e) => return ProbeOutcome::down(format!("cannot read the worker heartbeats: {}", e.message())),
         };
         let n = live.len();

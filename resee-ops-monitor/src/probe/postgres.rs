@@ -7,14 +7,14 @@ use resee_ops_core::{HealthProbe, ProbeOutcome};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use crate::secret::ConnectionUrl;
-use crate::{MonitorError, MonitorErrorKind};
+use resee_ops_core::ConnectionUrl;
+use resee_ops_core::ErrorKind;
+
+use crate::MonitorError;
+use crate::error::invalid_config;
 
 /// The default probe timeout of the built-in probes.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// The default `DATABASE_URL` of [`PostgresProbeConfig::from_env`].
-pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 fn default_timeout() -> Duration {
     DEFAULT_TIMEOUT
@@ -34,7 +34,8 @@ fn yes() -> bool {
 /// use std::time::Duration;
 /// use resee_ops_monitor::PostgresProbeConfig;
 ///
-/// let probe = PostgresProbeConfig::new("postgres://app:hunter2@127.0.0.1:5432/app")
+/// let probe = PostgresProbeConfig::from_url("postgres://app:hunter2@127.0.0.1:5432/app")
+///     .unwrap()
 ///     .with_timeout(Duration::from_secs(2))
 ///     .build()
 ///     .unwrap();
@@ -62,14 +63,19 @@ pub struct PostgresProbeConfig {
 
 impl PostgresProbeConfig {
     /// A configuration for `url` with the defaults.
-    pub fn new(url: impl Into<ConnectionUrl>) -> Self {
-        Self { url: url.into(), timeout: DEFAULT_TIMEOUT, name: default_name(), critical: true }
+    pub fn new(url: ConnectionUrl) -> Self {
+        Self { url, timeout: DEFAULT_TIMEOUT, name: default_name(), critical: true }
     }
 
-    /// `DATABASE_URL`, or [`DEFAULT_DATABASE_URL`] when it is unset or empty.
-    pub fn from_env() -> Self {
-        let url = std::env::var("DATABASE_URL").ok().filter(|u| !u.trim().is_empty());
-        Self::new(url.unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()))
+    /// A configuration for a connection string (see [`ConnectionUrl`]); the error does not repeat it.
+    pub fn from_url(url: &str) -> Result<Self, MonitorError> {
+        Ok(Self::new(ConnectionUrl::parse(url)?))
+    }
+
+    /// The connection from `DATABASE_URL`, else libpq's `PG*` variables, as the backup crate reads them
+    /// ([`ConnectionUrl::postgres_from_env`]); an error when neither is set, never a guessed default.
+    pub fn from_env() -> Result<Self, MonitorError> {
+        Ok(Self::new(ConnectionUrl::postgres_from_env()?))
     }
 
     /// Sets the timeout.
@@ -104,7 +110,8 @@ impl PostgresProbeConfig {
 /// connections are refused. At one check every few seconds the cost is a handful of connections per minute,
 /// which PostgreSQL handles easily. The connection task is aborted when the check ends, timed out or not.
 ///
-/// TLS is not used (plain TCP or a Unix socket): a URL with `sslmode=require` fails with a clear message.
+/// The connection string is core's [`ConnectionUrl`], configured exactly as the backup crate configures
+/// its preflight.
 /// The observed value is the round trip (connect + query) in milliseconds. Failure outputs name the host,
 /// port and database, never the user's password.
 #[derive(Clone)]
@@ -128,17 +135,14 @@ impl std::fmt::Debug for PostgresProbe {
 impl PostgresProbe {
     /// Builds a probe; fails if the connection string cannot be parsed (the error does not repeat it).
     pub fn new(config: PostgresProbeConfig) -> Result<Self, MonitorError> {
-        let mut pg: tokio_postgres::Config = config.url.expose().parse().map_err(|e: tokio_postgres::Error| {
-            MonitorError::invalid_config(config.url.scrub(format!("invalid PostgreSQL connection string: {e}")))
-        })?;
+        if config.url.scheme() != resee_ops_core::Scheme::Postgres {
+            return Err(invalid_config("the PostgreSQL probe needs a postgres:// or key=value connection string"));
+        }
         if config.timeout.is_zero() {
-            return Err(MonitorError::invalid_config("PostgreSQL probe timeout must be above zero"));
+            return Err(invalid_config("PostgreSQL probe timeout must be above zero"));
         }
-        pg.connect_timeout(config.timeout);
-        if pg.get_application_name().is_none() {
-            pg.application_name("resee-ops-monitor");
-        }
-        let target = describe_target(&pg);
+        let pg = crate::pg::config(&config.url, config.timeout, "resee-ops-monitor")?;
+        let target = config.url.target();
         Ok(Self { config, pg, target })
     }
 
@@ -157,7 +161,7 @@ impl PostgresProbe {
             Ok(started.elapsed())
         } else {
             Err(MonitorError::new(
-                MonitorErrorKind::Server,
+                ErrorKind::Unexpected,
                 format!("PostgreSQL at {}: SELECT 1 returned no row", self.target),
             ))
         }
@@ -173,7 +177,7 @@ impl PostgresProbe {
         match tokio::time::timeout(timeout, self.query(sql)).await {
             Ok(result) => result,
             Err(_) => Err(MonitorError::new(
-                MonitorErrorKind::Timeout,
+                ErrorKind::Timeout,
                 format!(
                     "PostgreSQL at {} did not answer within {}",
                     self.target,
@@ -197,11 +201,15 @@ impl PostgresProbe {
 
     fn error(&self, e: &tokio_postgres::Error) -> MonitorError {
         let (kind, detail) = match e.as_db_error() {
-            Some(db) => (MonitorErrorKind::Server, format!("{} {}: {}", db.severity(), db.code().code(), db.message())),
-            None if e.is_closed() => (MonitorErrorKind::Unavailable, "connection closed".to_owned()),
-            None => (MonitorErrorKind::Unavailable, with_causes(e)),
+            Some(db) => (ErrorKind::Unexpected, format!("{} {}: {}", db.severity(), db.code().code(), db.message())),
+            None if e.is_closed() => (ErrorKind::Unavailable, "connection closed".to_owned()),
+            None => (ErrorKind::Unavailable, with_causes(e)),
         };
-        MonitorError::new(kind, self.config.url.scrub(format!("PostgreSQL at {}: {detail}", self.target)))
+        let err = MonitorError::new(kind, self.config.url.scrub(format!("PostgreSQL at {}: {detail}", self.target)));
+        match e.code() {
+            Some(code) => err.with_code(code.code()),
+            None => err,
+        }
     }
 }
 
@@ -226,25 +234,6 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
-}
-
-fn describe_target(pg: &tokio_postgres::Config) -> String {
-    let ports = pg.get_ports();
-    let hosts: Vec<String> = pg
-        .get_hosts()
-        .iter()
-        .enumerate()
-        .map(|(i, h)| {
-            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
-            match h {
-                tokio_postgres::config::Host::Tcp(host) => format!("{host}:{port}"),
-                tokio_postgres::config::Host::Unix(path) => format!("{}:{port}", path.display()),
-            }
-        })
-        .collect();
-    let hosts = if hosts.is_empty() { "localhost".to_owned() } else { hosts.join(",") };
-    let db = pg.get_dbname().or(pg.get_user()).unwrap_or("postgres");
-    format!("{hosts}/{db}")
 }
 
 #[async_trait]

@@ -5,7 +5,7 @@ use resee_ops_core::{Error, HealthProbe, MetricSample, MetricSource, ProbeOutcom
 
 use super::celery::CeleryTransport;
 use super::redis::{RedisConfig, RedisTarget};
-use crate::{MonitorError, MonitorErrorKind};
+use crate::MonitorError;
 
 /// The default warning threshold of [`QueueLength`]: more than 100 queued tasks (the seed's
 /// "⚠️ Celery queue > 100").
@@ -30,7 +30,7 @@ pub const DEFAULT_QUEUE_WARNING_ABOVE: u64 = 100;
 /// ```
 /// use resee_ops_core::{HealthProbe, MetricSource};
 /// use resee_ops_monitor::{CeleryTransport, QueueLength, RedisConfig};
-/// let q = QueueLength::new(&RedisConfig::new("redis://127.0.0.1:6379/"))
+/// let q = QueueLength::new(&RedisConfig::from_url("redis://127.0.0.1:6379/").unwrap())
 ///     .unwrap()
 ///     .with_queues(["celery", "emails"])
 ///     .with_transport(CeleryTransport::new().with_sep(":").with_priority_steps(0..=9))
@@ -177,8 +177,12 @@ impl QueueLength {
             let mut replies: Vec<redis::Value> = pipe.query_async(&mut conn).await.map_err(|e| t.error(&e))?;
             let unacked = if self.unacked { unacked_by_queue(replies.pop(), &unacked_key, t)? } else { Vec::new() };
             let mut lengths = replies.into_iter().map(|v| {
-                redis::from_redis_value::<u64>(v)
-                    .map_err(|e| MonitorError::new(MonitorErrorKind::Server, format!("Redis at {}: {e}", t.addr())))
+                redis::from_redis_value::<u64>(v).map_err(|e| {
+                    resee_ops_core::Error::new(
+                        resee_ops_core::ErrorKind::Unexpected,
+                        format!("Redis at {}: {e}", t.addr()),
+                    )
+                })
             });
             let mut depths = Vec::with_capacity(self.queues.len());
             for (queue, keys) in self.queues.iter().zip(&lists) {
@@ -210,8 +214,12 @@ impl QueueLength {
 fn unacked_by_queue(reply: Option<redis::Value>, key: &str, t: &RedisTarget) -> Result<Vec<String>, MonitorError> {
     let values: Vec<Vec<u8>> = match reply {
         None => Vec::new(),
-        Some(v) => redis::from_redis_value(v)
-            .map_err(|e| MonitorError::new(MonitorErrorKind::Server, format!("Redis at {}: {key}: {e}", t.addr())))?,
+        Some(v) => redis::from_redis_value(v).map_err(|e| {
+            resee_ops_core::Error::new(
+                resee_ops_core::ErrorKind::Unexpected,
+                format!("Redis at {}: {key}: {e}", t.addr()),
+            )
+        })?,
     };
     Ok(values
         .iter()

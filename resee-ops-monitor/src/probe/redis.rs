@@ -9,11 +9,11 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::postgres::{DEFAULT_TIMEOUT, round2};
-use crate::secret::ConnectionUrl;
-use crate::{MonitorError, MonitorErrorKind};
+use resee_ops_core::ConnectionUrl;
+use resee_ops_core::ErrorKind;
 
-/// The default `REDIS_URL` of [`RedisConfig::from_env`].
-pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/";
+use crate::MonitorError;
+use crate::error::invalid_config;
 
 fn default_timeout() -> Duration {
     DEFAULT_TIMEOUT
@@ -24,10 +24,10 @@ fn default_timeout() -> Duration {
 /// ```
 /// use std::time::Duration;
 /// use resee_ops_monitor::RedisConfig;
-/// let cfg = RedisConfig::new("redis://:hunter2@127.0.0.1:6379/0").with_timeout(Duration::from_secs(1));
+/// let cfg = RedisConfig::from_url("redis://:hunter2@127.0.0.1:6379/0").unwrap().with_timeout(Duration::from_secs(1));
 /// assert!(!format!("{cfg:?}").contains("hunter2"));
 /// assert!(cfg.probe().is_ok());
-/// assert!(RedisConfig::new("not a url").probe().is_err());
+/// assert!(RedisConfig::from_url("not a url").is_err());
 /// ```
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -41,14 +41,18 @@ pub struct RedisConfig {
 
 impl RedisConfig {
     /// A configuration for `url` with the default timeout.
-    pub fn new(url: impl Into<ConnectionUrl>) -> Self {
-        Self { url: url.into(), timeout: DEFAULT_TIMEOUT }
+    pub fn new(url: ConnectionUrl) -> Self {
+        Self { url, timeout: DEFAULT_TIMEOUT }
     }
 
-    /// `REDIS_URL`, or [`DEFAULT_REDIS_URL`] when it is unset or empty.
-    pub fn from_env() -> Self {
-        let url = std::env::var("REDIS_URL").ok().filter(|u| !u.trim().is_empty());
-        Self::new(url.unwrap_or_else(|| DEFAULT_REDIS_URL.to_owned()))
+    /// A configuration for a `redis://`, `rediss://` or `redis+unix://` URL; the error does not repeat it.
+    pub fn from_url(url: &str) -> Result<Self, MonitorError> {
+        Ok(Self::new(ConnectionUrl::parse(url)?))
+    }
+
+    /// `REDIS_URL`; an error when it is unset or malformed, never a guessed default.
+    pub fn from_env() -> Result<Self, MonitorError> {
+        Ok(Self::new(ConnectionUrl::from_env_var("REDIS_URL")?))
     }
 
     /// Sets the timeout.
@@ -81,16 +85,15 @@ impl std::fmt::Debug for RedisTarget {
 impl RedisTarget {
     pub(crate) fn new(config: &RedisConfig) -> Result<Self, MonitorError> {
         if config.timeout.is_zero() {
-            return Err(MonitorError::invalid_config("Redis timeout must be above zero"));
+            return Err(invalid_config("Redis timeout must be above zero"));
+        }
+        if config.url.scheme() == resee_ops_core::Scheme::Postgres {
+            return Err(invalid_config("a Redis probe needs a redis://, rediss:// or redis+unix:// URL"));
         }
         let client = redis::Client::open(config.url.expose()).map_err(|e| {
-            MonitorError::invalid_config(
-                config.url.scrub(format!("invalid Redis URL: {}", e.detail().unwrap_or("unparsable"))),
-            )
+            invalid_config(config.url.scrub(format!("invalid Redis URL: {}", e.detail().unwrap_or("unparsable"))))
         })?;
-        let info = client.get_connection_info();
-        let addr = format!("{}/{}", info.addr(), info.redis_settings().db());
-        Ok(Self { client, url: config.url.clone(), timeout: config.timeout, addr })
+        Ok(Self { client, url: config.url.clone(), timeout: config.timeout, addr: config.url.target() })
     }
 
     /// `host:port/db`, without credentials.
@@ -117,7 +120,7 @@ impl RedisTarget {
         match tokio::time::timeout(self.timeout, work).await {
             Ok(r) => r,
             Err(_) => Err(MonitorError::new(
-                MonitorErrorKind::Timeout,
+                ErrorKind::Timeout,
                 format!(
                     "Redis at {} did not answer within {}",
                     self.addr,
@@ -130,13 +133,17 @@ impl RedisTarget {
     /// A secret-free error from a client error.
     pub(crate) fn error(&self, e: &redis::RedisError) -> MonitorError {
         let kind = if e.is_timeout() {
-            MonitorErrorKind::Timeout
+            ErrorKind::Timeout
         } else if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
-            MonitorErrorKind::Unavailable
+            ErrorKind::Unavailable
         } else {
-            MonitorErrorKind::Server
+            ErrorKind::Unexpected
         };
-        MonitorError::new(kind, self.url.scrub(format!("Redis at {}: {e}", self.addr)))
+        let err = MonitorError::new(kind, self.url.scrub(format!("Redis at {}: {e}", self.addr)));
+        match e.code() {
+            Some(code) => err.with_code(code),
+            None => err,
+        }
     }
 }
 
@@ -177,10 +184,7 @@ impl RedisProbe {
             if pong == "PONG" {
                 Ok(started.elapsed())
             } else {
-                Err(MonitorError::new(
-                    MonitorErrorKind::Server,
-                    format!("Redis at {}: unexpected PING reply", t.addr()),
-                ))
+                Err(MonitorError::new(ErrorKind::Unexpected, format!("Redis at {}: unexpected PING reply", t.addr())))
             }
         })
         .await

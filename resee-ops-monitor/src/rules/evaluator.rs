@@ -205,7 +205,7 @@ impl RuleEvaluatorBuilder {
     /// (0, 1), a window of zero or longer than the source keeps, a duplicate name.
     pub fn build(self) -> Result<RuleEvaluator, MonitorError> {
         if self.interval.is_zero() {
-            return Err(MonitorError::invalid_config("rule evaluator: interval must be above zero"));
+            return Err(crate::error::invalid_config("rule evaluator: interval must be above zero"));
         }
         let mut sources: Vec<(String, SourceEntry)> = self.sources.into_iter().collect();
         sources.sort_by(|a, b| a.0.cmp(&b.0));
@@ -214,14 +214,14 @@ impl RuleEvaluatorBuilder {
         for rule in self.rules {
             rule.validate()?;
             if rules.iter().any(|r: &CompiledRule| r.rule.name == rule.name) {
-                return Err(MonitorError::invalid_config(format!(
+                return Err(crate::error::invalid_config(format!(
                     "rule `{}`: field `name`: another rule has the same name",
                     rule.name
                 )));
             }
             let Some(source) = sources.iter().position(|(n, _)| *n == rule.source) else {
                 let known: Vec<&str> = sources.iter().map(|(n, _)| n.as_str()).collect();
-                return Err(MonitorError::invalid_config(format!(
+                return Err(crate::error::invalid_config(format!(
                     "rule `{}`: field `source`: unknown source `{}` (known: {})",
                     rule.name,
                     rule.source,
@@ -232,7 +232,7 @@ impl RuleEvaluatorBuilder {
                 .1
                 .source
                 .check(&rule.value)
-                .map_err(|why| MonitorError::invalid_config(format!("rule `{}`: field `value`: {why}", rule.name)))?;
+                .map_err(|why| crate::error::invalid_config(format!("rule `{}`: field `value`: {why}", rule.name)))?;
             // Rules reading the same measure of the same source share one read.
             let read = match reads.iter().position(|r| r.source == source && r.measure == rule.value) {
                 Some(i) => i,

@@ -272,14 +272,14 @@ impl Rule {
     }
 
     fn error(&self, field: &str, message: impl fmt::Display) -> MonitorError {
-        MonitorError::invalid_config(field_error(&self.name, field, message))
+        crate::error::invalid_config(field_error(&self.name, field, message))
     }
 
     /// Checks what can be checked without the sources: a name, thresholds that are numbers on the right
     /// sides, windows above zero, a quantile strictly between 0 and 1. Errors name the rule and the field.
     pub fn validate(&self) -> Result<(), MonitorError> {
         if self.name.trim().is_empty() {
-            return Err(MonitorError::invalid_config("a rule has an empty `name`"));
+            return Err(crate::error::invalid_config("a rule has an empty `name`"));
         }
         if self.source.trim().is_empty() {
             return Err(self.error("source", "must name a source"));
