@@ -61,6 +61,7 @@ mod config;
 mod error;
 mod local;
 mod pgdump;
+mod retention;
 mod verify;
 
 pub use backup::{ALERT_SOURCE, BackupOutcome, PgDumpBackup, PgDumpBackupBuilder, alert_names};
@@ -69,6 +70,10 @@ pub use error::{BackupError, Result, codes};
 pub use local::LocalDirTarget;
 pub use pgdump::PgVersion;
 pub use resee_ops_core::{ConnectionUrl, Secret};
+pub use retention::{
+    CalendarSpan, Decision, KeepCount, KeepReason, RemoveReason, RetentionDecision, RetentionItem, RetentionPlan,
+    RetentionPolicy,
+};
 pub use verify::{DUMP_TRAILER, Manifest, Verification, verify_artifact};
 
 #[doc(hidden)]
