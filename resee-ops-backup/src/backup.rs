@@ -15,8 +15,8 @@ use crate::compress::{self, Sink, StreamStats};
 use crate::error::{self};
 use crate::pgdump::{self, PgDump};
 use crate::verify::{self, Manifest, Verification};
-use crate::{BackupConfig, BackupError, CompressionProfile, NameComponent, Result, RetryConfig};
-use resee_ops_core::{ConnectionUrl, ErrorKind};
+use crate::{BackupConfig, BackupError, CompressionProfile, NameComponent, Result};
+use resee_ops_core::{ConnectionUrl, ErrorKind, RetryPolicy};
 
 /// Alert names, stable across releases (throttling and routing key on them).
 pub mod alert_names {
@@ -91,7 +91,7 @@ pub struct PgDumpBackupBuilder {
     connect_timeout: Option<Duration>,
     lock_wait_timeout: Option<Duration>,
     timeout: Option<Duration>,
-    retry: Option<RetryConfig>,
+    retry: Option<RetryPolicy>,
     target: Option<Arc<dyn BackupTarget>>,
     notifier: Option<Arc<dyn Notifier>>,
     clock: Option<SharedClock>,
@@ -205,8 +205,9 @@ impl PgDumpBackupBuilder {
         self
     }
 
-    /// Attempts and the delay between them (default 3, 5 minutes).
-    pub fn with_retry(mut self, retry: RetryConfig) -> Self {
+    /// The retry policy (default [`default_retry`](crate::default_retry): one attempt plus three
+    /// retries, 5 minutes apart).
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = Some(retry);
         self
     }
@@ -324,17 +325,20 @@ impl PgDumpBackup {
             tracing::warn!(error = %format_args!("{e:#}"), "cannot sweep abandoned temporaries");
         }
         let filename = std::sync::Mutex::new(String::new());
-        let (result, attempts) = with_retries(self.config.retry, |attempt| {
-            let filename = &filename;
-            async move {
-                let (name, r) = self.attempt(attempt).await;
-                if let Some(n) = name {
-                    *filename.lock().unwrap_or_else(|p| p.into_inner()) = n.to_string();
+        let (result, attempts) = self
+            .config
+            .retry
+            .run(|attempt| {
+                let filename = &filename;
+                async move {
+                    let (name, r) = self.attempt(attempt).await;
+                    if let Some(n) = name {
+                        *filename.lock().unwrap_or_else(|p| p.into_inner()) = n.to_string();
+                    }
+                    r
                 }
-                r
-            }
-        })
-        .await;
+            })
+            .await;
         let filename = filename.into_inner().unwrap_or_else(|p| p.into_inner());
         let finished_at = self.clock.now();
         let outcome = match result {
@@ -607,59 +611,43 @@ impl Sink for WriterSink {
     }
 }
 
-/// Runs `f` until it succeeds, fails permanently, or `policy.attempts` are used, sleeping `policy.delay`
-/// (on the Tokio clock) between attempts. Returns the last result and the number of attempts.
-pub(crate) async fn with_retries<T, F, Fut>(policy: RetryConfig, mut f: F) -> (Result<T>, u32)
-where
-    F: FnMut(u32) -> Fut,
-    Fut: std::future::Future<Output = Result<T>>,
-{
-    let mut attempt = 1;
-    loop {
-        match f(attempt).await {
-            Ok(v) => return (Ok(v), attempt),
-            Err(e) if e.is_temporary() && attempt < policy.attempts => {
-                tracing::warn!(attempt, error = %format_args!("{e:#}"), retry_in = ?policy.delay, "backup attempt failed; retrying");
-                tokio::time::sleep(policy.delay).await;
-                attempt += 1;
-            }
-            Err(e) => return (Err(e), attempt),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Point 7: Celery's `max_retries=3` is one attempt plus three retries, 5 minutes apart, through
+    /// core's `RetryPolicy`.
     #[tokio::test(start_paused = true)]
-    async fn retries_temporary_errors_five_minutes_apart() {
+    async fn retries_temporary_errors_three_times_five_minutes_apart() {
         let t0 = Instant::now();
         let mut at = Vec::new();
-        let (r, attempts) = with_retries::<(), _, _>(RetryConfig::default(), |_| {
-            at.push(t0.elapsed());
-            async { Err(BackupError::new(ErrorKind::Unavailable, "connection refused")) }
-        })
-        .await;
+        let (r, attempts) = crate::default_retry()
+            .run::<(), _, _>(|_| {
+                at.push(t0.elapsed());
+                async { Err(BackupError::new(ErrorKind::Unavailable, "connection refused")) }
+            })
+            .await;
         assert_eq!(r.unwrap_err().kind(), ErrorKind::Unavailable);
-        assert_eq!(attempts, 3);
-        assert_eq!(at, [Duration::ZERO, Duration::from_secs(300), Duration::from_secs(600)]);
+        assert_eq!(attempts, 4);
+        let minutes = |m: u64| Duration::from_secs(60 * m);
+        assert_eq!(at, [Duration::ZERO, minutes(5), minutes(10), minutes(15)]);
     }
 
     #[tokio::test(start_paused = true)]
     async fn does_not_retry_permanent_errors_and_stops_on_success() {
         let t0 = Instant::now();
-        let (r, attempts) = with_retries::<(), _, _>(RetryConfig::default(), |_| async {
-            Err(BackupError::new(ErrorKind::PermissionDenied, "password authentication failed"))
-        })
-        .await;
-        assert!(r.is_err());
+        let (r, attempts) = crate::default_retry()
+            .run::<(), _, _>(|_| async {
+                Err(BackupError::new(ErrorKind::PermissionDenied, "password authentication failed").with_code("28P01"))
+            })
+            .await;
+        assert_eq!(r.unwrap_err().code(), Some("28P01"), "the original error is kept");
         assert_eq!((attempts, t0.elapsed()), (1, Duration::ZERO));
 
-        let (r, attempts) = with_retries(RetryConfig::new(5, Duration::from_secs(60)), |n| async move {
-            if n < 2 { Err(BackupError::new(ErrorKind::Timeout, "slow")) } else { Ok(n) }
-        })
-        .await;
+        let policy = RetryPolicy::celery(4, Duration::from_secs(60));
+        let (r, attempts) = policy
+            .run(|n| async move { if n < 2 { Err(BackupError::new(ErrorKind::Timeout, "slow")) } else { Ok(n) } })
+            .await;
         assert_eq!((r.unwrap(), attempts), (2, 2));
         assert_eq!(t0.elapsed(), Duration::from_secs(60));
     }

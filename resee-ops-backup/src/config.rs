@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use resee_ops_core::ConnectionUrl;
+use resee_ops_core::{ConnectionUrl, RetryPolicy};
 
 use crate::error::{self, invalid_config};
 use crate::{BackupError, Result};
@@ -99,38 +99,10 @@ impl CompressionProfile {
     }
 }
 
-/// How often to try, and how long to wait between attempts. Only temporary errors are retried.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct RetryConfig {
-    /// Attempts in total (at least 1). Default 3.
-    #[serde(default = "default_attempts")]
-    pub attempts: u32,
-    /// Wait between attempts. Default 5 minutes.
-    #[serde(default = "default_retry_delay", with = "resee_ops_core::serde_duration")]
-    pub delay: Duration,
-}
-
-impl Default for RetryConfig {
-    fn default() -> Self {
-        Self { attempts: default_attempts(), delay: default_retry_delay() }
-    }
-}
-
-impl RetryConfig {
-    /// `attempts` in total, `delay` apart.
-    pub fn new(attempts: u32, delay: Duration) -> Self {
-        Self { attempts: attempts.max(1), delay }
-    }
-}
-
-fn default_attempts() -> u32 {
-    3
-}
-
-fn default_retry_delay() -> Duration {
-    Duration::from_secs(300)
+/// The backups' retry schedule, as the seed's Celery task had it (`max_retries=3`,
+/// `default_retry_delay=300`): one attempt plus three retries, exactly 5 minutes apart, no overall deadline.
+pub fn default_retry() -> RetryPolicy {
+    RetryPolicy::celery(3, Duration::from_secs(300))
 }
 
 /// The serde form of a [`PgDumpBackup`](crate::PgDumpBackup)'s settings, for configuration files.
@@ -142,10 +114,10 @@ fn default_retry_delay() -> Duration {
 ///     "environment": "production",
 ///     "profile": "fast",
 ///     "timeout": "2h",
-///     "retry": { "attempts": 5, "delay": "1m" }
+///     "retry": { "max_attempts": 5, "initial_backoff": "1m", "max_backoff": "1m", "jitter": false }
 /// })).unwrap();
 /// assert_eq!(cfg.environment.as_str(), "production");
-/// assert_eq!(cfg.retry.attempts, 5);
+/// assert_eq!(cfg.retry.max_attempts(), 5);
 /// ```
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -182,9 +154,10 @@ pub struct BackupConfig {
     /// Default 6 hours.
     #[serde(default = "default_timeout", with = "resee_ops_core::serde_duration")]
     pub timeout: Duration,
-    /// Retries.
-    #[serde(default)]
-    pub retry: RetryConfig,
+    /// Retries of temporary failures: core's [`RetryPolicy`]. Default [`default_retry`]: one attempt plus
+    /// three retries, 5 minutes apart.
+    #[serde(default = "default_retry")]
+    pub retry: RetryPolicy,
 }
 
 impl fmt::Debug for BackupConfig {
@@ -219,7 +192,7 @@ impl BackupConfig {
             connect_timeout: default_connect_timeout(),
             lock_wait_timeout: default_lock_wait_timeout(),
             timeout: default_timeout(),
-            retry: RetryConfig::default(),
+            retry: default_retry(),
         }
     }
 
@@ -236,9 +209,6 @@ impl BackupConfig {
         }
         if self.threads == Some(0) {
             return Err(invalid_config("threads must be at least 1"));
-        }
-        if self.retry.attempts == 0 {
-            return Err(invalid_config("retry.attempts must be at least 1"));
         }
         for (what, d) in [("connect_timeout", self.connect_timeout), ("timeout", self.timeout)] {
             if d.is_zero() {
@@ -278,7 +248,7 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(cfg.effective_level(), 9);
-        assert_eq!(cfg.retry, RetryConfig::default());
+        assert_eq!(cfg.retry, default_retry());
         assert!(!format!("{cfg:?}").contains("hunter2-secret"));
         let err = serde_json::from_value::<BackupConfig>(serde_json::json!({
             "connection": "postgres://x@h/d", "environment": "../prod"

@@ -13,7 +13,9 @@
 //! - Alerts through any [`Notifier`](resee_ops_core::Notifier): success, failure, integrity failure
 //!   (names in [`alert_names`], labels `database` and `environment`; plain titles, the Slack renderer adds
 //!   the level's emoji).
-//! - Retries of temporary failures (server down or shutting down, timeouts): 3 attempts 5 minutes apart.
+//! - Retries of temporary failures (everything not known to be permanent) with core's
+//!   [`RetryPolicy`](resee_ops_core::RetryPolicy): one attempt plus three retries, 5 minutes apart (Celery's
+//!   `max_retries=3`).
 //!
 //! Restoring is described in `docs/restore.md`: `gunzip -c FILE | psql --single-transaction -d NEWDB`.
 //!
@@ -61,14 +63,20 @@ mod config;
 mod error;
 mod local;
 mod pgdump;
+mod retention;
 mod verify;
 
 pub use backup::{ALERT_SOURCE, BackupOutcome, PgDumpBackup, PgDumpBackupBuilder, alert_names};
-pub use config::{BackupConfig, CompressionProfile, NameComponent, RetryConfig};
+pub use config::{BackupConfig, CompressionProfile, NameComponent, default_retry};
 pub use error::{BackupError, Result, codes};
 pub use local::LocalDirTarget;
 pub use pgdump::PgVersion;
+pub use resee_ops_core::RetryPolicy;
 pub use resee_ops_core::{ConnectionUrl, Secret};
+pub use retention::{
+    CalendarSpan, Decision, KeepCount, KeepReason, RemoveReason, RetentionDecision, RetentionItem, RetentionPlan,
+    RetentionPolicy,
+};
 pub use verify::{DUMP_TRAILER, Manifest, Verification, verify_artifact};
 
 #[doc(hidden)]

@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use common::*;
 use resee_ops_backup::{
-    LocalDirTarget, Manifest, PgDumpBackup, PgDumpBackupBuilder, RetryConfig, alert_names, verify_artifact,
+    LocalDirTarget, Manifest, PgDumpBackup, PgDumpBackupBuilder, RetryPolicy, alert_names, verify_artifact,
 };
 use resee_ops_core::ErrorKind;
 use resee_ops_core::testing::{InMemoryBackupTarget, ManualClock, RecordingNotifier};
@@ -274,7 +274,7 @@ async fn pg_dump_killed_mid_stream_commits_nothing_and_never_saw_the_password_in
         builder(&url)
             .with_target(gate.clone())
             .with_notifier(notifier.clone())
-            .with_retry(RetryConfig::new(1, Duration::ZERO))
+            .with_retry(RetryPolicy::celery(0, Duration::ZERO))
             .build()
             .unwrap(),
     );
@@ -372,6 +372,7 @@ async fn missing_database_fails_once() {
 
 #[tokio::test(start_paused = true)]
 async fn server_down_is_retried_three_times_five_minutes_apart() {
+    // Celery's max_retries=3: one attempt plus three retries.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let target = InMemoryBackupTarget::new();
     let t0 = tokio::time::Instant::now();
@@ -384,9 +385,9 @@ async fn server_down_is_retried_three_times_five_minutes_apart() {
     let err = outcome.error.as_ref().unwrap();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     assert!(err.is_temporary());
-    assert_eq!(outcome.report.attempts, 3);
-    assert!(t0.elapsed() >= Duration::from_secs(600), "two 5-minute waits: {:?}", t0.elapsed());
-    assert!(t0.elapsed() < Duration::from_secs(900), "no third wait: {:?}", t0.elapsed());
+    assert_eq!(outcome.report.attempts, 4);
+    assert!(t0.elapsed() >= Duration::from_secs(900), "three 5-minute waits: {:?}", t0.elapsed());
+    assert!(t0.elapsed() < Duration::from_secs(1200), "no fourth wait: {:?}", t0.elapsed());
     assert!(!err.to_string().contains("pw-down-secret"));
     assert!(target.list().await.unwrap().is_empty());
 }
@@ -475,7 +476,7 @@ async fn lock_wait_timeout_and_overall_timeout_stop_pg_dump() {
     let target = InMemoryBackupTarget::new();
     let outcome = builder(&url)
         .with_lock_wait_timeout(Duration::from_millis(300))
-        .with_retry(RetryConfig::new(1, Duration::ZERO))
+        .with_retry(RetryPolicy::celery(0, Duration::ZERO))
         .with_target(target.clone())
         .build()
         .unwrap()
@@ -489,7 +490,7 @@ async fn lock_wait_timeout_and_overall_timeout_stop_pg_dump() {
     let outcome = builder(&url)
         .with_lock_wait_timeout(Duration::ZERO)
         .with_timeout(Duration::from_secs(2))
-        .with_retry(RetryConfig::new(1, Duration::ZERO))
+        .with_retry(RetryPolicy::celery(0, Duration::ZERO))
         .with_target(target.clone())
         .build()
         .unwrap()

@@ -17,8 +17,37 @@ pub(crate) struct Head<'a> {
 
 /// The current time as RFC 3339 with microseconds and the local offset (`2026-12-01T20:29:13.123456+01:00`).
 pub(crate) fn timestamp(out: &mut String) {
+    /// The formatted date, time to the second and offset of the last second seen on this thread: most
+    /// events share their second with the one before, so only the microseconds are formatted anew.
+    struct Second {
+        unix: i64,
+        date_time: String,
+        offset: String,
+    }
+    thread_local! {
+        static SECOND: std::cell::RefCell<Second> =
+            const { std::cell::RefCell::new(Second { unix: i64::MIN, date_time: String::new(), offset: String::new() }) };
+    }
     let now = chrono::Local::now();
-    let _ = write!(out, "{}", now.format("%Y-%m-%dT%H:%M:%S%.6f%:z"));
+    let unix = now.timestamp();
+    // A leap second shows as 1,000,000 µs or more: clamp into the second.
+    let micros = now.timestamp_subsec_micros().min(999_999);
+    SECOND.with(|cell| {
+        let Ok(mut second) = cell.try_borrow_mut() else {
+            let _ = write!(out, "{}", now.format("%Y-%m-%dT%H:%M:%S%.6f%:z"));
+            return;
+        };
+        if second.unix != unix {
+            second.unix = unix;
+            second.date_time.clear();
+            let _ = write!(second.date_time, "{}", now.format("%Y-%m-%dT%H:%M:%S"));
+            second.offset.clear();
+            let _ = write!(second.offset, "{}", now.format("%:z"));
+        }
+        out.push_str(&second.date_time);
+        let _ = write!(out, ".{micros:06}");
+        out.push_str(&second.offset);
+    });
 }
 
 /// The event's message and fields, rendered once for one format.
@@ -276,6 +305,17 @@ mod tests {
         json_string(&mut out, "a\"b\\c\nd\u{1}é");
         assert_eq!(out, r#""a\"b\\c\nd\u0001é""#);
         assert_eq!(serde_json::from_str::<String>(&out).unwrap(), "a\"b\\c\nd\u{1}é");
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_with_microseconds_and_an_offset() {
+        for _ in 0..3 {
+            let mut out = String::new();
+            timestamp(&mut out);
+            let parsed = chrono::DateTime::parse_from_rfc3339(&out).unwrap();
+            assert!((chrono::Utc::now() - parsed.to_utc()).num_seconds().abs() < 5, "{out}");
+            assert_eq!(out.len(), "2026-12-01T20:29:13.123456+00:00".len(), "{out}");
+        }
     }
 
     #[test]

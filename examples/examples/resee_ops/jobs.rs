@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use resee_ops_backup::{LocalDirTarget, Manifest, PgDumpBackup, RetryConfig};
+use resee_ops_backup::{LocalDirTarget, Manifest, PgDumpBackup, RetryPolicy};
 use resee_ops_core::schedule::{Job, JobContext, JobPolicy, Schedule};
 use resee_ops_core::{ArtifactName, BackupReport, Error, ErrorKind, Notifier};
 use tokio::io::AsyncReadExt;
@@ -77,7 +77,7 @@ impl BackupJob {
             .with_environment(config.environment.clone())
             .with_level(b.level)
             .with_timeout(b.timeout)
-            .with_retry(RetryConfig::new(1, Duration::ZERO))
+            .with_retry(RetryPolicy::celery(0, Duration::ZERO))
             .with_target(target)
             .with_notifier(alerts)
             .build()

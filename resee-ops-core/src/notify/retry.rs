@@ -36,9 +36,12 @@ pub struct RetryPolicy {
     /// The longest `Retry-After` honoured; longer requests give up instead of waiting.
     #[serde(with = "crate::serde_duration")]
     pub max_retry_after: Duration,
-    /// The whole budget, from the first attempt: no attempt starts after it.
+    /// The whole budget, from the first attempt: no attempt starts after it. `Duration::MAX` means no limit.
     #[serde(with = "crate::serde_duration")]
     pub deadline: Duration,
+    /// Whether waits are jittered (full jitter, the default) or exactly the backoff (fixed schedules such as
+    /// Celery's `default_retry_delay`).
+    pub jitter: bool,
 }
 
 impl Default for RetryPolicy {
@@ -49,6 +52,7 @@ impl Default for RetryPolicy {
             max_backoff: Duration::from_secs(30),
             max_retry_after: Duration::from_secs(120),
             deadline: Duration::from_secs(300),
+            jitter: true,
         }
     }
 }
@@ -84,6 +88,65 @@ impl RetryPolicy {
         self
     }
 
+    /// Sets [`jitter`](Self::jitter).
+    pub fn with_jitter(mut self, jitter: bool) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// Celery's `max_retries` semantics: one attempt plus `max_retries` retries, exactly `delay` apart,
+    /// no jitter and no overall deadline. The seed's "재시도 3회" is `celery(3, 5 minutes)`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use resee_ops_core::RetryPolicy;
+    /// let p = RetryPolicy::celery(3, Duration::from_secs(300));
+    /// assert_eq!(p.max_attempts(), 4);
+    /// assert_eq!(p.backoff(0), Duration::from_secs(300));
+    /// assert_eq!(p.backoff(2), Duration::from_secs(300));
+    /// ```
+    pub fn celery(max_retries: u32, delay: Duration) -> Self {
+        Self {
+            max_attempts: max_retries.saturating_add(1),
+            initial_backoff: delay,
+            max_backoff: delay,
+            max_retry_after: delay,
+            deadline: Duration::MAX,
+            jitter: false,
+        }
+    }
+
+    /// Runs `op` (given the attempt number, from 1) until it succeeds, fails with a permanent error, or the
+    /// attempts or the deadline run out; waits [`backoff`](Self::backoff) (at least the error's
+    /// [`retry_after`](Error::retry_after), up to `max_retry_after`) between attempts on the Tokio clock.
+    /// Returns the last result, unchanged (its error keeps its kind, source and temporary flag), and the
+    /// number of attempts made.
+    pub async fn run<T, F, Fut>(&self, mut op: F) -> (Result<T, Error>, u32)
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        let deadline = Instant::now().checked_add(self.deadline);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let err = match op(attempt).await {
+                Ok(v) => return (Ok(v), attempt),
+                Err(e) => e,
+            };
+            if !err.is_temporary() || attempt >= self.max_attempts() {
+                return (Err(err), attempt);
+            }
+            let asked = err.retry_after().unwrap_or_default().min(self.max_retry_after);
+            let wait = self.backoff(attempt - 1).max(asked);
+            if deadline.is_some_and(|d| Instant::now().checked_add(wait).is_none_or(|at| at >= d)) {
+                return (Err(err), attempt);
+            }
+            tracing::warn!(target: "resee_ops::retry", attempt, error = %format_args!("{err:#}"), retry_in = ?wait, "attempt failed; retrying");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
     /// Attempts in all.
     pub fn max_attempts(&self) -> u32 {
         self.max_attempts.max(1)
@@ -93,6 +156,9 @@ impl RetryPolicy {
     pub fn backoff(&self, retry: u32) -> Duration {
         let ceiling = self.initial_backoff.saturating_mul(1u32.checked_shl(retry.min(31)).unwrap_or(u32::MAX));
         let ceiling = ceiling.min(self.max_backoff);
+        if !self.jitter {
+            return ceiling;
+        }
         // Full jitter: spreads retries of many callers evenly over the window.
         ceiling.mul_f64(fastrand::f64())
     }
