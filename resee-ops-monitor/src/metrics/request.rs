@@ -83,12 +83,58 @@ impl Bucket {
 /// A route's bucket being written by one shard.
 struct Current {
     tick: u64,
+    /// Where bucket `tick` ends: a request before it records into this bucket with one comparison, no
+    /// division (`None`: past what an `Instant` can hold, every request takes the slow path).
+    end: Option<Instant>,
     bucket: Bucket,
 }
 
+/// A shard's route: its interned template and the bucket being written.
+struct Slot {
+    route: Arc<str>,
+    current: Current,
+}
+
+/// A shard's routes, in a dense vector found by template through `index`, plus the slot the shard wrote
+/// last: a thread serving one route after another compares the template once and hashes nothing.
 #[derive(Default)]
 struct ShardState {
-    routes: HashMap<Arc<str>, Current, FxBuildHasher>,
+    slots: Vec<Slot>,
+    index: HashMap<Arc<str>, usize, FxBuildHasher>,
+    last: usize,
+}
+
+impl ShardState {
+    /// The slot of `route`, if this shard has one.
+    #[inline]
+    fn find(&mut self, route: &str) -> Option<usize> {
+        if let Some(slot) = self.slots.get(self.last)
+            && same_str(&slot.route, route)
+        {
+            return Some(self.last);
+        }
+        let i = *self.index.get(route)?;
+        self.last = i;
+        Some(i)
+    }
+}
+
+/// String equality without a call to `memcmp` for the short strings route templates are: the same pointer
+/// (the caller passes an interned template) or, failing that, eight bytes at a time.
+#[inline]
+fn same_str(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    if std::ptr::eq(a.as_ptr(), b.as_ptr()) {
+        return true;
+    }
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    ac.zip(bc).all(|(x, y)| {
+        u64::from_ne_bytes(x.try_into().unwrap_or_default()) == u64::from_ne_bytes(y.try_into().unwrap_or_default())
+    }) && ar.iter().zip(br).all(|(x, y)| x == y)
 }
 
 /// One shard on its own cache lines, so two threads recording at once do not share one.
@@ -316,7 +362,6 @@ impl RequestStats {
     #[inline]
     pub fn record_at(&self, route: Option<&str>, status: u16, latency: Duration, at: Instant) {
         let inner = &*self.inner;
-        let tick = inner.ticks.tick_of(at);
         let error = u64::from(inner.errors.contains(status));
         // No u128 arithmetic on the hot path: seconds and microseconds separately.
         let micros = latency
@@ -327,23 +372,36 @@ impl RequestStats {
         let shard = SHARD.with(|s| *s) & (inner.shards.len() - 1);
         let mut state = lock(&inner.shards[shard].0);
         let route = route.unwrap_or(UNMATCHED_ROUTE);
-        let current = match state.routes.get_mut(route) {
-            Some(c) => c,
-            None => self.add_route(&mut state, route, tick),
+        let i = match state.find(route) {
+            Some(i) => i,
+            None => self.add_route(&mut state, route, at),
         };
-        if current.tick < tick {
-            let closed = current.tick;
-            current.tick = tick;
-            self.close(route, closed, &mut current.bucket);
+        let Slot { route, current } = &mut state.slots[i];
+        // Common case: still within the bucket being written (an instant before it, from a thread that read
+        // the clock earlier, also lands in it, as it always did).
+        if current.end.is_none_or(|end| at >= end) {
+            self.roll(route, current, at);
         }
         current.bucket.counts.requests += 1;
         current.bucket.counts.errors += error;
         current.bucket.latency.saturating_record(micros);
     }
 
-    /// The shard's entry for `route`, created on first sight (cold path).
+    /// Moves a route's current bucket on to the one `at` falls in, handing the closed one to the history.
     #[cold]
-    fn add_route<'s>(&self, state: &'s mut ShardState, route: &str, tick: u64) -> &'s mut Current {
+    fn roll(&self, route: &str, current: &mut Current, at: Instant) {
+        let tick = self.inner.ticks.tick_of(at);
+        if current.tick < tick {
+            let closed = current.tick;
+            current.tick = tick;
+            self.close(route, closed, &mut current.bucket);
+        }
+        current.end = self.inner.ticks.end_of(current.tick);
+    }
+
+    /// The shard's slot for `route`, created on first sight (cold path).
+    #[cold]
+    fn add_route(&self, state: &mut ShardState, route: &str, at: Instant) -> usize {
         let key: Arc<str> = {
             let mut known = lock(&self.inner.known);
             match known.get(route) {
@@ -356,7 +414,19 @@ impl RequestStats {
                 None => Arc::from(OTHER_ROUTES),
             }
         };
-        state.routes.entry(key).or_insert_with(|| Current { tick, bucket: Bucket::new() })
+        // Past the route limit, every further template shares the shard's `<other>` slot.
+        let i = match state.index.get(&key) {
+            Some(&i) => i,
+            None => {
+                let tick = self.inner.ticks.tick_of(at);
+                let current = Current { tick, end: self.inner.ticks.end_of(tick), bucket: Bucket::new() };
+                state.slots.push(Slot { route: key.clone(), current });
+                state.index.insert(key, state.slots.len() - 1);
+                state.slots.len() - 1
+            }
+        };
+        state.last = i;
+        i
     }
 
     /// Hands a shard's closed bucket of `route` to the history and leaves it empty.
@@ -421,11 +491,12 @@ impl RequestStats {
         let wanted = |r: &str| route.is_none_or(|want| want == r);
         for shard in &inner.shards {
             let mut state = lock(&shard.0);
-            for (r, current) in state.routes.iter_mut() {
+            for Slot { route: r, current } in &mut state.slots {
                 if current.tick < now {
                     // Closed but not yet handed over (the shard saw no request since): hand it over now.
                     let closed = current.tick;
                     current.tick = now;
+                    current.end = inner.ticks.end_of(now);
                     self.close(r, closed, &mut current.bucket);
                 } else if wanted(r) && (from..=now).contains(&current.tick) {
                     totals.counts.add(current.bucket.counts);
@@ -457,7 +528,7 @@ impl RequestStats {
     pub fn routes(&self) -> Vec<String> {
         let mut routes: Vec<String> = lock(&self.inner.known).iter().map(|r| r.to_string()).collect();
         for shard in &self.inner.shards {
-            for r in lock(&shard.0).routes.keys() {
+            for Slot { route: r, .. } in &lock(&shard.0).slots {
                 if !routes.iter().any(|k| **k == **r) {
                     routes.push(r.to_string());
                 }
@@ -470,7 +541,7 @@ impl RequestStats {
     /// The bytes held by histograms and counters right now (an estimate that leaves out hash-map overhead).
     pub fn memory_bytes(&self) -> usize {
         let dense = std::mem::size_of::<Current>() + histogram().distinct_values() * std::mem::size_of::<u32>();
-        let current: usize = self.inner.shards.iter().map(|s| lock(&s.0).routes.len()).sum();
+        let current: usize = self.inner.shards.iter().map(|s| lock(&s.0).slots.len()).sum();
         let closed: usize = lock(&self.inner.history)
             .routes
             .values()

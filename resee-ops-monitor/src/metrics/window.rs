@@ -46,6 +46,12 @@ impl Ticks {
         at.saturating_duration_since(self.base).as_secs() / self.granularity_secs
     }
 
+    /// Where bucket `tick` ends (`None` if an `Instant` cannot hold it).
+    pub(crate) fn end_of(&self, tick: u64) -> Option<Instant> {
+        let secs = tick.checked_add(1)?.checked_mul(self.granularity_secs)?;
+        self.base.checked_add(Duration::from_secs(secs))
+    }
+
     /// The current bucket.
     pub(crate) fn now(&self) -> u64 {
         self.tick_of(Instant::now())

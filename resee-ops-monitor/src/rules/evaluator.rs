@@ -498,37 +498,62 @@ impl RuleEvaluator {
         }
     }
 
+    /// Brings `kept`, a former [`state_of`](Self::state_of) of the same rule, up to date.
+    fn update_state(&self, kept: &mut RuleState, rule: &Rule, rt: &RuleRuntime) {
+        kept.name.clone_from(&rule.name);
+        kept.state = rt.state;
+        kept.value = rt.value;
+        kept.threshold = rule.threshold;
+        kept.observations = rt.observations;
+        kept.since = rt.since_utc;
+        if kept.reading != rt.reading {
+            kept.reading.clone_from(&rt.reading);
+        }
+        kept.evaluated_at = rt.evaluated_at;
+    }
+
     /// Reads every measure once, concurrently, each under its source's timeout.
+    ///
+    /// Each read is polled once first: an in-memory source answers then and costs neither a timer nor a
+    /// task slot. Only the reads still waiting (a database, a queue) run together under their timeouts,
+    /// which count from the start of the evaluation.
     async fn read_all(&self) -> Vec<Outcome> {
         let inner = &*self.inner;
         // One clock read per evaluation, not one per source.
         let started = Instant::now();
-        let reads = inner.reads.iter().map(|read| {
+        let mut outcomes: Vec<Outcome> = Vec::with_capacity(inner.reads.len());
+        let mut waiting = Vec::new();
+        for (i, read) in inner.reads.iter().enumerate() {
             let entry = &inner.sources[read.source];
-            let timeout = entry.timeout.unwrap_or(inner.default_timeout);
-            async move {
-                let name = || entry.source.name();
-                let read = AssertUnwindSafe(entry.source.measure(&read.measure)).catch_unwind();
-                match tokio::time::timeout_at(started + timeout, read).await {
-                    Err(_) => Err(format!(
-                        "source `{}` did not answer within {}",
-                        name(),
-                        resee_ops_core::serde_duration::format_duration(timeout)
-                    )),
-                    Ok(Err(_panic)) => Err(format!("source `{}` panicked", name())),
-                    Ok(Ok(Err(e))) => Err(format!("source `{}`: {e}", name())),
-                    Ok(Ok(Ok(m))) => Ok(m),
+            let mut future = AssertUnwindSafe(entry.source.measure(&read.measure)).catch_unwind();
+            match (&mut future).now_or_never() {
+                Some(answer) => outcomes.push(outcome_of(entry, answer)),
+                None => {
+                    // A placeholder, replaced below: every waiting read ends in a value or an error.
+                    outcomes.push(Outcome::Error(String::new()));
+                    waiting.push((i, entry, future));
                 }
             }
+        }
+        if waiting.is_empty() {
+            return outcomes;
+        }
+        let waits = waiting.into_iter().map(|(i, entry, future)| async move {
+            let timeout = entry.timeout.unwrap_or(inner.default_timeout);
+            let outcome = match tokio::time::timeout_at(started + timeout, future).await {
+                Err(_) => Outcome::Error(format!(
+                    "source `{}` did not answer within {}",
+                    entry.source.name(),
+                    resee_ops_core::serde_duration::format_duration(timeout)
+                )),
+                Ok(answer) => outcome_of(entry, answer),
+            };
+            (i, outcome)
         });
-        futures_util::future::join_all(reads)
-            .await
-            .into_iter()
-            .map(|r| match r {
-                Err(message) => Outcome::Error(message),
-                Ok(m) => classify(m),
-            })
-            .collect()
+        for (i, outcome) in futures_util::future::join_all(waits).await {
+            outcomes[i] = outcome;
+        }
+        outcomes
     }
 
     /// Evaluates every rule once now and queues the alerts of their transitions. Evaluations never overlap:
@@ -549,9 +574,23 @@ impl RuleEvaluator {
                 alerts.push((i, alert));
             }
         }
-        let snapshot: Vec<RuleState> =
-            inner.rules.iter().zip(states.iter()).map(|(r, rt)| self.state_of(&r.rule, rt)).collect();
-        *inner.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(snapshot);
+        {
+            let mut snapshot = inner.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+            match Arc::get_mut(&mut snapshot) {
+                // Nobody is reading the last snapshot: update it in place (names and strings keep their
+                // allocations) instead of building a new one every evaluation.
+                Some(kept) if kept.len() == inner.rules.len() => {
+                    for ((kept, r), rt) in kept.iter_mut().zip(&inner.rules).zip(states.iter()) {
+                        self.update_state(kept, &r.rule, rt);
+                    }
+                }
+                _ => {
+                    *snapshot = Arc::new(
+                        inner.rules.iter().zip(states.iter()).map(|(r, rt)| self.state_of(&r.rule, rt)).collect(),
+                    );
+                }
+            }
+        }
         drop(states);
         self.enqueue(alerts);
         inner.evaluations.fetch_add(1, Ordering::SeqCst);
@@ -854,6 +893,15 @@ fn policy(p: DataPolicy) -> Option<bool> {
         DataPolicy::KeepState => None,
         DataPolicy::Alert => Some(true),
         DataPolicy::Ok => Some(false),
+    }
+}
+
+/// The outcome of a read that finished: a panic and an error name the source.
+fn outcome_of(entry: &SourceEntry, answer: std::thread::Result<Result<Measurement, resee_ops_core::Error>>) -> Outcome {
+    match answer {
+        Err(_panic) => Outcome::Error(format!("source `{}` panicked", entry.source.name())),
+        Ok(Err(e)) => Outcome::Error(format!("source `{}`: {e}", entry.source.name())),
+        Ok(Ok(m)) => classify(m),
     }
 }
 
