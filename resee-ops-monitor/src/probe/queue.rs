@@ -41,7 +41,7 @@ pub const DEFAULT_QUEUE_WARNING_ABOVE: u64 = 100;
 /// assert_eq!(HealthProbe::name(&q), "queue:celery+emails");
 /// assert_eq!(MetricSource::name(&q), "queue_length:celery+emails");
 /// assert_eq!(q.unit(), "items");
-/// assert_eq!(QueueLength::new(&RedisConfig::new("redis://127.0.0.1/")).unwrap().warning_above(), 100);
+/// assert_eq!(QueueLength::new(&RedisConfig::from_url("redis://127.0.0.1/").unwrap()).unwrap().warning_above(), 100);
 /// ```
 #[derive(Clone, Debug)]
 pub struct QueueLength {
