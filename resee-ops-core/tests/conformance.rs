@@ -57,3 +57,19 @@ async fn in_memory_throttle_store() {
     conformance::throttle_store(&store).await;
     assert!(store.is_empty(), "the suite cleans up after itself");
 }
+
+#[tokio::test(start_paused = true)]
+async fn static_probe() {
+    use resee_ops_core::ProbeOutcome;
+    use resee_ops_core::testing::StaticProbe;
+    let probe = StaticProbe::new("disk:/", ProbeOutcome::degraded("85 % used").with_observed(85.0, "percent"));
+    let outcome = conformance::health_probe(&probe, Duration::from_secs(1), &["s3cr3t"]).await;
+    assert_eq!(outcome.observed_value, Some(85.0));
+}
+
+#[tokio::test(start_paused = true)]
+#[should_panic(expected = "did not finish within")]
+async fn a_hanging_probe_fails_the_probe_suite() {
+    let probe = resee_ops_core::testing::StaticProbe::hanging("database");
+    conformance::health_probe(&probe, Duration::from_secs(1), &[]).await;
+}

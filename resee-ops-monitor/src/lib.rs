@@ -115,7 +115,7 @@ pub use periodic::MonitorHandle;
 pub use probe::celery::{
     CeleryPing, CeleryTransport, CeleryWorkersProbe, DEFAULT_CELERY_SEP, DEFAULT_PING_WINDOW, DEFAULT_PRIORITY_STEPS,
 };
-pub use probe::disk::{DiskThresholds, DiskUsageProbe, FsStats, FsStatsSource, Statvfs};
+pub use probe::disk::{DiskThresholds, DiskUsageProbe, FsStats, FsStatsSource, HUNG_AFTER, Statvfs};
 pub use probe::heartbeat::{
     DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_KEY, DEFAULT_HEARTBEAT_TTL, Heartbeat, HeartbeatConfig,
     WorkerHeartbeatProbe,

@@ -132,3 +132,17 @@ fn config_debug_and_serialisation_hide_the_password() {
         assert_eq!(probe.target(), "db:5432/app");
     }
 }
+
+#[tokio::test]
+async fn passes_the_core_probe_conformance_suite_up_refused_and_unreachable() {
+    use resee_ops_core::testing::conformance;
+    let within = Duration::from_secs(15);
+    let up = PostgresProbeConfig::new(services::postgres().url()).build().unwrap();
+    assert_eq!(conformance::health_probe(&up, within, &[]).await.status, HealthStatus::Up);
+    let base = services::postgres().url_for_database("resee_no_such_database");
+    let refused = PostgresProbeConfig::new(with_credentials(&base, "postgres", SECRET).as_str()).build().unwrap();
+    assert_eq!(conformance::health_probe(&refused, within, &[SECRET]).await.status, HealthStatus::Down);
+    let url = format!("postgres://app:{SECRET}@127.0.0.1:{}/app", closed_port());
+    let closed = PostgresProbeConfig::new(url.as_str()).build().unwrap();
+    assert_eq!(conformance::health_probe(&closed, within, &[SECRET]).await.status, HealthStatus::Down);
+}

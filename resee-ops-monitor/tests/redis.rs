@@ -281,3 +281,19 @@ fn config_debug_and_serialisation_hide_a_query_password() {
         assert!(serde_json::to_string(&cfg).unwrap().contains(":***@"), "{text}");
     }
 }
+
+#[tokio::test]
+async fn probes_and_the_queue_metric_pass_the_core_conformance_suites() {
+    use resee_ops_core::testing::conformance;
+    let within = Duration::from_secs(15);
+    conformance::health_probe(&redis().probe().unwrap(), within, &[]).await;
+    let url = services::redis().url().replacen("redis://", &format!("redis://:{SECRET}@"), 1);
+    let refused = RedisConfig::new(url.as_str()).probe().unwrap();
+    assert_eq!(conformance::health_probe(&refused, within, &[SECRET]).await.status, HealthStatus::Down);
+    let queue = QueueLength::new(&redis()).unwrap().with_queues([unique("conformance")]);
+    conformance::health_probe(&queue, within, &[]).await;
+    let sample = conformance::metric_source(&queue, within, &[]).await;
+    assert_eq!(sample.map(|s| s.value), Some(0.0));
+    let refused = QueueLength::new(&RedisConfig::new(url.as_str())).unwrap();
+    conformance::metric_source(&refused, within, &[SECRET]).await;
+}

@@ -1,15 +1,131 @@
 //! Checks every implementation of a core trait must pass; adapters call them from their own tests.
 //!
 //! They panic with a message naming the broken rule, like `assert!`, so they read as test failures.
+//!
+//! **Stability:** the suites are part of the `testing` feature's API but not of the crate's semver
+//! promise on behaviour: a minor release may add checks (a new rule of a contract), so an implementation
+//! that passes today may fail a later suite where it breaks that rule. Signatures change only in a major
+//! release.
 
 use tokio::io::AsyncReadExt;
 
 use std::time::Duration;
 
 use crate::{
-    Alert, ArtifactName, BackupTarget, ErrorKind, Fingerprint, Notifier, NotifyOutcome, Severity, ThrottleEntry,
-    ThrottleStore,
+    Alert, ArtifactName, BackupTarget, ErrorKind, Fingerprint, HealthProbe, MetricSample, MetricSource, Notifier,
+    NotifyOutcome, ProbeOutcome, Severity, ThrottleEntry, ThrottleStore,
 };
+
+/// Runs `fut` within `within`, turning a panic or an overrun into a conformance failure.
+async fn bounded<T>(what: &str, within: Duration, fut: impl std::future::Future<Output = T>) -> T {
+    use futures_util::FutureExt;
+    match tokio::time::timeout(within, std::panic::AssertUnwindSafe(fut).catch_unwind()).await {
+        Ok(Ok(value)) => value,
+        Ok(Err(_)) => panic!("{what}: panicked"),
+        Err(_) => panic!("{what}: did not finish within {within:?} (its own timeout must bound it)"),
+    }
+}
+
+fn assert_no_secret(what: &str, shown: &str, secrets: &[&str]) {
+    for secret in secrets {
+        assert!(!shown.contains(secret), "{what} contains a secret: {shown}");
+    }
+}
+
+/// The `HealthProbe` contract: `check` finishes within `within` (the probe's own timeout bounds it,
+/// whatever its dependency does) and never panics, also five at once; the name is non-empty and stable;
+/// an observed value is finite and comes with its unit; neither `Debug`, the outcome (output and JSON) nor
+/// the alert wording contains any of `secrets`. Returns the last outcome, for the caller's own checks.
+///
+/// Point it at a dependency that is down or refuses the credentials too: that is where secrets leak and
+/// timeouts matter.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use std::time::Duration;
+/// use resee_ops_core::ProbeOutcome;
+/// use resee_ops_core::testing::{StaticProbe, conformance};
+/// let probe = StaticProbe::new("database", ProbeOutcome::down("password authentication failed"));
+/// let outcome = conformance::health_probe(&probe, Duration::from_secs(1), &["s3cr3t"]).await;
+/// assert!(outcome.output.is_some());
+/// # });
+/// ```
+pub async fn health_probe(probe: &dyn HealthProbe, within: Duration, secrets: &[&str]) -> ProbeOutcome {
+    let name = probe.name().to_owned();
+    assert!(!name.is_empty(), "health probe conformance: the name must not be empty");
+    assert_no_secret("health probe conformance: Debug output", &format!("{probe:?}"), secrets);
+    assert_no_secret("health probe conformance: name", &name, secrets);
+    let what = format!("health probe conformance: check of {name}");
+    let mut last = bounded(&what, within, probe.check()).await;
+    let concurrent = futures_util::future::join_all((0..5).map(|_| probe.check()));
+    for outcome in bounded(&format!("{what} (5 at once)"), within, concurrent).await {
+        last = outcome;
+    }
+    assert_eq!(probe.name(), name, "health probe conformance: the name must be stable");
+    if let Some(v) = last.observed_value {
+        assert!(v.is_finite(), "health probe conformance: observed value {v} of {name} is not finite");
+        assert!(last.observed_unit.is_some(), "health probe conformance: observed value of {name} has no unit");
+    }
+    let json = serde_json::to_string(&last).expect("a ProbeOutcome serialises");
+    assert_no_secret("health probe conformance: outcome", &format!("{last:?} {json}"), secrets);
+    for resolved in [false, true] {
+        let words = probe.alert_text(&last, resolved);
+        assert!(!words.title.is_empty(), "health probe conformance: alert title of {name} is empty");
+        assert_no_secret("health probe conformance: alert wording", &format!("{words:?}"), secrets);
+    }
+    last
+}
+
+/// The `MetricSource` contract: `read` finishes within `within` and never panics, also five at once;
+/// name and unit are non-empty; a value is finite; `Debug`, values and errors contain none of `secrets`.
+/// Returns the last sample (`None`: no data, which is allowed).
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use std::time::Duration;
+/// use async_trait::async_trait;
+/// use resee_ops_core::{Error, MetricSample, MetricSource};
+/// use resee_ops_core::testing::conformance;
+///
+/// #[derive(Debug)]
+/// struct Constant;
+/// #[async_trait]
+/// impl MetricSource for Constant {
+///     fn name(&self) -> &str { "constant" }
+///     fn unit(&self) -> &str { "items" }
+///     async fn read(&self) -> Result<Option<MetricSample>, Error> { Ok(Some(MetricSample::new(3.0))) }
+/// }
+/// let sample = conformance::metric_source(&Constant, Duration::from_secs(1), &[]).await;
+/// assert_eq!(sample.unwrap().value, 3.0);
+/// # });
+/// ```
+pub async fn metric_source(source: &dyn MetricSource, within: Duration, secrets: &[&str]) -> Option<MetricSample> {
+    let name = source.name().to_owned();
+    assert!(!name.is_empty(), "metric source conformance: the name must not be empty");
+    assert!(!source.unit().is_empty(), "metric source conformance: the unit of {name} must not be empty");
+    assert_no_secret("metric source conformance: Debug output", &format!("{source:?}"), secrets);
+    let what = format!("metric source conformance: read of {name}");
+    let mut results = vec![bounded(&what, within, source.read()).await];
+    let concurrent = futures_util::future::join_all((0..5).map(|_| source.read()));
+    results.extend(bounded(&format!("{what} (5 at once)"), within, concurrent).await);
+    let mut last = None;
+    for result in results {
+        match result {
+            Ok(sample) => {
+                if let Some(s) = &sample {
+                    assert!(
+                        s.value.is_finite(),
+                        "metric source conformance: value {} of {name} is not finite",
+                        s.value
+                    );
+                }
+                last = sample;
+            }
+            Err(err) => assert_no_secret("metric source conformance: error", &format!("{err} {err:?}"), secrets),
+        }
+    }
+    last
+}
 
 /// What [`notifier`] sent, so the caller can check its receiving side got as many messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use resee_ops_core::{HealthProbe, ProbeOutcome};
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 
 use resee_ops_core::ErrorKind;
 
@@ -132,9 +133,9 @@ impl DiskThresholds {
 /// and the alert fires either way.
 ///
 /// `statvfs` runs on a blocking thread, which no timeout can stop: on a dead NFS mount it may never
-/// return. At most one call is in flight per probe (clones share it; register one probe per path): while
-/// one hangs, later checks do not start another thread but report the probe `Down` with how long the call
-/// has been stuck.
+/// return. At most one call is in flight per probe (clones share it; register one probe per path):
+/// concurrent checks share its answer, and once it has run for [`HUNG_AFTER`], later checks do not start
+/// another thread but report the probe `Down` with how long the call has been stuck.
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -154,7 +155,7 @@ pub struct DiskUsageProbe {
     critical: bool,
     source: Arc<dyn FsStatsSource>,
     /// When the `statvfs` call still running started, if one is.
-    in_flight: Arc<Mutex<Option<tokio::time::Instant>>>,
+    in_flight: Arc<Mutex<Option<InFlight>>>,
 }
 
 impl DiskUsageProbe {
@@ -200,45 +201,64 @@ impl DiskUsageProbe {
         &self.path
     }
 
-    /// Percent used, read on a blocking thread. Fails at once with kind `Timeout`, without starting
-    /// another thread, while an earlier call on this probe has not returned.
+    /// Percent used, read on a blocking thread. A call made while another is running shares its
+    /// answer; once the running call is older than [`HUNG_AFTER`] (a healthy `statvfs` takes
+    /// microseconds), it fails at once with kind `Timeout`, without starting another thread.
     pub async fn used_percent(&self) -> Result<f64, MonitorError> {
-        {
+        let mut answer = {
             let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(since) = *in_flight {
-                return Err(MonitorError::new(
-                    ErrorKind::Timeout,
-                    format!(
-                        "statvfs {} has not returned for {} s: the file system may be hung (a dead network mount?)",
-                        self.path.display(),
-                        since.elapsed().as_secs()
-                    ),
-                ));
+            match &*in_flight {
+                Some(running) if running.since.elapsed() >= HUNG_AFTER => {
+                    return Err(MonitorError::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "statvfs {} has not returned for {} s: the file system may be hung (a dead network mount?)",
+                            self.path.display(),
+                            running.since.elapsed().as_secs()
+                        ),
+                    ));
+                }
+                Some(running) => running.answer.clone(),
+                None => {
+                    let (tx, rx) = watch::channel(None);
+                    *in_flight = Some(InFlight { since: tokio::time::Instant::now(), answer: rx.clone() });
+                    let (source, path, slot) = (self.source.clone(), self.path.clone(), self.in_flight.clone());
+                    // The thread frees the slot itself when the call returns (or panics), even if every
+                    // caller gave up long before.
+                    drop(tokio::task::spawn_blocking(move || {
+                        let free = FreeOnDrop(slot);
+                        let answer = source.stats(&path).map_err(|e| e.to_string());
+                        // Free first: whoever reads this answer and checks again starts a new call.
+                        drop(free);
+                        let _ = tx.send(Some(answer));
+                    }));
+                    rx
+                }
             }
-            *in_flight = Some(tokio::time::Instant::now());
+        };
+        let stats = match answer.wait_for(Option::is_some).await {
+            Ok(done) => done.clone().unwrap_or_else(|| Err("no answer".to_owned())),
+            Err(_) => Err("the statvfs task failed".to_owned()),
         }
-        let source = self.source.clone();
-        let path = self.path.clone();
-        let slot = self.in_flight.clone();
-        // The slot is freed by the thread itself when the call returns, even if this future was dropped
-        // by a timeout long before.
-        let stats = tokio::task::spawn_blocking(move || {
-            let _free = FreeOnDrop(slot); // also when the source panics
-            source.stats(&path)
-        })
-        .await
-        .map_err(|e| MonitorError::new(ErrorKind::Io, format!("statvfs task failed: {e}")))?
-        .map_err(|e| {
-            MonitorError::new(ErrorKind::Io, format!("statvfs {}: {e}", self.path.display())).with_source(e)
-        })?;
+        .map_err(|e| MonitorError::new(ErrorKind::Io, format!("statvfs {}: {e}", self.path.display())))?;
         stats.used_percent().ok_or_else(|| {
             MonitorError::new(ErrorKind::Io, format!("{} reports a file system of size zero", self.path.display()))
         })
     }
 }
 
+/// How long a `statvfs` call may run before the next check reports it hung instead of waiting for it.
+pub const HUNG_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The `statvfs` call of a probe still running: when it started and where its answer will appear.
+#[derive(Debug)]
+struct InFlight {
+    since: tokio::time::Instant,
+    answer: watch::Receiver<Option<Result<FsStats, String>>>,
+}
+
 /// Frees a probe's in-flight slot when the blocking call ends, however it ends.
-struct FreeOnDrop(Arc<Mutex<Option<tokio::time::Instant>>>);
+struct FreeOnDrop(Arc<Mutex<Option<InFlight>>>);
 
 impl Drop for FreeOnDrop {
     fn drop(&mut self) {
