@@ -137,12 +137,13 @@ fn config_debug_and_serialisation_hide_the_password() {
 async fn passes_the_core_probe_conformance_suite_up_refused_and_unreachable() {
     use resee_ops_core::testing::conformance;
     let within = Duration::from_secs(15);
-    let up = PostgresProbeConfig::new(services::postgres().url()).build().unwrap();
+    let up = PostgresProbeConfig::from_url(services::postgres().url()).unwrap().build().unwrap();
     assert_eq!(conformance::health_probe(&up, within, &[]).await.status, HealthStatus::Up);
     let base = services::postgres().url_for_database("resee_no_such_database");
-    let refused = PostgresProbeConfig::new(with_credentials(&base, "postgres", SECRET).as_str()).build().unwrap();
+    let refused =
+        PostgresProbeConfig::from_url(with_credentials(&base, "postgres", SECRET).as_str()).unwrap().build().unwrap();
     assert_eq!(conformance::health_probe(&refused, within, &[SECRET]).await.status, HealthStatus::Down);
     let url = format!("postgres://app:{SECRET}@127.0.0.1:{}/app", closed_port());
-    let closed = PostgresProbeConfig::new(url.as_str()).build().unwrap();
+    let closed = PostgresProbeConfig::from_url(url.as_str()).unwrap().build().unwrap();
     assert_eq!(conformance::health_probe(&closed, within, &[SECRET]).await.status, HealthStatus::Down);
 }

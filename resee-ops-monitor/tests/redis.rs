@@ -288,12 +288,12 @@ async fn probes_and_the_queue_metric_pass_the_core_conformance_suites() {
     let within = Duration::from_secs(15);
     conformance::health_probe(&redis().probe().unwrap(), within, &[]).await;
     let url = services::redis().url().replacen("redis://", &format!("redis://:{SECRET}@"), 1);
-    let refused = RedisConfig::new(url.as_str()).probe().unwrap();
+    let refused = RedisConfig::from_url(url.as_str()).unwrap().probe().unwrap();
     assert_eq!(conformance::health_probe(&refused, within, &[SECRET]).await.status, HealthStatus::Down);
     let queue = QueueLength::new(&redis()).unwrap().with_queues([unique("conformance")]);
     conformance::health_probe(&queue, within, &[]).await;
     let sample = conformance::metric_source(&queue, within, &[]).await;
     assert_eq!(sample.map(|s| s.value), Some(0.0));
-    let refused = QueueLength::new(&RedisConfig::new(url.as_str())).unwrap();
+    let refused = QueueLength::new(&RedisConfig::from_url(url.as_str()).unwrap()).unwrap();
     conformance::metric_source(&refused, within, &[SECRET]).await;
 }
