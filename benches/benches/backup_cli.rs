@@ -1,8 +1,8 @@
 //! A small command-line driver for `benches/scripts/backup_vs_shell.sh` (not a criterion bench):
 //!
 //! ```text
-//! backup_cli dump DIR default|fast     # one verified backup of $DATABASE_URL into DIR ($RESEE_BACKUP_LEVEL
-//!                                      # overrides the gzip level)
+//! backup_cli dump DIR default|fast|zstd  # one verified backup of $DATABASE_URL into DIR ($RESEE_BACKUP_LEVEL
+//!                                        # overrides the profile's level)
 //! backup_cli verify FILE               # verification only (as `gzip -t`, plus trailer and manifest)
 //! ```
 //!
@@ -56,7 +56,7 @@ fn main() -> ExitCode {
             true
         }
         _ => {
-            eprintln!("usage: backup_cli dump DIR default|fast | backup_cli verify FILE");
+            eprintln!("usage: backup_cli dump DIR default|fast|zstd | backup_cli verify FILE");
             false
         }
     };
@@ -76,7 +76,11 @@ fn gzip_speed(file: &str, level: u32) -> bool {
 }
 
 async fn dump(dir: &str, profile: &str) -> bool {
-    let profile = if profile == "fast" { CompressionProfile::Fast } else { CompressionProfile::Default };
+    let profile = match profile {
+        "fast" => CompressionProfile::Fast,
+        "zstd" => CompressionProfile::Zstd,
+        _ => CompressionProfile::Default,
+    };
     let backup = LocalDirTarget::new(dir).and_then(|t| {
         let b = if std::env::var("DATABASE_URL").is_ok() {
             PgDumpBackupBuilder::from_env()?
@@ -84,8 +88,7 @@ async fn dump(dir: &str, profile: &str) -> bool {
             PgDumpBackup::builder().with_url("postgres://postgres@127.0.0.1:5432/postgres")
         };
         let b = b.with_environment("bench").with_profile(profile).with_target(t);
-        // The script also measures other levels of the default profile (e.g. 3, which stays within 5 % of
-        // gzip -6's size with zlib-rs).
+        // The script also measures other levels of a profile, to choose the default by measurement.
         match std::env::var("RESEE_BACKUP_LEVEL").ok().and_then(|l| l.parse().ok()) {
             Some(level) => b.with_level(level).build(),
             None => b.build(),

@@ -8,14 +8,18 @@
 #   raw        pg_dump > /dev/null
 #   gzip6      pg_dump | gzip -6 > file
 #   pigz2      pg_dump | pigz -p 2 > file
-#   ours       resee-ops-backup, default profile (gzip 6, block-parallel) INCLUDING its read-back verification
-#   ours_fast  resee-ops-backup, fast profile (gzip 1), verification included
-#   ours_l3    resee-ops-backup, default profile at gzip level 3 (zlib-rs level 3 stays within 5 % of gzip -6's
-#              size), verification included
+#   ours       resee-ops-backup, default profile (libdeflate level 5, block-parallel) INCLUDING its read-back
+#              verification
+#   ours_l4    the default profile at level 4, verification included   } the candidates the default level
+#   ours_l6    the default profile at level 6, verification included   } was chosen from
+#   ours_zstd  resee-ops-backup, zstd profile (level 3, multithreaded), verification included
 #   gzip_t     gzip -t on the gzip -6 file
 #   verify     resee-ops-backup verify-only on our default file (inflate + CRC + trailer + SHA-256 + manifest)
+#   verify_zstd  the same on our zstd file
 # and prints wall time, CPU (user+sys of the measured processes; the PostgreSQL server's CPU is not
-# included), peak RSS, output size and ratios. Needs: PostgreSQL client tools, pgbench, GNU time, pigz.
+# included), peak RSS, output size and ratios. Targets (issue 13): ours <= 0.45 x gzip6 wall and <= 3 %
+# larger; ours_zstd <= 1.10 x raw wall; peak RSS <= 32 MiB; verify faster than gzip -t.
+# Needs: PostgreSQL client tools, pgbench, GNU time, pigz.
 set -euo pipefail
 
 export PGHOST="${PGHOST:-127.0.0.1}" PGPORT="${PGPORT:-5432}" PGUSER="${PGUSER:-postgres}"
@@ -81,8 +85,9 @@ measure() {
   size=0
   case "$name" in
     gzip6|pigz2) size=$(stat -c %s "$WORK/file.$name") ;;
-    ours|ours_fast|ours_l3) size=$(sed -n 's/.*"size_bytes":\([0-9]*\).*/\1/p' "$out")
-                    [ "$name" = ours ] && { rm -rf "$WORK/keep"; mv "$WORK/ours" "$WORK/keep"; } ;;
+    ours*) size=$(sed -n 's/.*"size_bytes":\([0-9]*\).*/\1/p' "$out")
+           [ "$name" = ours ] && { rm -rf "$WORK/keep"; mv "$WORK/ours" "$WORK/keep"; }
+           [ "$name" = ours_zstd ] && { rm -rf "$WORK/keepz"; mv "$WORK/ours" "$WORK/keepz"; } ;;
   esac
   echo "$name $wall $cpu $rss $size" >>"$WORK/results"
 }
@@ -98,10 +103,12 @@ for run in $(seq "$RUNS"); do
   measure gzip6     bash -c "set -o pipefail; pg_dump -d '$DB' | gzip -6 >'$WORK/file.gzip6'"
   measure pigz2     bash -c "set -o pipefail; pg_dump -d '$DB' | pigz -p 2 >'$WORK/file.pigz2'"
   measure ours      "$BIN" dump "$WORK/ours" default
-  measure ours_fast "$BIN" dump "$WORK/ours" fast
-  measure ours_l3   env RESEE_BACKUP_LEVEL=3 "$BIN" dump "$WORK/ours" default
+  measure ours_l4   env RESEE_BACKUP_LEVEL=4 "$BIN" dump "$WORK/ours" default
+  measure ours_l6   env RESEE_BACKUP_LEVEL=6 "$BIN" dump "$WORK/ours" default
+  measure ours_zstd "$BIN" dump "$WORK/ours" zstd
   measure gzip_t    gzip -t "$WORK/file.gzip6"
   measure verify    "$BIN" verify "$(ls "$WORK"/keep/*.sql.gz)"
+  measure verify_zstd "$BIN" verify "$(ls "$WORK"/keepz/*.sql.zst)"
   rm -f "$WORK/file.pigz2"
 done
 
@@ -128,5 +135,7 @@ awk -v raw="$RAW_BYTES" -v runs="$RUNS" '
       size = S[k] > 0 ? sprintf("%.1f", S[k] / 1048576) : "-"
       printf "%-10s %8.2f %8.2f %10.1f %10s %7s %9.2f %9.2f %9.2f\n", k, mw[k], mc[k], mr[k] / 1024, size, ratio, mw[k] / mw["gzip6"], mw[k] / mw["pigz2"], mw[k] / mw["raw"]
     }
-    printf "\nours size vs gzip -6: %+.1f %%; level 3: %+.1f %%; fast: %+.1f %%; verify / gzip -t wall: %.2f\n", (S["ours"] / S["gzip6"] - 1) * 100, (S["ours_l3"] / S["gzip6"] - 1) * 100, (S["ours_fast"] / S["gzip6"] - 1) * 100, mw["verify"] / mw["gzip_t"]
+    printf "\nsize vs gzip -6: ours %+.1f %%, level 4 %+.1f %%, level 6 %+.1f %%, zstd %+.1f %%\n", (S["ours"] / S["gzip6"] - 1) * 100, (S["ours_l4"] / S["gzip6"] - 1) * 100, (S["ours_l6"] / S["gzip6"] - 1) * 100, (S["ours_zstd"] / S["gzip6"] - 1) * 100
+    printf "ours / gzip6 wall: %.2f (target <= 0.45); ours_zstd / raw wall: %.2f (target <= 1.10)\n", mw["ours"] / mw["gzip6"], mw["ours_zstd"] / mw["raw"]
+    printf "verify / gzip -t wall: %.2f; verify_zstd / gzip -t wall: %.2f (target < 1)\n", mw["verify"] / mw["gzip_t"], mw["verify_zstd"] / mw["gzip_t"]
   }' "$WORK/results"

@@ -11,11 +11,13 @@ use resee_ops_core::{
 };
 use tokio::time::Instant;
 
+use crate::codec::{Codec, zstd_stream};
 use crate::compress::{self, Sink, StreamStats};
 use crate::error::{self};
 use crate::pgdump::{self, PgDump};
+use crate::prune::{self, PruneReport};
 use crate::verify::{self, Manifest, Verification};
-use crate::{BackupConfig, BackupError, CompressionProfile, NameComponent, Result};
+use crate::{BackupConfig, BackupError, CompressionProfile, NameComponent, Result, RetentionPolicy};
 use resee_ops_core::{ConnectionUrl, ErrorKind, RetryPolicy};
 
 /// Alert names, stable across releases (throttling and routing key on them).
@@ -26,6 +28,8 @@ pub mod alert_names {
     pub const FAILED: &str = "backup_failed";
     /// A backup was written but failed verification (or an existing one was found corrupt).
     pub const INTEGRITY_FAILED: &str = "backup_integrity_failed";
+    /// The scheduled restore test failed: the newest backup did not restore, or its row counts differ.
+    pub const RESTORE_TEST_FAILED: &str = "restore_test_failed";
 }
 
 /// The source of every alert this crate sends.
@@ -41,6 +45,8 @@ pub struct BackupOutcome {
     pub error: Option<BackupError>,
     /// The manifest written, on success.
     pub manifest: Option<Manifest>,
+    /// What retention did after the backup (only after a success, and only with a policy configured).
+    pub prune: Option<PruneReport>,
 }
 
 impl BackupOutcome {
@@ -92,6 +98,7 @@ pub struct PgDumpBackupBuilder {
     lock_wait_timeout: Option<Duration>,
     timeout: Option<Duration>,
     retry: Option<RetryPolicy>,
+    retention: Option<RetentionPolicy>,
     target: Option<Arc<dyn BackupTarget>>,
     notifier: Option<Arc<dyn Notifier>>,
     clock: Option<SharedClock>,
@@ -123,6 +130,7 @@ impl PgDumpBackupBuilder {
             lock_wait_timeout: None,
             timeout: None,
             retry: None,
+            retention: None,
             target: None,
             notifier: None,
             clock: None,
@@ -169,7 +177,7 @@ impl PgDumpBackupBuilder {
         self
     }
 
-    /// The gzip level (0-9), overriding the profile's.
+    /// The compression level (gzip 0-12, zstd 1-19), overriding the profile's.
     pub fn with_level(mut self, level: u32) -> Self {
         self.level = Some(level);
         self
@@ -209,6 +217,12 @@ impl PgDumpBackupBuilder {
     /// retries, 5 minutes apart).
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = Some(retry);
+        self
+    }
+
+    /// Retention applied after each successful backup (default: none, every backup is kept).
+    pub fn with_retention(mut self, policy: RetentionPolicy) -> Self {
+        self.retention = Some(policy);
         self
     }
 
@@ -256,6 +270,9 @@ impl PgDumpBackupBuilder {
         }
         if let Some(r) = self.retry {
             config.retry = r;
+        }
+        if let Some(p) = self.retention {
+            config.retention = Some(p);
         }
         let target = self.target.ok_or_else(|| error::invalid_config("no backup target configured"))?;
         let mut backup = PgDumpBackup::from_parts(config, target)?;
@@ -311,9 +328,20 @@ impl PgDumpBackup {
         &self.target
     }
 
-    /// The artifact name for a backup started at `at`: `{database}_{environment}_{YYYYMMDD_HHMMSS}.sql.gz`.
+    /// The artifact name for a backup started at `at`: `{database}_{environment}_{YYYYMMDD_HHMMSS}.sql.gz`
+    /// (`.sql.zst` for the zstd profile).
     pub fn artifact_name(&self, at: DateTime<Utc>) -> Result<ArtifactName> {
-        ArtifactName::new(format!("{}_{}_{}.sql.gz", self.name, self.config.environment, at.format("%Y%m%d_%H%M%S")))
+        Ok(ArtifactName::new(format!(
+            "{}{}{}",
+            self.name_prefix(),
+            at.format("%Y%m%d_%H%M%S"),
+            self.config.profile.extension()
+        ))?)
+    }
+
+    /// `{database}_{environment}_`: what the names of this backup's artifacts start with.
+    pub fn name_prefix(&self) -> String {
+        format!("{}_{}_", self.name, self.config.environment)
     }
 
     /// Runs one backup with retries, sends the alert, and says how it went. Never panics on failure: the
@@ -348,6 +376,7 @@ impl PgDumpBackup {
                     .with_sha256(manifest.sha256.clone()),
                 error: None,
                 manifest: Some(manifest),
+                prune: None,
             },
             Err(err) => {
                 let status = if err.is_integrity() { BackupStatus::IntegrityFailed } else { BackupStatus::Failed };
@@ -355,6 +384,7 @@ impl PgDumpBackup {
                     report: BackupReport::new(status, filename).with_error(format!("{err:#}")),
                     error: Some(err),
                     manifest: None,
+                    prune: None,
                 }
             }
         };
@@ -370,7 +400,35 @@ impl PgDumpBackup {
             }
         }
         self.alert(&outcome).await;
+        if outcome.is_success()
+            && let Some(policy) = &self.config.retention
+        {
+            outcome.prune = Some(self.apply_retention(policy).await);
+        }
         outcome
+    }
+
+    /// Applies the configured retention to this backup's artifacts on the target (`dry_run`: only plans).
+    /// [`run`](Self::run) does this after each successful backup; this is for a manual run or a `--dry-run`.
+    pub async fn prune(&self, dry_run: bool) -> Result<PruneReport> {
+        let policy =
+            self.config.retention.as_ref().ok_or_else(|| error::invalid_config("no retention policy configured"))?;
+        prune::prune(self.target.as_ref(), policy, &self.name_prefix(), self.clock.now(), dry_run).await
+    }
+
+    /// Retention after a successful backup: failures are warnings in the report, never a failed backup.
+    async fn apply_retention(&self, policy: &RetentionPolicy) -> PruneReport {
+        match prune::prune(self.target.as_ref(), policy, &self.name_prefix(), self.clock.now(), false).await {
+            Ok(report) => {
+                let (kept, removed) = (report.plan.kept().count(), report.plan.removed().count());
+                tracing::info!(kept, removed, warnings = report.warnings.len(), "retention applied");
+                report
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "retention could not run");
+                PruneReport { warnings: vec![format!("retention could not run: {e}")], ..PruneReport::default() }
+            }
+        }
     }
 
     /// Verifies an existing artifact (see [`verify_artifact`](crate::verify_artifact)); a failure sends the
@@ -382,7 +440,7 @@ impl PgDumpBackup {
         {
             let report =
                 BackupReport::new(BackupStatus::IntegrityFailed, name.to_string()).with_error(format!("{e:#}"));
-            let outcome = BackupOutcome { report, error: None, manifest: None };
+            let outcome = BackupOutcome { report, error: None, manifest: None, prune: None };
             self.alert(&outcome).await;
         }
         result
@@ -521,7 +579,10 @@ impl PgDumpBackup {
         }
         let verification = tokio::time::timeout_at(deadline, async {
             let reader = staged.open().await?;
-            verify::verify_members(reader, name, &stats.member_sizes, self.threads()).await
+            match self.config.profile.codec() {
+                Codec::Gzip => verify::verify_members(reader, name, &stats.member_sizes, self.threads()).await,
+                Codec::Zstd => verify::verify_stream(reader, name, Codec::Zstd).await,
+            }
         })
         .await
         .map_err(|_| BackupError::new(ErrorKind::Timeout, "verification did not finish in time"))??;
@@ -537,7 +598,7 @@ impl PgDumpBackup {
             sha256: stats.sha256.clone(),
             compressed_size: stats.compressed_size,
             raw_size: stats.raw_size,
-            compression: "gzip".into(),
+            compression: self.config.profile.codec().as_str().into(),
             level: self.config.effective_level(),
             pg_dump_version: verification.pg_dump_version.clone().unwrap_or_else(|| pg_dump.version.to_string()),
             server_version: verification
@@ -548,6 +609,7 @@ impl PgDumpBackup {
             started_at,
             finished_at,
             duration: started.elapsed(),
+            tables: Some(stats.tables.clone()),
         };
         let json = serde_json::to_vec_pretty(&manifest)
             .map_err(|e| BackupError::new(ErrorKind::Io, format!("cannot encode the manifest: {e}")))?;
@@ -569,8 +631,18 @@ impl PgDumpBackup {
         let (running, stdout) =
             pgdump::spawn(pg_dump, conn, self.config.connect_timeout, self.config.lock_wait_timeout)?;
         let threads = self.threads();
+        let level = self.config.effective_level();
+        let compress = async {
+            match self.config.profile.codec() {
+                Codec::Gzip => compress::compress_stream(stdout, sink, level, threads).await,
+                Codec::Zstd => {
+                    let level = i32::try_from(level).unwrap_or(3);
+                    zstd_stream::compress_stream(stdout, sink, level, u32::try_from(threads).unwrap_or(2)).await
+                }
+            }
+        };
         let stats = tokio::select! {
-            stats = compress::compress_stream(stdout, sink, self.config.effective_level(), threads) => stats,
+            stats = compress => stats,
             () = tokio::time::sleep_until(deadline) => Err(BackupError::new(
                 ErrorKind::Timeout,
                 format!("the backup took longer than {:?}; pg_dump was killed", self.config.timeout),

@@ -40,6 +40,8 @@ pub mod codes {
     pub const PG_DUMP_TOO_OLD: &str = "pg_dump_too_old";
     /// `pg_dump` failed for a reason not known to be permanent (kind `Unexpected`, temporary).
     pub const DUMP_FAILED: &str = "dump_failed";
+    /// Restoring a backup failed (kind `Unexpected`, permanent): `psql` reported an error; the message holds it.
+    pub const RESTORE_FAILED: &str = "restore_failed";
 }
 
 pub(crate) fn invalid_config(message: impl Into<String>) -> Error {
@@ -52,6 +54,10 @@ pub(crate) fn invalid_name(message: impl Into<String>) -> Error {
 
 pub(crate) fn integrity(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::Integrity, message)
+}
+
+pub(crate) fn restore_failed(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Unexpected, message).with_code(codes::RESTORE_FAILED).permanent()
 }
 
 pub(crate) fn pg_dump_not_found(message: impl Into<String>) -> Error {

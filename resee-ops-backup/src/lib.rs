@@ -58,21 +58,31 @@
 //! ```
 
 mod backup;
+mod catalog;
+mod codec;
 mod compress;
 mod config;
 mod error;
 mod local;
 mod pgdump;
+mod prune;
+mod restore;
 mod retention;
 mod verify;
 
 pub use backup::{ALERT_SOURCE, BackupOutcome, PgDumpBackup, PgDumpBackupBuilder, alert_names};
+pub use catalog::{BackupEntry, Catalog, list_backups};
 pub use config::{BackupConfig, CompressionProfile, NameComponent, default_retry};
 pub use error::{BackupError, Result, codes};
 pub use local::LocalDirTarget;
 pub use pgdump::PgVersion;
+pub use prune::{PruneReport, prune};
 pub use resee_ops_core::RetryPolicy;
 pub use resee_ops_core::{ConnectionUrl, Secret};
+pub use restore::{
+    BackupSelector, ProgressMode, RestoreOptions, RestoreReport, RestoreTestConfig, RestoreTestReport, Restorer,
+    default_database_name, run_restore_test,
+};
 pub use retention::{
     CalendarSpan, Decision, KeepCount, KeepReason, RemoveReason, RetentionDecision, RetentionItem, RetentionPlan,
     RetentionPolicy,

@@ -84,6 +84,11 @@ pub(crate) struct PgDump {
 /// Finds `pg_dump`: the configured path, else the newest of those on `PATH` and under
 /// `/usr/lib/postgresql/*/bin`.
 pub(crate) async fn locate(configured: Option<&Path>) -> Result<PgDump> {
+    locate_tool("pg_dump", configured).await
+}
+
+/// Finds a PostgreSQL client tool (`pg_dump`, `psql`) as [`locate`] does.
+pub(crate) async fn locate_tool(tool: &str, configured: Option<&Path>) -> Result<PgDump> {
     if let Some(path) = configured {
         return probe(path).await;
     }
@@ -94,10 +99,10 @@ pub(crate) async fn locate(configured: Option<&Path>) -> Result<PgDump> {
             .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok().map(|m| (m, e.path())))
             .collect();
         majors.sort_by_key(|m| std::cmp::Reverse(m.0));
-        candidates.extend(majors.into_iter().map(|(_, p)| p.join("bin/pg_dump")));
+        candidates.extend(majors.into_iter().map(|(_, p)| p.join("bin").join(tool)));
     }
     if let Some(path) = std::env::var_os("PATH") {
-        candidates.extend(std::env::split_paths(&path).map(|p| p.join("pg_dump")));
+        candidates.extend(std::env::split_paths(&path).map(|p| p.join(tool)));
     }
     let mut best: Option<PgDump> = None;
     for candidate in candidates.into_iter().filter(|p| p.is_file()) {
@@ -108,10 +113,10 @@ pub(crate) async fn locate(configured: Option<&Path>) -> Result<PgDump> {
         }
     }
     best.ok_or_else(|| {
-        error::pg_dump_not_found(
-            "pg_dump was found neither on PATH nor under /usr/lib/postgresql/*/bin: install the PostgreSQL client \
-             tools (Debian/Ubuntu: apt-get install postgresql-client) or configure its path",
-        )
+        error::pg_dump_not_found(format!(
+            "{tool} was found neither on PATH nor under /usr/lib/postgresql/*/bin: install the PostgreSQL \
+             client tools (Debian/Ubuntu: apt-get install postgresql-client) or configure its path"
+        ))
     })
 }
 
@@ -281,11 +286,53 @@ pub(crate) fn spawn(
     connect_timeout: Duration,
     lock_wait_timeout: Duration,
 ) -> Result<(Running, ChildStdout)> {
-    let mut cmd = Command::new(&pg_dump.path);
+    let (mut cmd, passfile) = libpq_command(&pg_dump.path, conn, connect_timeout, "resee-ops-backup")?;
     cmd.arg("--format=plain").arg("--no-password");
     if !lock_wait_timeout.is_zero() {
         cmd.arg(format!("--lock-wait-timeout={}", lock_wait_timeout.as_millis().max(1)));
     }
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(|e| {
+        error::pg_dump_not_found(format!("cannot start {}: {e}", pg_dump.path.display())).with_source(e)
+    })?;
+    let stdout = child.stdout.take().ok_or_else(|| BackupError::new(ErrorKind::Io, "pg_dump has no stdout"))?;
+    let stderr = child.stderr.take().ok_or_else(|| BackupError::new(ErrorKind::Io, "pg_dump has no stderr"))?;
+    let stderr = capture_stderr(stderr);
+    Ok((Running { child, stderr, _passfile: passfile }, stdout))
+}
+
+/// Keeps the last 8 KiB of a child's stderr, as text, once it closes.
+pub(crate) fn capture_stderr(mut stderr: tokio::process::ChildStderr) -> tokio::task::JoinHandle<String> {
+    tokio::spawn(async move {
+        let mut kept = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stderr.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            kept.extend_from_slice(&buf[..n]);
+            if kept.len() > 2 * STDERR_KEEP {
+                kept.drain(..kept.len() - STDERR_KEEP);
+            }
+        }
+        if kept.len() > STDERR_KEEP {
+            kept.drain(..kept.len() - STDERR_KEEP);
+        }
+        String::from_utf8_lossy(&kept).trim().to_owned()
+    })
+}
+
+/// A command for a libpq client tool (`pg_dump`, `psql`) connecting as `conn` says. The connection goes
+/// through the environment (inherited `PG*` variables are removed first); the password, if any, through a
+/// 0600 passfile named by `PGPASSFILE`, which must be kept alive until the process exits. argv holds options
+/// only.
+pub(crate) fn libpq_command(
+    program: &Path,
+    conn: &ConnectionUrl,
+    connect_timeout: Duration,
+    application: &str,
+) -> Result<(Command, Option<tempfile::NamedTempFile>)> {
+    let mut cmd = Command::new(program);
     for var in [
         "PGHOST",
         "PGHOSTADDR",
@@ -313,7 +360,7 @@ pub(crate) fn spawn(
         .env("PGPORT", conn.port().to_string())
         .env("PGDATABASE", conn.database())
         .env("PGCONNECT_TIMEOUT", connect_timeout.as_secs().clamp(2, u64::from(u32::MAX)).to_string())
-        .env("PGAPPNAME", conn.param("application_name").unwrap_or("resee-ops-backup"))
+        .env("PGAPPNAME", conn.param("application_name").unwrap_or(application))
         .env("LC_MESSAGES", "C");
     if let Some(user) = conn.user() {
         cmd.env("PGUSER", user);
@@ -341,30 +388,7 @@ pub(crate) fn spawn(
         }
         None => None,
     };
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| {
-        error::pg_dump_not_found(format!("cannot start {}: {e}", pg_dump.path.display())).with_source(e)
-    })?;
-    let stdout = child.stdout.take().ok_or_else(|| BackupError::new(ErrorKind::Io, "pg_dump has no stdout"))?;
-    let mut stderr = child.stderr.take().ok_or_else(|| BackupError::new(ErrorKind::Io, "pg_dump has no stderr"))?;
-    let stderr = tokio::spawn(async move {
-        let mut kept = Vec::new();
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stderr.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-            kept.extend_from_slice(&buf[..n]);
-            if kept.len() > 2 * STDERR_KEEP {
-                kept.drain(..kept.len() - STDERR_KEEP);
-            }
-        }
-        if kept.len() > STDERR_KEEP {
-            kept.drain(..kept.len() - STDERR_KEEP);
-        }
-        String::from_utf8_lossy(&kept).trim().to_owned()
-    });
-    Ok((Running { child, stderr, _passfile: passfile }, stdout))
+    Ok((cmd, passfile))
 }
 
 fn write_passfile(password: &str) -> Result<tempfile::NamedTempFile> {
