@@ -1,12 +1,14 @@
 //! Verified, streaming `pg_dump` backups for **resee-ops**.
 //!
 //! [`PgDumpBackup`] runs `pg_dump` (no shell; the password reaches it only through a 0600 passfile, never
-//! argv), streams its output through block-parallel gzip into any [`BackupTarget`](resee_ops_core::BackupTarget)
+//! argv), streams its output through block-parallel gzip (libdeflate) or multithreaded zstd
+//! ([`CompressionProfile`]) into any [`BackupTarget`](resee_ops_core::BackupTarget)
 //! in bounded memory, and reports success only when all of these hold: `pg_dump` exited 0, the dump ends with
 //! its completion trailer, the artifact read back from the target decompresses with valid CRCs to exactly the
 //! bytes `pg_dump` wrote, and the manifest (`{artifact}.manifest.json`, the completion marker) was written.
 //! Anything else leaves nothing under the final name. Artifacts are named
-//! `{database}_{environment}_{YYYYMMDD_HHMMSS}.sql.gz` (UTC).
+//! `{database}_{environment}_{YYYYMMDD_HHMMSS}.sql.gz` (UTC; `.sql.zst` for the zstd profile). The manifest
+//! also records every table's row count, counted in the dump stream itself.
 //!
 //! - [`LocalDirTarget`]: a local directory (0700) of 0600 files, written atomically.
 //! - [`verify_artifact`]: checks an existing backup (truncated, bit-flipped or cut-short files fail).
@@ -16,8 +18,10 @@
 //! - Retries of temporary failures (everything not known to be permanent) with core's
 //!   [`RetryPolicy`](resee_ops_core::RetryPolicy): one attempt plus three retries, 5 minutes apart (Celery's
 //!   `max_retries=3`).
-//!
-//! Restoring is described in `docs/restore.md`: `gunzip -c FILE | psql --single-transaction -d NEWDB`.
+//! - [`RetentionPolicy`]: restic `forget` rules plus a verified minimum, decided by a pure function
+//!   ([`RetentionPolicy::decide`]) and applied by [`prune`] after each successful backup.
+//! - [`Restorer`]: verify, create the database, stream into `psql --single-transaction`; the scheduled
+//!   restore test ([`run_restore_test`]) checks row counts against the manifest. See `docs/restore.md`.
 //!
 //! # Example
 //!
