@@ -592,4 +592,63 @@ fn the_seeds_four_rules_run_and_show_on_the_status_page() {
         s.log().contains("Payment failures in the last hour: 11 > 10").then_some(())
     });
     assert_eq!(service.terminate().code(), Some(0), "{}", service.log());
+
+#[test]
+fn restore_backups_list_prune_and_restore_test_subcommands() {
+    let work = tempfile::tempdir().unwrap();
+    let backups = work.path().join("backups");
+    std::fs::create_dir_all(&backups).unwrap();
+    let config = work.path().join("resee-ops.toml");
+    std::fs::write(
+        &config,
+        "[backup]\nprofile = \"zstd\"\n[backup.retention]\nkeep_last = 3\nunverified_max_age = \"1d\"\n",
+    )
+    .unwrap();
+    // An old artifact whose run died before its manifest: retention removes it after the next backup.
+    let stale = "postgres_development_20200101_000000.sql.zst";
+    std::fs::write(backups.join(stale), b"cut short").unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = command(work.path());
+        with_services(&mut cmd, &backups);
+        let out = cmd.arg("--config").arg(&config).args(args).output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), text)
+    };
+
+    let (code, _, log) = run(&["backup", "--once"]);
+    assert_eq!(code, Some(0), "{log}");
+    assert!(!backups.join(stale).exists(), "retention ran after the backup: {log}");
+    let names = manifests(&backups);
+    assert_eq!(names.len(), 1);
+    let artifact = names[0].trim_end_matches(".manifest.json").to_owned();
+    assert!(artifact.ends_with(".sql.zst"), "{artifact}");
+
+    let (code, out, log) = run(&["backups", "list"]);
+    assert_eq!(code, Some(0), "{log}");
+    assert!(out.lines().any(|l| l.starts_with(&artifact) && l.ends_with("yes")), "{out}");
+
+    let (code, out, log) = run(&["prune", "--dry-run"]);
+    assert_eq!(code, Some(0), "{log}");
+    assert!(out.contains(&format!("keep   {artifact}  (last)")), "{out}");
+
+    let db = format!("resee_ops_restored_{}", std::process::id());
+    let admin = services::postgres().url();
+    let drop = |db: &str| {
+        let sql = format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)");
+        let status = Command::new("psql").args(["-X", "-q", "-d", admin, "-c", &sql]).status().unwrap();
+        assert!(status.success());
+    };
+    drop(&db);
+    let (code, out, log) = run(&["restore", "--latest", "--database", &db]);
+    assert_eq!(code, Some(0), "{log}");
+    let report: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!((report["backup"].as_str(), report["database"].as_str()), (Some(artifact.as_str()), Some(db.as_str())));
+    drop(&db);
+    let (code, _, log) = run(&["restore", "no_such_backup.sql.gz"]);
+    assert_eq!(code, Some(1), "{log}");
+    assert!(log.contains("no verified backup matches"), "{log}");
+
+    let (code, _, log) = run(&["restore-test"]);
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("restore test passed"), "{log}");
 }

@@ -79,7 +79,7 @@ impl fmt::Display for NameComponent {
 /// The gzip profiles write standard gzip (`.sql.gz`, several gzip members compressed in parallel), readable
 /// by `gunzip`, `gzip -t` and `zcat`; the zstd profile writes `.sql.zst` (`zstd -d`, `zstdcat`). All three
 /// are verified, named and restored the same way.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum CompressionProfile {

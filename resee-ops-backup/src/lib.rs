@@ -84,8 +84,8 @@ pub use prune::{PruneReport, prune};
 pub use resee_ops_core::RetryPolicy;
 pub use resee_ops_core::{ConnectionUrl, Secret};
 pub use restore::{
-    BackupSelector, ProgressMode, RestoreOptions, RestoreReport, RestoreTestConfig, RestoreTestReport, Restorer,
-    default_database_name, run_restore_test,
+    BackupSelector, ProgressMode, RestoreOptions, RestoreReport, RestoreTestReport, Restorer, default_database_name,
+    run_restore_test,
 };
 pub use retention::{
     CalendarSpan, Decision, KeepCount, KeepReason, RemoveReason, RetentionDecision, RetentionItem, RetentionPlan,

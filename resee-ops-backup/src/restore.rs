@@ -10,7 +10,7 @@
 //!
 //! [`Restorer::restore_test`]: restores the newest backup into a scratch database, compares every table's
 //! row count with the counts recorded in the manifest at dump time, and drops the scratch database.
-//! [`run_restore_test`] adds the alert on failure; [`RestoreTestConfig`] is the schedule (weekly by default
+//! [`run_restore_test`] adds the alert on failure; the reference service schedules it (weekly by default
 //! when enabled).
 
 use std::collections::BTreeMap;
@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use resee_ops_core::{Alert, BackupTarget, Notifier, Severity};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::catalog::{self, BackupEntry, Catalog};
@@ -499,35 +499,6 @@ pub async fn run_restore_test(restorer: &Restorer, notifier: Option<&dyn Notifie
         }
     }
     result
-}
-
-/// When the restore test runs. Off unless enabled; weekly (Sunday 04:00) by default when enabled.
-///
-/// ```
-/// use resee_ops_backup::RestoreTestConfig;
-/// let c: RestoreTestConfig = serde_json::from_value(serde_json::json!({"enabled": true})).unwrap();
-/// assert_eq!(c.schedule, "0 4 * * 0");
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct RestoreTestConfig {
-    /// Whether the job runs at all. Default false.
-    #[serde(default)]
-    pub enabled: bool,
-    /// A 5-field cron expression. Default `0 4 * * 0` (weekly).
-    #[serde(default = "default_restore_test_schedule")]
-    pub schedule: String,
-}
-
-impl Default for RestoreTestConfig {
-    fn default() -> Self {
-        Self { enabled: false, schedule: default_restore_test_schedule() }
-    }
-}
-
-fn default_restore_test_schedule() -> String {
-    "0 4 * * 0".into()
 }
 
 /// `psql` failed: a failure `classify` could not place (the `pg_dump` catch-all) becomes a permanent

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{ArgGroup, Parser, Subcommand};
 
 /// resee-ops: scheduled verified backups, health monitoring and alerts for the Resee service, in one process.
 ///
@@ -34,6 +34,39 @@ pub(crate) enum Command {
         #[arg(long, required = true)]
         once: bool,
     },
+    /// Restore a backup into a database: verified first, then streamed into psql in one transaction.
+    /// Exit 0 restored, 1 failed (the message says why), 2 configuration error.
+    #[command(group(ArgGroup::new("which").required(true).args(["name", "latest", "at"])))]
+    Restore {
+        /// The backup's file name (see `backups list`).
+        name: Option<String>,
+        /// The newest verified backup.
+        #[arg(long)]
+        latest: bool,
+        /// The newest verified backup taken at or before this time (RFC 3339, or "YYYY-MM-DD HH:MM" UTC).
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        /// The database to restore into. Default: the backup's name without extension, plus `_restored`.
+        #[arg(long, value_name = "NAME")]
+        database: Option<String>,
+        /// Drop and recreate the database if it exists and is not empty.
+        #[arg(long)]
+        force: bool,
+    },
+    /// The backups in the backup directory.
+    Backups {
+        #[command(subcommand)]
+        command: BackupsCommand,
+    },
+    /// Apply the retention policy (`backup.retention`) now.
+    Prune {
+        /// Print the plan (keep / remove, and why) without removing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Run the restore test once: the newest backup into a scratch database, row counts checked, dropped.
+    /// Exit 0 passed, 1 failed (and the alert is sent).
+    RestoreTest,
     /// Print the next fire times of each job as RFC 3339 with offsets.
     Schedule {
         /// How many fire times per job.
@@ -46,4 +79,10 @@ pub(crate) enum Command {
         #[arg(long, value_name = "ZONE")]
         tz: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BackupsCommand {
+    /// Name, size, age and whether verified (a manifest matches), newest first.
+    List,
 }

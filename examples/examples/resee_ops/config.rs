@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use resee_ops_backup::{CompressionProfile, RetentionPolicy};
 use resee_ops_core::schedule::{JobPolicy, MissedRunPolicy, Schedule};
 use resee_ops_monitor::{CeleryTransport, ConnectionUrl};
 use resee_ops_slack::{ENV_WEBHOOK_URL, WebhookUrl};
@@ -49,6 +50,7 @@ pub(crate) struct Config {
     pub(crate) http: HttpSection,
     pub(crate) alerts: AlertsSection,
     pub(crate) backup: BackupSection,
+    pub(crate) restore_test: RestoreTestSection,
     pub(crate) monitor: MonitorSection,
     pub(crate) rules: RulesSection,
     pub(crate) shutdown: ShutdownSection,
@@ -67,6 +69,7 @@ impl Default for Config {
             http: HttpSection::default(),
             alerts: AlertsSection::default(),
             backup: BackupSection::default(),
+            restore_test: RestoreTestSection::default(),
             monitor: MonitorSection::default(),
             rules: RulesSection::default(),
             shutdown: ShutdownSection::default(),
@@ -208,11 +211,15 @@ pub(crate) struct BackupSection {
     pub(crate) retries: u32,
     #[serde(with = "dur")]
     pub(crate) retry_delay: Duration,
-    /// gzip level 0-9.
-    pub(crate) level: u32,
+    /// `default` (gzip, libdeflate level 5), `fast` (gzip level 1) or `zstd` (`.sql.zst`).
+    pub(crate) profile: CompressionProfile,
+    /// Overrides the profile's level (gzip 0-12, zstd 1-19).
+    pub(crate) level: Option<u32>,
     /// Limit for one attempt.
     #[serde(with = "dur")]
     pub(crate) timeout: Duration,
+    /// Applied after each successful backup; absent: every backup is kept.
+    pub(crate) retention: Option<RetentionPolicy>,
 }
 
 impl Default for BackupSection {
@@ -227,8 +234,10 @@ impl Default for BackupSection {
             missed_run_grace: Duration::from_secs(3600),
             retries: 3,
             retry_delay: Duration::from_secs(300),
-            level: 6,
+            profile: CompressionProfile::Default,
+            level: None,
             timeout: Duration::from_secs(6 * 3600),
+            retention: None,
         }
     }
 }
@@ -239,6 +248,24 @@ impl BackupSection {
             .with_missed_runs(self.missed_runs)
             .with_missed_run_grace(self.missed_run_grace)
             .with_retries(self.retries, self.retry_delay)
+    }
+}
+
+/// The scheduled restore test: the newest backup restored into a scratch database, row counts checked.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RestoreTestSection {
+    /// Run it at all.
+    pub(crate) enabled: bool,
+    /// Cron expression; weekly by default.
+    pub(crate) schedule: String,
+    /// IANA time zone of the expression.
+    pub(crate) timezone: String,
+}
+
+impl Default for RestoreTestSection {
+    fn default() -> Self {
+        Self { enabled: false, schedule: "0 4 * * 0".into(), timezone: "Asia/Seoul".into() }
     }
 }
 
@@ -334,6 +361,7 @@ impl Default for ShutdownSection {
 #[derive(Debug)]
 pub(crate) struct Validated {
     pub(crate) backup_schedule: Schedule,
+    pub(crate) restore_test_schedule: Schedule,
     pub(crate) listen: SocketAddr,
     pub(crate) slack: Option<WebhookUrl>,
 }
@@ -418,11 +446,20 @@ impl Config {
                 format!("{:?} is not an address: use IP:PORT such as 127.0.0.1:8080 or 0.0.0.0:8080", self.http.listen),
             )
         })?;
-        if self.backup.level > 9 {
-            return Err(ConfigError::new(
-                "backup.level",
-                format!("{} is not a gzip level: allowed 0-9", self.backup.level),
-            ));
+        let restore_test_schedule =
+            Schedule::new(&self.restore_test.schedule, &self.restore_test.timezone).map_err(|e| {
+                let key =
+                    if e.message().contains("time zone") { "restore_test.timezone" } else { "restore_test.schedule" };
+                ConfigError::new(key, e.message().to_owned())
+            })?;
+        if let Some(level) = self.backup.level {
+            let (low, high) = if self.backup.profile == CompressionProfile::Zstd { (1, 19) } else { (0, 12) };
+            if !(low..=high).contains(&level) {
+                return Err(ConfigError::new(
+                    "backup.level",
+                    format!("{level} is not a level of this profile: allowed {low}-{high}"),
+                ));
+            }
         }
         if self.backup.dir.as_os_str().is_empty() {
             return Err(ConfigError::new("backup.dir (RESEE_BACKUP_DIR)", "must not be empty"));
@@ -453,7 +490,7 @@ impl Config {
             None => None,
             Some(url) => Some(WebhookUrl::new(url).map_err(|e| ConfigError::new(ENV_WEBHOOK_URL, e.to_string()))?),
         };
-        Ok(Validated { backup_schedule, listen, slack })
+        Ok(Validated { backup_schedule, restore_test_schedule, listen, slack })
     }
 
     /// The effective configuration as TOML, secrets redacted (`--check-config`).
@@ -501,6 +538,10 @@ mod tests {
             ("[backup]\ntimezone = \"Asia/Sout\"", "backup.timezone"),
             ("[backup]\nretries = \"three\"", "backup.retries"),
             ("[backup]\nmissed_runs = \"sometimes\"", "backup.missed_runs"),
+            ("[backup]\nlevel = 13", "backup.level"),
+            ("[backup]\nprofile = \"zstd\"\nlevel = 0", "backup.level"),
+            ("[backup.retention]\nkeep_daily = -2", "backup.retention.keep_daily"),
+            ("[restore_test]\nschedule = \"weekly\"", "restore_test.schedule"),
             ("[monitor]\ninterval = \"soon\"", "monitor.interval"),
             ("[htp]\nlisten = \"x\"", "htp"),
             ("[http]\nlisten = \"localhost\"", "http.listen (RESEE_HTTP_ADDR)"),

@@ -1,4 +1,5 @@
-//! The scheduled jobs: today the daily verified backup.
+//! The scheduled jobs: the daily verified backup (with retention after each success) and the optional
+//! restore test.
 //!
 //! To add a job: implement [`Job`] (one attempt per `run`; watch `ctx.cancelled()` if it can be cut short)
 //! and push it in [`Jobs::build`] with its schedule and policy.
@@ -11,8 +12,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use resee_ops_backup::{LocalDirTarget, Manifest, PgDumpBackup, RetryPolicy};
-use resee_ops_core::schedule::{Job, JobContext, JobPolicy, Schedule};
+use resee_ops_backup::{
+    LocalDirTarget, Manifest, PgDumpBackup, ProgressMode, Restorer, RetryPolicy, list_backups, run_restore_test,
+};
+use resee_ops_core::schedule::{Job, JobContext, JobPolicy, MissedRunPolicy, Schedule};
 use resee_ops_core::{ArtifactName, BackupReport, Error, ErrorKind, Notifier};
 use tokio::io::AsyncReadExt;
 
@@ -41,13 +44,21 @@ impl Jobs {
     ) -> Result<Self, ConfigError> {
         let mut jobs = Self::default();
         if config.backup.enabled {
-            let backup = Arc::new(BackupJob::new(config, alerts)?);
+            let backup = Arc::new(BackupJob::new(config, alerts.clone())?);
             jobs.scheduled.push(ScheduledJob {
                 job: backup.clone(),
                 schedule: validated.backup_schedule.clone(),
                 policy: config.backup.policy(),
             });
             jobs.backup = Some(backup);
+        }
+        if config.restore_test.enabled {
+            let job = Arc::new(RestoreTestJob { restorer: restorer(config)?, alerts });
+            jobs.scheduled.push(ScheduledJob {
+                job,
+                schedule: validated.restore_test_schedule.clone(),
+                policy: JobPolicy::default().with_missed_runs(MissedRunPolicy::Skip),
+            });
         }
         Ok(jobs)
     }
@@ -72,19 +83,24 @@ impl BackupJob {
         let b = &config.backup;
         let dir_key = "backup.dir (RESEE_BACKUP_DIR)";
         let target = LocalDirTarget::new(&b.dir).map_err(|e| ConfigError::new(dir_key, e.to_string()))?;
-        let backup = PgDumpBackup::builder()
+        let mut builder = PgDumpBackup::builder()
             .with_connection(config.database.url.clone())
             .with_environment(config.environment.clone())
-            .with_level(b.level)
-            .with_timeout(b.timeout)
+            .with_profile(b.profile)
+            .with_timeout(b.timeout);
+        if let Some(level) = b.level {
+            builder = builder.with_level(level);
+        }
+        if let Some(policy) = &b.retention {
+            builder = builder.with_retention(policy.clone());
+        }
+        let backup = builder
             .with_retry(RetryPolicy::celery(0, Duration::ZERO))
             .with_target(target)
             .with_notifier(alerts)
             .build()
             .map_err(|e| ConfigError::new("database.url (DATABASE_URL)", e.to_string()))?;
-        let sample =
-            backup.artifact_name(DateTime::UNIX_EPOCH).map_err(|e| ConfigError::new("environment", e.to_string()))?;
-        let prefix = sample.as_str().trim_end_matches("19700101_000000.sql.gz").to_owned();
+        let prefix = backup.name_prefix();
         Ok(Self { backup, dir: b.dir.clone(), prefix, last_report: Mutex::new(None), busy: AtomicBool::new(false) })
     }
 
@@ -101,28 +117,13 @@ impl BackupJob {
     /// The manifest of the newest verified backup of this deployment (a manifest is written only after
     /// the artifact was read back and verified).
     pub(crate) async fn newest_verified(&self) -> resee_ops_core::Result<Option<Manifest>> {
-        let target = self.backup.target();
-        let mut manifests: Vec<ArtifactName> = target
-            .list()
-            .await?
-            .into_iter()
-            .map(|m| m.name)
-            .filter(|n| n.as_str().starts_with(&self.prefix) && n.as_str().ends_with(".sql.gz.manifest.json"))
-            .collect();
-        manifests.sort(); // names end in YYYYMMDD_HHMMSS: by name is by time
-        for name in manifests.iter().rev() {
-            let mut text = Vec::new();
-            let read = async { target.open(name).await?.read_to_end(&mut text).await.map_err(Error::from) };
-            if let Err(e) = read.await {
-                tracing::warn!(file = %name, error = %e, "cannot read a backup manifest");
-                continue;
-            }
-            match serde_json::from_slice::<Manifest>(&text) {
-                Ok(m) => return Ok(Some(m)),
-                Err(e) => tracing::warn!(file = %name, error = %e, "not a valid backup manifest"),
-            }
-        }
-        Ok(None)
+        let catalog = list_backups(self.backup.target().as_ref(), &self.prefix).await?;
+        Ok(catalog.backups.into_iter().find_map(|b| b.manifest))
+    }
+
+    /// The backup itself (for `prune`).
+    pub(crate) fn backup(&self) -> &PgDumpBackup {
+        &self.backup
     }
 
     /// After a cancelled run: removes this deployment's artifacts published since `since` that have no
@@ -140,7 +141,7 @@ impl BackupJob {
         for meta in &listed {
             let name = meta.name.as_str();
             let unfinished = name.starts_with(&self.prefix)
-                && name.ends_with(".sql.gz")
+                && (name.ends_with(".sql.gz") || name.ends_with(".sql.zst"))
                 && meta.created >= since - chrono::Duration::seconds(2)
                 && !names.contains(format!("{name}.manifest.json").as_str());
             if unfinished {
@@ -190,6 +191,43 @@ impl Job for BackupJob {
 
     async fn last_success(&self) -> resee_ops_core::Result<Option<DateTime<Utc>>> {
         Ok(self.newest_verified().await?.map(|m| m.finished_at))
+    }
+}
+
+/// A [`Restorer`] for this deployment: its backup directory and name prefix, the server of `database.url`.
+pub(crate) fn restorer(config: &Config) -> Result<Restorer, ConfigError> {
+    let dir_key = "backup.dir (RESEE_BACKUP_DIR)";
+    let target = LocalDirTarget::new(&config.backup.dir).map_err(|e| ConfigError::new(dir_key, e.to_string()))?;
+    let url_key = "database.url (DATABASE_URL)";
+    let server = config.database.url.clone();
+    let name = resee_ops_backup::NameComponent::new(server.database())
+        .map_err(|e| ConfigError::new(url_key, e.to_string()))?;
+    Ok(Restorer::new(target, server)
+        .with_prefix(format!("{name}_{}_", config.environment))
+        .with_progress(ProgressMode::Auto))
+}
+
+/// The restore test as a scheduled job: alerts (through the service's alerts) when it fails.
+#[derive(Debug)]
+pub(crate) struct RestoreTestJob {
+    restorer: Restorer,
+    alerts: Arc<dyn Notifier>,
+}
+
+#[async_trait]
+impl Job for RestoreTestJob {
+    fn name(&self) -> &str {
+        "restore_test"
+    }
+
+    async fn run(&self, _ctx: &JobContext) -> resee_ops_core::Result<()> {
+        let restorer = self.restorer.clone().with_progress(ProgressMode::Off);
+        // Not retried: a failure is the finding, and it was alerted.
+        run_restore_test(&restorer, Some(self.alerts.as_ref())).await.map(drop).map_err(|e| Error::from(e).permanent())
+    }
+
+    async fn last_success(&self) -> resee_ops_core::Result<Option<DateTime<Utc>>> {
+        Ok(None)
     }
 }
 

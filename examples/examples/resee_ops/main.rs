@@ -5,6 +5,9 @@
 //! cargo run --release -p resee-ops-examples --example resee_ops -- --check-config
 //! cargo run --release -p resee-ops-examples --example resee_ops -- backup --once
 //! cargo run --release -p resee-ops-examples --example resee_ops -- schedule --next 5
+//! cargo run --release -p resee-ops-examples --example resee_ops -- backups list
+//! cargo run --release -p resee-ops-examples --example resee_ops -- restore --latest
+//! cargo run --release -p resee-ops-examples --example resee_ops -- prune --dry-run
 //! ```
 //!
 //! Where things go (one obvious place each):
@@ -14,7 +17,7 @@
 //! - a threshold rule or metric source: `rules.rs` (`Rules::build`), or `[[rules.rule]]` in the file;
 //! - a scheduled job: `jobs.rs` (`Jobs::build`);
 //! - an HTTP route: `http.rs` (`router`);
-//! - a subcommand: `cli.rs` (`Command`) and its arm in `main` below;
+//! - a subcommand: `cli.rs` (`Command`) and its arm in `main` below (backup lifecycle commands: `lifecycle.rs`);
 //! - the long-running wiring and the shutdown order: `service.rs`.
 //!
 //! Exit codes: 0 success, 1 failure (a failed backup, a port in use), 2 configuration error (the message
@@ -25,6 +28,7 @@ mod cli;
 mod config;
 mod http;
 mod jobs;
+mod lifecycle;
 mod probes;
 mod rules;
 mod service;
@@ -33,7 +37,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{BackupsCommand, Cli, Command};
 use crate::config::{Config, ConfigError};
 
 /// Exit code of a configuration error.
@@ -78,6 +82,12 @@ fn main() -> ExitCode {
     match command {
         Command::Run => runtime.block_on(service::run(config, validated)),
         Command::Backup { once: _ } => runtime.block_on(service::backup_once(config, validated)),
+        Command::Restore { name, latest: _, at, database, force } => {
+            runtime.block_on(lifecycle::restore(&config, &validated, name, at, database, force))
+        }
+        Command::Backups { command: BackupsCommand::List } => runtime.block_on(lifecycle::list(&config)),
+        Command::Prune { dry_run } => runtime.block_on(lifecycle::prune(&config, dry_run)),
+        Command::RestoreTest => runtime.block_on(lifecycle::restore_test(&config, &validated)),
         Command::Schedule { next, cron, tz } => service::print_schedule(&config, &validated, next, cron, tz),
     }
 }
