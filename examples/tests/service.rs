@@ -258,7 +258,7 @@ fn configuration_errors_name_the_key_and_exit_2() {
         (vec!["--config", "missing.toml"], None, "cannot read the configuration file"),
         (vec!["--config", "bad.toml"], Some("[backup]\nschedule = \"0 3 * * * * *\"\n"), "backup.schedule"),
         (vec!["--config", "bad.toml"], Some("[backup]\ntimezone = \"Asia/Sol\"\n"), "unknown time zone"),
-        (vec!["--config", "bad.toml"], Some("[backup]\nretention = 7\n"), "backup.retention: unknown field"),
+        (vec!["--config", "bad.toml"], Some("[backup]\nretension = 7\n"), "backup.retension: unknown field"),
         (vec!["--config", "bad.toml"], Some("[backup\n"), "(syntax)"),
         (
             vec!["--config", "bad.toml", "--check-config"],
