@@ -592,6 +592,7 @@ fn the_seeds_four_rules_run_and_show_on_the_status_page() {
         s.log().contains("Payment failures in the last hour: 11 > 10").then_some(())
     });
     assert_eq!(service.terminate().code(), Some(0), "{}", service.log());
+}
 
 #[test]
 fn restore_backups_list_prune_and_restore_test_subcommands() {

@@ -64,8 +64,12 @@ fn main() -> ExitCode {
     let command = cli.command.unwrap_or(Command::Run);
     // The service and its backups write the log files ([logging]); printing a schedule needs the console only.
     let logging = match command {
-        Command::Run | Command::Backup { .. } => config.logging.clone(),
-        Command::Schedule { .. } => config.logging.clone().console_only(),
+        Command::Run
+        | Command::Backup { .. }
+        | Command::Restore { .. }
+        | Command::Prune { .. }
+        | Command::RestoreTest => config.logging.clone(),
+        Command::Schedule { .. } | Command::Backups { .. } => config.logging.clone().console_only(),
     };
     // Kept to the end of main: dropping it writes out every queued line.
     let _logs = match resee_ops_logging::init(logging) {
