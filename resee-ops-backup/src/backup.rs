@@ -331,12 +331,12 @@ impl PgDumpBackup {
     /// The artifact name for a backup started at `at`: `{database}_{environment}_{YYYYMMDD_HHMMSS}.sql.gz`
     /// (`.sql.zst` for the zstd profile).
     pub fn artifact_name(&self, at: DateTime<Utc>) -> Result<ArtifactName> {
-        Ok(ArtifactName::new(format!(
+        ArtifactName::new(format!(
             "{}{}{}",
             self.name_prefix(),
             at.format("%Y%m%d_%H%M%S"),
             self.config.profile.extension()
-        ))?)
+        ))
     }
 
     /// `{database}_{environment}_`: what the names of this backup's artifacts start with.

@@ -108,14 +108,14 @@ async fn read_manifest(target: &dyn BackupTarget, name: &ArtifactName, size: u64
     let mut reader = match target.open(name).await {
         Ok(r) => r,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(e),
     };
     let mut text = Vec::new();
     (&mut reader)
         .take(MANIFEST_MAX)
         .read_to_end(&mut text)
         .await
-        .map_err(|e| BackupError::io(&format!("cannot read {name}"), e))?;
+        .map_err(|e| BackupError::io(format!("cannot read {name}"), e))?;
     match serde_json::from_slice::<Manifest>(&text) {
         Ok(m) => Ok(Some(m)),
         Err(e) => {

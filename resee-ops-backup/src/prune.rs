@@ -66,8 +66,8 @@ impl PruneReport {
 }
 
 /// Applies `policy` to the backups on `target` whose names start with `prefix` (`"{database}_{environment}_"`),
-/// in the order described in the [module docs](self). `now` ages unverified backups. With `dry_run` nothing is
-/// removed. Failing to list the target is an error; failing to remove a file is a warning in the report.
+/// manifest first, then artifact (an interruption leaves at worst an unverified artifact, never a verified-looking
+/// manifest without its data). `now` ages unverified backups. With `dry_run` nothing is removed. Failing to list the target is an error; failing to remove a file is a warning in the report.
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {

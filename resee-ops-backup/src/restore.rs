@@ -178,9 +178,9 @@ fn check_database_name(name: &str) -> Result<()> {
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), resee_ops_backup::BackupError> {
-/// use resee_ops_backup::{BackupSelector, LocalDirTarget, ConnectionUrl, ProgressMode, RestoreOptions, Restorer};
+/// use resee_ops_backup::{BackupSelector, ConnectionUrl, LocalDirTarget, ProgressMode, RestoreOptions, Restorer};
 ///
-/// let server = ConnectionUrl::from_url("postgres://postgres@127.0.0.1:5432/postgres")?;
+/// let server = ConnectionUrl::parse("postgres://postgres@127.0.0.1:5432/postgres")?;
 /// let restorer = Restorer::new(LocalDirTarget::new("./backups")?, server).with_progress(ProgressMode::Auto);
 /// let report = restorer.restore(&BackupSelector::Latest, &RestoreOptions::default()).await?;
 /// println!("restored {} into {} in {:?}", report.backup, report.database, report.duration);
@@ -269,7 +269,8 @@ impl Restorer {
         pgdump::locate_tool("psql", self.psql.as_deref()).await
     }
 
-    /// Restores the backup `selector` names. See the [module docs](self).
+    /// Restores the backup `selector` names: verified first, streamed into `psql --single-transaction`, all or
+    /// nothing (see `docs/restore.md`).
     pub async fn restore(&self, selector: &BackupSelector, options: &RestoreOptions) -> Result<RestoreReport> {
         let entry = self.select(selector).await?;
         let database = match &options.database {
@@ -363,8 +364,7 @@ impl Restorer {
             let mut compressed = 0u64;
             loop {
                 let mut chunk = vec![0u8; CHUNK];
-                let n =
-                    reader.read(&mut chunk).await.map_err(|e| BackupError::io(&format!("cannot read {name}"), e))?;
+                let n = reader.read(&mut chunk).await.map_err(|e| BackupError::io(format!("cannot read {name}"), e))?;
                 if n == 0 {
                     return Ok(compressed);
                 }

@@ -197,7 +197,7 @@ impl<'de> Deserialize<'de> for CalendarSpan {
     }
 }
 
-/// Which backups to keep. See the [module docs](self) for the rules.
+/// Which backups to keep, with restic `forget` semantics. See [`RetentionPolicy::decide`] for the rules.
 ///
 /// ```
 /// use resee_ops_backup::{KeepCount, RetentionPolicy};

@@ -223,7 +223,7 @@ impl Job for RestoreTestJob {
     async fn run(&self, _ctx: &JobContext) -> resee_ops_core::Result<()> {
         let restorer = self.restorer.clone().with_progress(ProgressMode::Off);
         // Not retried: a failure is the finding, and it was alerted.
-        run_restore_test(&restorer, Some(self.alerts.as_ref())).await.map(drop).map_err(|e| Error::from(e).permanent())
+        run_restore_test(&restorer, Some(self.alerts.as_ref())).await.map(drop).map_err(|e| e.permanent())
     }
 
     async fn last_success(&self) -> resee_ops_core::Result<Option<DateTime<Utc>>> {
