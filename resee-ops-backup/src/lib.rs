@@ -16,7 +16,7 @@
 //!   (names in [`alert_names`], labels `database` and `environment`; plain titles, the Slack renderer adds
 //!   the level's emoji).
 //! - Retries of temporary failures (everything not known to be permanent) with core's
-//!   [`RetryPolicy`](resee_ops_core::RetryPolicy): one attempt plus three retries, 5 minutes apart (Celery's
+//!   [`RetryPolicy`]: one attempt plus three retries, 5 minutes apart (Celery's
 //!   `max_retries=3`).
 //! - [`RetentionPolicy`]: restic `forget` rules plus a verified minimum, decided by a pure function
 //!   ([`RetentionPolicy::decide`]) and applied by [`prune`] after each successful backup.

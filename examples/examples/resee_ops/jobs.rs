@@ -16,8 +16,7 @@ use resee_ops_backup::{
     LocalDirTarget, Manifest, PgDumpBackup, ProgressMode, Restorer, RetryPolicy, list_backups, run_restore_test,
 };
 use resee_ops_core::schedule::{Job, JobContext, JobPolicy, MissedRunPolicy, Schedule};
-use resee_ops_core::{ArtifactName, BackupReport, Error, ErrorKind, Notifier};
-use tokio::io::AsyncReadExt;
+use resee_ops_core::{BackupReport, Error, ErrorKind, Notifier};
 
 use crate::config::{Config, ConfigError, Validated};
 
