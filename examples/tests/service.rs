@@ -172,8 +172,11 @@ fn the_service_backs_up_at_start_becomes_ready_and_exits_cleanly_on_sigterm() {
     let (status, _, _) = get(addr, "/health/live").unwrap();
     assert_eq!(status, 200);
 
-    // The status page: next run, the catch-up run, the backup report.
-    let (status, _, body) = get(addr, "/status.json").unwrap();
+    // The status page: next run, the catch-up run, the backup report. The run is recorded a moment after its
+    // manifest is written, so wait for the record rather than reading the page once.
+    let (status, _, body) = service.wait_for(Duration::from_secs(60), "the catch-up run recorded", |_| {
+        get(addr, "/status.json").filter(|(_, _, body)| !body.contains("\"last_run\":null"))
+    });
     assert_eq!(status, 200);
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     let job = &json["jobs"][0];
