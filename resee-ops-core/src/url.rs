@@ -536,16 +536,22 @@ fn parse_query(url: &mut ConnectionUrl, query: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-fn parse_postgres_url(rest: &str) -> Result<ConnectionUrl> {
-    let (user, password, rest) = split_userinfo(rest)?;
+/// Splits what follows the user information into `host[:port]`, the path (without its `/`) and the query
+/// (without its `?`), for both URL schemes.
+fn split_path_query(rest: &str) -> (&str, &str, Option<&str>) {
     let (rest, query) = match rest.split_once('?') {
         Some((r, q)) => (r, Some(q)),
         None => (rest, None),
     };
-    let (hostport, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i + 1..]),
-        None => (rest, ""),
-    };
+    match rest.split_once('/') {
+        Some((hostport, path)) => (hostport, path, query),
+        None => (rest, "", query),
+    }
+}
+
+fn parse_postgres_url(rest: &str) -> Result<ConnectionUrl> {
+    let (user, password, rest) = split_userinfo(rest)?;
+    let (hostport, path, query) = split_path_query(rest);
     let (host, port) = split_host_port(hostport)?;
     let mut url = ConnectionUrl::postgres(host.unwrap_or_default(), port.unwrap_or(0), "", "");
     url.user = user;
@@ -579,14 +585,7 @@ fn parse_redis_url(scheme: Scheme, rest: &str) -> Result<ConnectionUrl> {
     if rest.contains('#') {
         return Err(invalid("URL fragments are not supported"));
     }
-    let (rest, query) = match rest.split_once('?') {
-        Some((r, q)) => (r, Some(q)),
-        None => (rest, None),
-    };
-    let (hostport, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i + 1..]),
-        None => (rest, ""),
-    };
+    let (hostport, path, query) = split_path_query(rest);
     let (host, port) = split_host_port(hostport)?;
     let host = host.ok_or_else(|| invalid("the Redis URL names no host"))?;
     let mut url = ConnectionUrl {
