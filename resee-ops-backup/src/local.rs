@@ -1,9 +1,8 @@
 //! [`LocalDirTarget`]: backups in a local directory.
 
-use std::collections::HashSet;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -21,9 +20,18 @@ use crate::{BackupError, Result};
 /// back there before anyone sees it under its name), moved to its name
 /// without ever replacing an existing file (`renameat2(RENAME_NOREPLACE)`, or a hard link where that is not
 /// supported), and the directory is fsynced. A writer or staged artifact that is dropped, aborted or
-/// discarded removes its temporary;
-/// temporaries of processes that died (a crash, `kill -9`) are removed by
-/// [`sweep_incomplete`](BackupTarget::sweep_incomplete), which every backup run calls first.
+/// discarded removes its temporary.
+///
+/// # Sweeping temporaries
+/// Temporaries of runs that died (a crash, `kill -9`) are removed by
+/// [`sweep_incomplete`](BackupTarget::sweep_incomplete), which every backup run calls first. A writer holds
+/// an exclusive advisory lock (`flock`) on its temporary from creation until it is published or removed;
+/// the sweep removes only temporaries it can lock itself **and** that were last modified at least
+/// [`sweep_min_age`](Self::with_sweep_min_age) ago (default [`DEFAULT_SWEEP_MIN_AGE`](Self::DEFAULT_SWEEP_MIN_AGE), one hour). The lock
+/// is released by the kernel when its holder dies, whatever its PID, so this is right across containers
+/// that share the volume (where PIDs mean nothing); the age covers the instant between creating and
+/// locking a file, and filesystems whose locks are not shared between hosts (there, a writer's file keeps
+/// a fresh modification time while it is written).
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -41,15 +49,7 @@ use crate::{BackupError, Result};
 #[derive(Debug, Clone)]
 pub struct LocalDirTarget {
     dir: PathBuf,
-}
-
-fn live_temporaries() -> &'static Mutex<HashSet<PathBuf>> {
-    static LIVE: OnceLock<Mutex<HashSet<PathBuf>>> = OnceLock::new();
-    LIVE.get_or_init(Default::default)
-}
-
-fn lock_live() -> std::sync::MutexGuard<'static, HashSet<PathBuf>> {
-    live_temporaries().lock().unwrap_or_else(|p| p.into_inner())
+    sweep_min_age: Duration,
 }
 
 fn io_err(op: &str, path: &Path, err: std::io::Error) -> Error {
@@ -58,6 +58,9 @@ fn io_err(op: &str, path: &Path, err: std::io::Error) -> Error {
 }
 
 impl LocalDirTarget {
+    /// How long an unlocked temporary must have been left unmodified before the sweep removes it: one hour.
+    pub const DEFAULT_SWEEP_MIN_AGE: Duration = Duration::from_secs(3600);
+
     /// Uses `dir`, creating it (and its parents) with mode 0700 if missing. An existing directory is used as it
     /// is (its mode is the operator's choice: it may be shared with a sync agent); a warning is logged when
     /// others can read it. Artifacts are 0600 either way.
@@ -81,7 +84,15 @@ impl LocalDirTarget {
             }
             Err(e) => return Err(BackupError::io(format!("cannot access {}", dir.display()), e)),
         }
-        Ok(Self { dir })
+        Ok(Self { dir, sweep_min_age: Self::DEFAULT_SWEEP_MIN_AGE })
+    }
+
+    /// Sets how long an unlocked temporary must have been left unmodified before
+    /// [`sweep_incomplete`](BackupTarget::sweep_incomplete) removes it (default [`DEFAULT_SWEEP_MIN_AGE`](Self::DEFAULT_SWEEP_MIN_AGE)).
+    /// A temporary locked by a live writer is never removed, whatever its age.
+    pub fn with_sweep_min_age(mut self, min_age: Duration) -> Self {
+        self.sweep_min_age = min_age;
+        self
     }
 
     /// The directory.
@@ -107,13 +118,62 @@ impl LocalDirTarget {
     }
 }
 
-/// The pid in a temporary's name, if it is one of ours.
-fn temp_owner(file_name: &str) -> Option<u32> {
-    let rest = file_name.strip_prefix('.')?;
-    let (_, suffix) = rest.rsplit_once(".tmp-")?;
-    let (pid, random) = suffix.split_once('-')?;
-    (random.len() == 16 && random.bytes().all(|b| b.is_ascii_hexdigit())).then_some(())?;
-    pid.parse().ok()
+/// Whether a file name is one of our temporaries (`.{name}.tmp-{pid}-{16 hex digits}`). The PID is only
+/// informative: whether a temporary is abandoned is decided by its lock, never by its PID.
+fn is_temporary(file_name: &str) -> bool {
+    let Some((_, suffix)) = file_name.strip_prefix('.').and_then(|rest| rest.rsplit_once(".tmp-")) else {
+        return false;
+    };
+    suffix.split_once('-').is_some_and(|(pid, random)| {
+        pid.parse::<u32>().is_ok() && random.len() == 16 && random.bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
+/// Tries to take the exclusive advisory lock of `file` without waiting: `Ok(false)` when another open
+/// file description (another process, or another writer of this one) holds it.
+fn try_lock(file: &std::fs::File) -> std::io::Result<bool> {
+    use rustix::fs::{FlockOperation, flock};
+    match flock(file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(true),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Creates the temporary `tmp` (mode 0600) and takes its exclusive lock, held as long as the returned file
+/// (or a clone of it) is open. Waits for the lock if a sweep holds it for a moment (it then sees the file
+/// is new and leaves it).
+fn create_locked(tmp: &Path) -> std::io::Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(tmp)?;
+    if let Err(e) = rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive) {
+        let _ = std::fs::remove_file(tmp);
+        return Err(e.into());
+    }
+    Ok(file)
+}
+
+/// Removes the temporary at `path` if it is abandoned: nobody holds its lock and it was last modified at
+/// least `min_age` ago. The check and the removal happen under the lock, so no writer can take the file
+/// in between. `Ok(true)` when it was removed.
+fn sweep_one(path: &Path, min_age: Duration, now: SystemTime) -> std::io::Result<bool> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    if !try_lock(&file)? {
+        return Ok(false);
+    }
+    let modified = file.metadata()?.modified()?;
+    // A modification time in the future (clock skew) counts as new.
+    if now.duration_since(modified).is_ok_and(|age| age >= min_age) {
+        match std::fs::remove_file(path) {
+            Ok(()) => return Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(false)
 }
 
 fn fsync_dir(dir: &Path) -> std::io::Result<()> {
@@ -181,16 +241,16 @@ impl BackupTarget for LocalDirTarget {
             return Err(Error::new(ErrorKind::AlreadyExists, format!("{} exists already", dest.display())));
         }
         let tmp = self.temp_path(name);
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
+        let path = tmp.clone();
+        let lock = tokio::task::spawn_blocking(move || create_locked(&path))
             .await
+            .map_err(|e| Error::new(ErrorKind::Io, format!("create task failed: {e}")))?
             .map_err(|e| io_err("cannot create", &tmp, e))?;
-        lock_live().insert(tmp.clone());
-        let temp = Temp { tmp, dest, dir: self.dir.clone(), name: name.clone(), done: false };
-        Ok(Box::new(LocalWriter { file: Some(file), temp, size: 0 }))
+        // The writer's handle shares the open file description, and so the lock, with `lock`: the lock
+        // lasts until the temporary is published or removed, also after the writer is closed at `stage`.
+        let file = lock.try_clone().map_err(|e| io_err("cannot open", &tmp, e))?;
+        let temp = Temp { tmp, dest, dir: self.dir.clone(), name: name.clone(), done: false, _lock: lock };
+        Ok(Box::new(LocalWriter { file: Some(tokio::fs::File::from_std(file)), temp, size: 0 }))
     }
 
     async fn list(&self) -> Result<Vec<ArtifactMeta>, Error> {
@@ -236,27 +296,18 @@ impl BackupTarget for LocalDirTarget {
 
     async fn sweep_incomplete(&self) -> Result<usize, Error> {
         let dir = self.dir.clone();
+        let min_age = self.sweep_min_age;
         tokio::task::spawn_blocking(move || {
             let mut removed = 0;
-            let own = std::process::id();
+            let now = SystemTime::now();
             for entry in std::fs::read_dir(&dir).map_err(|e| io_err("cannot list", &dir, e))?.flatten() {
-                let Some(file_name) = entry.file_name().to_str().map(str::to_owned) else { continue };
-                let Some(pid) = temp_owner(&file_name) else { continue };
+                if !entry.file_name().to_str().is_some_and(is_temporary) {
+                    continue;
+                }
                 let path = entry.path();
-                let abandoned = if pid == own {
-                    !lock_live().contains(&path)
-                } else {
-                    !Path::new(&format!("/proc/{pid}")).exists()
-                };
-                if abandoned {
-                    match std::fs::remove_file(&path) {
-                        Ok(()) => {
-                            tracing::info!(path = %path.display(), "removed an abandoned temporary");
-                            removed += 1;
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(io_err("cannot remove", &path, e)),
-                    }
+                if sweep_one(&path, min_age, now).map_err(|e| io_err("cannot sweep", &path, e))? {
+                    tracing::info!(path = %path.display(), "removed an abandoned temporary");
+                    removed += 1;
                 }
             }
             if removed > 0 {
@@ -274,7 +325,8 @@ fn artifact_meta(name: ArtifactName, meta: &std::fs::Metadata) -> ArtifactMeta {
     ArtifactMeta::new(name, meta.len(), created)
 }
 
-/// A temporary file that is removed when dropped, unless it was published.
+/// A temporary file that is removed when dropped, unless it was published. Holds the temporary's
+/// exclusive lock (released when it is dropped, after the removal or the rename).
 #[derive(Debug)]
 struct Temp {
     tmp: PathBuf,
@@ -282,6 +334,7 @@ struct Temp {
     dir: PathBuf,
     name: ArtifactName,
     done: bool,
+    _lock: std::fs::File,
 }
 
 impl Temp {
@@ -289,7 +342,6 @@ impl Temp {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
-        lock_live().remove(&self.tmp);
         if let Err(e) = std::fs::remove_file(&self.tmp)
             && e.kind() != std::io::ErrorKind::NotFound
         {
@@ -366,7 +418,6 @@ impl StagedArtifact for LocalStaged {
             .await
             .map_err(|e| Error::new(ErrorKind::Io, format!("publish task failed: {e}")))??;
         self.temp.done = true;
-        lock_live().remove(&self.temp.tmp);
         let created = meta.modified().map(DateTime::<Utc>::from).unwrap_or_else(|_| Utc::now());
         Ok(ArtifactMeta::new(self.temp.name.clone(), self.size, created))
     }
@@ -383,12 +434,13 @@ mod tests {
 
     #[test]
     fn temp_names_are_recognised() {
-        let t = LocalDirTarget { dir: "/x".into() };
+        let t = LocalDirTarget { dir: "/x".into(), sweep_min_age: LocalDirTarget::DEFAULT_SWEEP_MIN_AGE };
         let p = t.temp_path(&ArtifactName::new("db_dev_20250101_000000.sql.gz").unwrap());
         let f = p.file_name().unwrap().to_str().unwrap();
-        assert_eq!(temp_owner(f), Some(std::process::id()));
-        assert_eq!(temp_owner("db.sql.gz"), None);
-        assert_eq!(temp_owner(".db.sql.gz.tmp-12-xyz"), None);
+        assert!(is_temporary(f), "{f}");
+        assert!(!is_temporary("db.sql.gz"));
+        assert!(!is_temporary(".db.sql.gz.tmp-12-xyz"));
+        assert!(!is_temporary(".db.sql.gz.tmp-x-0123456789abcdef"));
         let long = ArtifactName::new("é".repeat(127)).unwrap();
         let p = t.temp_path(&long);
         assert!(p.file_name().unwrap().len() <= 255);
