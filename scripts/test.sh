@@ -6,6 +6,8 @@
 #    Sets up Python with Celery 5 for the tests that run real Celery workers (resee-ops-monitor): a venv in
 #    .venv-test/ (ignored by git) with pinned PyPI packages, unless RESEE_TEST_CELERY_PYTHON already names a
 #    python that can `import celery, redis`; the tests find it through RESEE_TEST_CELERY_PYTHON.
+#    moto[server] goes into the same venv for the S3 target's tests (RESEE_TEST_MOTO_SERVER), which start
+#    their own moto_server on a free loopback port.
 # 2. Checks that resee-ops-core stays free of HTTP, database and Redis clients.
 # 3. Runs every test of every crate, doctests included, with all features. Tests that need PostgreSQL or
 #    Redis use RESEE_TEST_DATABASE_URL / RESEE_TEST_REDIS_URL, else the local default servers, else start
@@ -59,6 +61,21 @@ else
   RESEE_TEST_CELERY_PYTHON="$PWD/.venv-test/bin/python"
 fi
 export RESEE_TEST_CELERY_PYTHON
+
+# moto_server, the S3-compatible server the S3 target's tests start on loopback (one per test binary), in
+# the same venv unless RESEE_TEST_MOTO_SERVER names a working one. Pinned: the version the tests ran on.
+moto_ok() { [[ -x $1 ]] && "$1" --help >/dev/null 2>&1; }
+if [[ -n ${RESEE_TEST_MOTO_SERVER:-} ]] && moto_ok "$RESEE_TEST_MOTO_SERVER"; then
+  log "S3 tests use $RESEE_TEST_MOTO_SERVER"
+else
+  if ! moto_ok .venv-test/bin/moto_server; then
+    log "installing moto[server] 5.2 into .venv-test for the S3 tests"
+    [[ -x .venv-test/bin/pip ]] || python3 -m venv .venv-test
+    .venv-test/bin/pip install -q 'moto[server]==5.2.5'
+  fi
+  RESEE_TEST_MOTO_SERVER="$PWD/.venv-test/bin/moto_server"
+fi
+export RESEE_TEST_MOTO_SERVER
 
 log "checking that resee-ops-core has no HTTP, database or Redis client"
 if cargo tree -p resee-ops-core -e normal --prefix none | grep -E '^(reqwest|tokio-postgres|sqlx|redis|hyper|object_store) '; then

@@ -11,6 +11,8 @@
 //! also records every table's row count, counted in the dump stream itself.
 //!
 //! - [`LocalDirTarget`]: a local directory (0700) of 0600 files, written atomically.
+//! - `S3Target` (feature `s3`): an S3-compatible bucket, streaming multipart upload to a staging key, read
+//!   back and verified, published by a server-side copy that never overwrites (`docs/backup-targets.md`).
 //! - [`verify_artifact`]: checks an existing backup (truncated, bit-flipped or cut-short files fail).
 //! - Alerts through any [`Notifier`](resee_ops_core::Notifier): success, failure, integrity failure
 //!   (names in [`alert_names`], labels `database` and `environment`; plain titles, the Slack renderer adds
@@ -72,6 +74,8 @@ mod pgdump;
 mod prune;
 mod restore;
 mod retention;
+#[cfg(feature = "s3")]
+mod s3;
 mod verify;
 
 pub use backup::{ALERT_SOURCE, BackupOutcome, PgDumpBackup, PgDumpBackupBuilder, alert_names};
@@ -91,6 +95,8 @@ pub use retention::{
     CalendarSpan, Decision, KeepCount, KeepReason, RemoveReason, RetentionDecision, RetentionItem, RetentionPlan,
     RetentionPolicy,
 };
+#[cfg(feature = "s3")]
+pub use s3::{S3Config, S3Encryption, S3Target, S3TargetBuilder};
 pub use verify::{DUMP_TRAILER, Manifest, Verification, verify_artifact};
 
 #[doc(hidden)]

@@ -280,6 +280,74 @@ fn percent_encode(text: &str) -> String {
     })
 }
 
+/// The S3-compatible test server (`moto_server`, shared by the tests of one process): the one named by
+/// `RESEE_TEST_S3_URL`, else a private one started by [`start_private_moto`]. Its URL is the endpoint
+/// (`http://127.0.0.1:PORT`); any credentials are accepted. Create buckets with [`create_s3_bucket`].
+///
+/// # Panics
+/// When no server is configured and none can be started (moto is not installed).
+pub fn moto() -> &'static Service {
+    static MOTO: OnceLock<Service> = OnceLock::new();
+    MOTO.get_or_init(|| {
+        if let Ok(url) = std::env::var("RESEE_TEST_S3_URL")
+            && !url.trim().is_empty()
+        {
+            return Service { url, origin: Origin::Configured };
+        }
+        start_private_moto(&[]).unwrap_or_else(|why| panic!("no S3 test server: {why}"))
+    })
+}
+
+/// The `moto_server` binary: `RESEE_TEST_MOTO_SERVER`, else the workspace's `.venv-test` (made by
+/// `scripts/test.sh`), else `PATH`.
+fn moto_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("RESEE_TEST_MOTO_SERVER").map(PathBuf::from).filter(|p| p.is_file()) {
+        return Some(p);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv-test/bin/moto_server");
+    if venv.is_file() {
+        return Some(venv);
+    }
+    find_binary("moto_server", false)
+}
+
+/// Starts a `moto_server` (an S3-compatible server) private to this test process, on a free loopback port,
+/// stopped when the process exits, with extra environment variables (`INITIAL_NO_AUTH_ACTION_COUNT=0`
+/// turns its authentication on, so that only IAM-known keys are accepted). Returns the endpoint URL.
+pub fn start_private_moto(env: &[(&str, &str)]) -> Result<Service, String> {
+    let bin = moto_binary().ok_or(
+        "moto_server not found: run scripts/test.sh (it installs moto[server] into .venv-test), or \
+         `pip install 'moto[server]'` and set RESEE_TEST_MOTO_SERVER to the moto_server binary",
+    )?;
+    let dir = private_dir("moto")?;
+    let log = dir.join("server.log");
+    let port = free_port()?;
+    let vars: String = env.iter().map(|(k, v)| format!("{k}='{v}' ")).collect();
+    let server = format!("env {vars}'{}' -H 127.0.0.1 -p {port}", bin.display());
+    spawn_watched(&server, &dir, &log)?;
+    wait_until_answers(port, &log)?;
+    Ok(Service { url: format!("http://127.0.0.1:{port}"), origin: Origin::Private })
+}
+
+/// Creates `bucket` on an S3 test server with an unsigned `PUT /{bucket}` (moto accepts it; object_store
+/// cannot create buckets). An existing bucket is fine.
+pub fn create_s3_bucket(server: &Service, bucket: &str) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let host = server.url.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = TcpStream::connect(host).map_err(|e| format!("cannot connect to {host}: {e}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
+    write!(stream, "PUT /{bucket} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).map_err(|e| e.to_string())?;
+    let status = response.split_whitespace().nth(1).unwrap_or_default();
+    if status == "200" || response.contains("BucketAlreadyOwnedByYou") {
+        Ok(())
+    } else {
+        Err(format!("creating bucket {bucket} failed: {}", response.lines().next().unwrap_or_default()))
+    }
+}
+
 fn start_redis() -> Result<String, String> {
     let redis = find_binary("redis-server", false).ok_or("redis-server not found (package redis-server)")?;
     let dir = private_dir("redis")?;
