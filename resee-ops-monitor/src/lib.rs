@@ -15,6 +15,10 @@
 //! - **Metric sources** for threshold rules: [`RequestStats`] (the host's HTTP traffic, recorded by
 //!   [`RequestStatsLayer`], a tower `Layer`), [`EventCounter`] (named events), [`PostgresScalar`] (one number
 //!   from SQL), [`FnSource`] (a closure) and [`QueueLength`]; what a rule reads is a [`Measure`].
+//! - **Shared alert state**: [`RedisThrottleStore`], the throttle's
+//!   [`ThrottleStore`](resee_ops_core::ThrottleStore) in Redis: replicas throttle as one (an atomic
+//!   compare-and-swap script per decision), open alerts survive restarts, and an outage falls back to
+//!   in-memory throttling.
 //! - **Threshold rules**: [`Rule`] (value over a window, comparison, `for`, `keep_firing_for`, hysteresis,
 //!   minimum sample, no-data and error policies), [`RuleEvaluator`] (runs them on an interval and alerts
 //!   through any notifier), [`presets`] (the seed's four rules).
@@ -99,6 +103,7 @@ mod periodic;
 mod pg;
 mod probe;
 mod rules;
+mod throttle;
 
 pub use error::MonitorError;
 pub use metrics::events::{EventCounter, EventCounterBuilder, OTHER_EVENTS};
@@ -129,3 +134,4 @@ pub use rules::evaluator::{
 };
 pub use rules::presets::{HTTP_SOURCE, PAYMENT_FAILED_EVENT, PAYMENTS_SOURCE, QUEUE_SOURCE, presets};
 pub use rules::rule::{Comparison, DataPolicy, Rule};
+pub use throttle::{DEFAULT_RETRY_AFTER, DEFAULT_THROTTLE_PREFIX, RedisThrottleStore};

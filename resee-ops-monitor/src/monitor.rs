@@ -103,6 +103,14 @@ pub struct MonitorConfig {
     /// means three times the [`interval`](Self::interval).
     #[serde(default, with = "resee_ops_core::serde_duration")]
     pub max_report_age: Duration,
+    /// Whether a probe that passes on its first check sends a resolution of its health alert, for a
+    /// firing an earlier process (before a restart or deploy) may have sent. Meant for a notifier
+    /// throttled through a shared, durable [`ThrottleStore`](resee_ops_core::ThrottleStore) such as
+    /// [`RedisThrottleStore`](crate::RedisThrottleStore): the throttle passes a resolution only when its
+    /// firing was sent and is still open, so it goes out exactly once and otherwise is suppressed. With
+    /// any other notifier every start would announce recoveries: default `false`.
+    #[serde(default)]
+    pub resolve_on_start: bool,
 }
 
 impl Default for MonitorConfig {
@@ -116,6 +124,7 @@ impl Default for MonitorConfig {
             repeat_interval: default_repeat_interval(),
             flap: FlapConfig::default(),
             max_report_age: Duration::ZERO,
+            resolve_on_start: false,
         }
     }
 }
@@ -362,6 +371,13 @@ impl HealthMonitorBuilder {
         self
     }
 
+    /// Sets [`MonitorConfig::resolve_on_start`]: a probe passing on its first check resolves an alert an
+    /// earlier process left open (use with a shared throttle store).
+    pub fn with_resolve_on_start(mut self, resolve: bool) -> Self {
+        self.config.resolve_on_start = resolve;
+        self
+    }
+
     /// Sets the `source` of alerts.
     pub fn with_source(mut self, source: impl Into<String>) -> Self {
         self.config.source = source.into();
@@ -600,7 +616,13 @@ impl HealthMonitor {
             damped: raw,
             consecutive_failures: 0,
             consecutive_passes: 0,
-            alerted: HealthStatus::Up,
+            // Resolving on start: a passing probe behaves as if its firing had been taken, so its
+            // resolution is sent once; the throttle passes it only if that firing is open in its store.
+            alerted: if cfg.resolve_on_start && raw == HealthStatus::Up {
+                HealthStatus::Down
+            } else {
+                HealthStatus::Up
+            },
             open_alert: None,
             last_delivered: None,
             flap: FlapDetector::new(cfg.flap),

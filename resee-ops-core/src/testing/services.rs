@@ -349,18 +349,83 @@ pub fn create_s3_bucket(server: &Service, bucket: &str) -> Result<(), String> {
 }
 
 fn start_redis() -> Result<String, String> {
+    let port = free_port()?;
+    spawn_redis(port)?;
+    Ok(format!("redis://127.0.0.1:{port}/"))
+}
+
+/// A Redis private to one test, which the test can stop and start again on the same port (to test what
+/// a client does while its server is down and after it is back). Stopped when dropped, and in any case
+/// when the test process exits.
+///
+/// ```no_run
+/// use resee_ops_core::testing::services::PrivateRedis;
+/// let redis = PrivateRedis::start().expect("redis-server (package redis-server)");
+/// let url = redis.url().to_owned();
+/// redis.stop().unwrap(); // connections to `url` are refused now
+/// redis.restart().unwrap(); // the same URL answers again (with an empty dataset)
+/// # drop(url);
+/// ```
+#[derive(Debug)]
+pub struct PrivateRedis {
+    port: u16,
+    url: String,
+}
+
+impl PrivateRedis {
+    /// Starts `redis-server` on a free loopback port; returns why it could not (a missing package, the
+    /// server's log).
+    pub fn start() -> Result<Self, String> {
+        let port = free_port()?;
+        spawn_redis(port)?;
+        Ok(Self { port, url: format!("redis://127.0.0.1:{port}/") })
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Stops the server (`SHUTDOWN NOSAVE`) and waits until its port refuses connections.
+    pub fn stop(&self) -> Result<(), String> {
+        use std::io::Write as _;
+        if let Ok(mut conn) = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], self.port))) {
+            let _ = conn.write_all(b"*2\r\n$8\r\nSHUTDOWN\r\n$6\r\nNOSAVE\r\n");
+        }
+        let started = Instant::now();
+        while answers(self.port) {
+            if started.elapsed() > Duration::from_secs(30) {
+                return Err(format!("redis on port {} still answers 30 s after SHUTDOWN", self.port));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    /// Starts the server again on the same port (empty: nothing was saved).
+    pub fn restart(&self) -> Result<(), String> {
+        spawn_redis(self.port)
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// Starts `redis-server` on `port` in a new private directory and waits until it answers.
+fn spawn_redis(port: u16) -> Result<(), String> {
     let redis = find_binary("redis-server", false).ok_or("redis-server not found (package redis-server)")?;
     let dir = private_dir("redis")?;
     let log = dir.join("server.log");
-    let port = free_port()?;
     let server = format!(
         "'{redis}' --port {port} --bind 127.0.0.1 --save '' --appendonly no --dir '{dir}'",
         redis = redis.display(),
         dir = dir.display(),
     );
     spawn_watched(&server, &dir, &log)?;
-    wait_until_answers(port, &log)?;
-    Ok(format!("redis://127.0.0.1:{port}/"))
+    wait_until_answers(port, &log)
 }
 
 #[cfg(test)]
