@@ -18,7 +18,7 @@ fn monitor(n: usize) -> HealthMonitor {
         } else {
             ProbeOutcome::up().with_observed(1.5, "ms")
         };
-        r.register(Registration::new(StaticProbe::new(format!("probe-{i}"), outcome)))
+        r.with_registration(Registration::new(StaticProbe::new(format!("probe-{i}"), outcome)))
     });
     HealthMonitor::builder(registry).with_notifier(Arc::new(RecordingNotifier::new())).build().expect("monitor")
 }

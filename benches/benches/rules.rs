@@ -105,7 +105,7 @@ fn evaluate(c: &mut Criterion) {
         let hour = Duration::from_secs(3600);
         builder = builder.with_rule(
             Rule::new(format!("events_{i}"), "events", Measure::count(hour).with_series(format!("event_{i}")))
-                .above(1e9),
+                .with_above(1e9),
         );
         let name = format!("gauge_{i}");
         builder = builder
@@ -113,7 +113,7 @@ fn evaluate(c: &mut Criterion) {
                 name.clone(),
                 FnSource::new(name.clone(), "items", move || async move { Ok::<_, Error>(Some(i as f64)) }),
             )
-            .with_rule(Rule::new(format!("gauge_{i}"), name, Measure::Last).above(1e9));
+            .with_rule(Rule::new(format!("gauge_{i}"), name, Measure::Last).with_above(1e9));
     }
     let evaluator = builder.build().expect("100 rules");
     assert_eq!(evaluator.rules().count(), 100);

@@ -86,7 +86,8 @@ fn simulated() {
         let clock = TokioClock::at("2026-12-01T00:00:30Z".parse().unwrap());
         let mut scheduler = Scheduler::new().with_clock(clock.shared());
         for (expr, zone) in MIXED {
-            scheduler = scheduler.add(Noop(runs.clone()), Schedule::new(expr, zone).unwrap(), JobPolicy::default());
+            scheduler =
+                scheduler.with_job(Noop(runs.clone()), Schedule::new(expr, zone).unwrap(), JobPolicy::default());
         }
         let cpu0 = thread_cpu_ns();
         let handle = scheduler.start();
@@ -115,8 +116,11 @@ fn real_time() {
             // Daily jobs at minute i of 03:00 in Seoul: none is due during the measurement (unless run
             // between 03:00 and 03:10 KST).
             let expr = format!("{i} 3 * * *");
-            scheduler =
-                scheduler.add(Noop(runs.clone()), Schedule::new(&expr, "Asia/Seoul").unwrap(), JobPolicy::default());
+            scheduler = scheduler.with_job(
+                Noop(runs.clone()),
+                Schedule::new(&expr, "Asia/Seoul").unwrap(),
+                JobPolicy::default(),
+            );
         }
         let handle = scheduler.start();
         tokio::time::sleep(Duration::from_millis(200)).await; // settle: the driver's first pass

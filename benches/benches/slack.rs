@@ -29,7 +29,7 @@ fn alert(i: usize) -> Alert {
 
 fn render(c: &mut Criterion) {
     let slack = SlackNotifier::builder()
-        .webhook_url("https://hooks.slack.com/services/T000/B000/XXXXXXXX")
+        .with_webhook_url("https://hooks.slack.com/services/T000/B000/XXXXXXXX")
         .build()
         .expect("notifier");
     let a = alert(1);
@@ -39,7 +39,7 @@ fn render(c: &mut Criterion) {
 /// Dispatcher → throttle → Slack, posting to `server` (which answers after 5 s).
 fn stack(server: &MockServer, capacity: usize) -> Dispatcher {
     SlackNotifier::builder()
-        .webhook_url(format!("{}/services/T000/B000/XXXXXXXX", server.uri()))
+        .with_webhook_url(format!("{}/services/T000/B000/XXXXXXXX", server.uri()))
         .build()
         .expect("notifier")
         .throttled(Duration::from_secs(600))

@@ -48,11 +48,11 @@ async fn run() -> Result<ExitCode, MonitorError> {
     let workers_timeout = workers.max_duration() + Duration::from_secs(1);
     let registry = HealthRegistry::new()
         .with_default_timeout(timeout + Duration::from_secs(1))
-        .register(Registration::new(database.with_timeout(timeout).build()?))
-        .register(Registration::new(redis.probe()?))
-        .register(Registration::new(DiskUsageProbe::new(disk_path)))
-        .register(Registration::new(workers).with_timeout(workers_timeout))
-        .register(Registration::new(QueueLength::new(&broker)?.with_queues([queue])));
+        .with_registration(Registration::new(database.with_timeout(timeout).build()?))
+        .with_registration(Registration::new(redis.probe()?))
+        .with_registration(Registration::new(DiskUsageProbe::new(disk_path)))
+        .with_registration(Registration::new(workers).with_timeout(workers_timeout))
+        .with_registration(Registration::new(QueueLength::new(&broker)?.with_queues([queue])));
 
     let report = registry.check_all().await;
     println!("{}", serde_json::to_string_pretty(&report).expect("a report serialises"));

@@ -87,10 +87,11 @@ impl fmt::Debug for PgDumpBackup {
 
 /// Builds a [`PgDumpBackup`]. Errors (a bad URL, an invalid name) surface in [`build`](Self::build).
 pub struct PgDumpBackupBuilder {
+    config: Option<BackupConfig>,
     connection: Option<Result<ConnectionUrl>>,
     environment: Option<String>,
     name: Option<String>,
-    profile: CompressionProfile,
+    profile: Option<CompressionProfile>,
     level: Option<u32>,
     threads: Option<usize>,
     pg_dump: Option<PathBuf>,
@@ -119,10 +120,11 @@ impl fmt::Debug for PgDumpBackupBuilder {
 impl PgDumpBackupBuilder {
     fn new() -> Self {
         Self {
+            config: None,
             connection: None,
             environment: None,
             name: None,
-            profile: CompressionProfile::Default,
+            profile: None,
             level: None,
             threads: None,
             pg_dump: None,
@@ -141,6 +143,28 @@ impl PgDumpBackupBuilder {
     /// ([`ConnectionUrl::postgres_from_env`]); an error when neither is set.
     pub fn from_env() -> Result<Self> {
         Ok(Self::new().with_connection(ConnectionUrl::postgres_from_env()?))
+    }
+
+    /// Starts from a deserialized configuration: every field of `config`, then whatever the other
+    /// `with_*` methods set on top (in any order). A target is still required.
+    ///
+    /// ```
+    /// use resee_ops_backup::{BackupConfig, PgDumpBackup};
+    /// use resee_ops_core::testing::InMemoryBackupTarget;
+    ///
+    /// let config: BackupConfig = serde_json::from_str(
+    ///     r#"{"connection": "postgres://backup@127.0.0.1/resee", "environment": "production"}"#,
+    /// ).unwrap();
+    /// let backup = PgDumpBackup::builder()
+    ///     .with_config(config)
+    ///     .with_target(InMemoryBackupTarget::new())
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(backup.config().environment.as_str(), "production");
+    /// ```
+    pub fn with_config(mut self, config: BackupConfig) -> Self {
+        self.config = Some(config);
+        self
     }
 
     fn with_connection_result(mut self, c: Result<ConnectionUrl>) -> Self {
@@ -173,7 +197,7 @@ impl PgDumpBackupBuilder {
 
     /// The compression profile.
     pub fn with_profile(mut self, profile: CompressionProfile) -> Self {
-        self.profile = profile;
+        self.profile = Some(profile);
         self
     }
 
@@ -246,19 +270,33 @@ impl PgDumpBackupBuilder {
 
     /// Validates everything and builds.
     pub fn build(self) -> Result<PgDumpBackup> {
-        let connection =
-            self.connection.ok_or_else(|| error::invalid_config("no database connection configured"))??;
-        let mut config = BackupConfig::new(connection);
+        let mut config = match (self.config, self.connection) {
+            (Some(mut config), Some(connection)) => {
+                config.connection = connection?;
+                config
+            }
+            (Some(config), None) => config,
+            (None, Some(connection)) => BackupConfig::new(connection?),
+            (None, None) => return Err(error::invalid_config("no database connection configured")),
+        };
         if let Some(env) = self.environment {
             config.environment = NameComponent::new(env)?;
         }
         if let Some(name) = self.name {
             config.name = Some(NameComponent::new(name)?);
         }
-        config.profile = self.profile;
-        config.level = self.level;
-        config.threads = self.threads;
-        config.pg_dump = self.pg_dump;
+        if let Some(profile) = self.profile {
+            config.profile = profile;
+        }
+        if self.level.is_some() {
+            config.level = self.level;
+        }
+        if self.threads.is_some() {
+            config.threads = self.threads;
+        }
+        if self.pg_dump.is_some() {
+            config.pg_dump = self.pg_dump;
+        }
         if let Some(d) = self.connect_timeout {
             config.connect_timeout = d;
         }
@@ -290,11 +328,6 @@ impl PgDumpBackup {
         PgDumpBackupBuilder::new()
     }
 
-    /// From a deserialized configuration.
-    pub fn from_config(config: BackupConfig, target: impl BackupTarget) -> Result<Self> {
-        Self::from_parts(config, Arc::new(target))
-    }
-
     fn from_parts(config: BackupConfig, target: Arc<dyn BackupTarget>) -> Result<Self> {
         config.validate()?;
         let name = match &config.name {
@@ -310,12 +343,6 @@ impl PgDumpBackup {
             clock: resee_ops_core::system_clock(),
             pg_dump: tokio::sync::OnceCell::new(),
         })
-    }
-
-    /// Sends alerts to `notifier`.
-    pub fn with_notifier(mut self, notifier: impl Notifier) -> Self {
-        self.notifier = Some(Arc::new(notifier));
-        self
     }
 
     /// The configuration in effect.

@@ -57,7 +57,7 @@ pub(crate) fn integrity(message: impl Into<String>) -> Error {
 }
 
 pub(crate) fn restore_failed(message: impl Into<String>) -> Error {
-    Error::new(ErrorKind::Unexpected, message).with_code(codes::RESTORE_FAILED).permanent()
+    Error::new(ErrorKind::Unexpected, message).with_code(codes::RESTORE_FAILED).with_temporary(false)
 }
 
 pub(crate) fn pg_dump_not_found(message: impl Into<String>) -> Error {

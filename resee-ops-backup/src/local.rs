@@ -54,7 +54,7 @@ pub struct LocalDirTarget {
 
 fn io_err(op: &str, path: &Path, err: std::io::Error) -> Error {
     let core = Error::from(std::io::Error::new(err.kind(), format!("{op} {}: {err}", path.display())));
-    if core.kind() == ErrorKind::Io { core.temporary() } else { core }
+    if core.kind() == ErrorKind::Io { core.with_temporary(true) } else { core }
 }
 
 impl LocalDirTarget {

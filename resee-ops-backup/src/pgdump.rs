@@ -245,7 +245,7 @@ fn classify_pg(err: &tokio_postgres::Error, text: String, conn: &ConnectionUrl) 
         return if text.contains("invalid configuration") || text.contains("password missing") {
             BackupError::new(ErrorKind::InvalidConfig, message)
         } else {
-            BackupError::new(ErrorKind::Unavailable, message).temporary()
+            BackupError::new(ErrorKind::Unavailable, message).with_temporary(true)
         };
     };
     classify_sqlstate(code.code(), message)
@@ -254,15 +254,15 @@ fn classify_pg(err: &tokio_postgres::Error, text: String, conn: &ConnectionUrl) 
 /// The kind and temporariness for a SQLSTATE; see [`classify_pg`].
 pub(crate) fn classify_sqlstate(code: &str, message: String) -> BackupError {
     let err = match code {
-        c if c.starts_with("28") => BackupError::new(ErrorKind::PermissionDenied, message).permanent(),
-        "42501" => BackupError::new(ErrorKind::PermissionDenied, message).permanent(),
-        "3D000" => BackupError::new(ErrorKind::NotFound, message).permanent(),
+        c if c.starts_with("28") => BackupError::new(ErrorKind::PermissionDenied, message).with_temporary(false),
+        "42501" => BackupError::new(ErrorKind::PermissionDenied, message).with_temporary(false),
+        "3D000" => BackupError::new(ErrorKind::NotFound, message).with_temporary(false),
         // Connection exceptions, too many connections, starting up / shutting down, recovery conflicts
         // (40001), deadlocks, and anything not known to be permanent: try again later.
         c if c.starts_with("08") || c.starts_with("53") || c.starts_with("57") => {
-            BackupError::new(ErrorKind::Unavailable, message).temporary()
+            BackupError::new(ErrorKind::Unavailable, message).with_temporary(true)
         }
-        _ => BackupError::new(ErrorKind::Unexpected, message).temporary(),
+        _ => BackupError::new(ErrorKind::Unexpected, message).with_temporary(true),
     };
     err.with_code(code)
 }
@@ -441,7 +441,7 @@ pub(crate) fn classify(how: &str, stderr: &str) -> BackupError {
     if stderr.contains("aborting because of server version mismatch") {
         return error::pg_dump_too_old(format!("{message} (install a pg_dump at least as new as the server)"));
     }
-    BackupError::new(ErrorKind::Unexpected, message).temporary().with_code(error::codes::DUMP_FAILED)
+    BackupError::new(ErrorKind::Unexpected, message).with_temporary(true).with_code(error::codes::DUMP_FAILED)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Severity {
     /// For information only.
     Info,
@@ -52,6 +53,7 @@ impl fmt::Display for Severity {
 /// Whether an alert reports a problem or its end.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum AlertStatus {
     /// The condition holds.
     #[default]
@@ -109,11 +111,25 @@ impl fmt::Display for Fingerprint {
 
 /// One key/value pair shown with an alert (for example `Size: 12.4 MB`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Field {
     /// The label.
     pub name: String,
     /// The value, as text.
     pub value: String,
+}
+
+impl Field {
+    /// A field `name: value`.
+    ///
+    /// ```
+    /// use resee_ops_core::Field;
+    /// let f = Field::new("Size", "12.4 MB");
+    /// assert_eq!((f.name.as_str(), f.value.as_str()), ("Size", "12.4 MB"));
+    /// ```
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Self { name: name.into(), value: value.into() }
+    }
 }
 
 /// A notification: what happened, how bad it is, and what it is about.

@@ -42,7 +42,7 @@ impl ErrorKind {
     /// Whether errors of this kind are usually worth retrying.
     ///
     /// [`Error::is_temporary`] starts from this default; a producer that knows better overrides it with
-    /// [`Error::temporary`] or [`Error::permanent`].
+    /// [`Error::with_temporary`].
     pub const fn default_temporary(self) -> bool {
         matches!(self, Self::Unavailable | Self::Timeout | Self::RateLimited)
     }
@@ -101,7 +101,7 @@ type SharedError = Arc<dyn std::error::Error + Send + Sync + 'static>;
 ///
 /// let err = Error::new(ErrorKind::Io, "cannot write the manifest")
 ///     .with_source(std::io::Error::other("disk hiccup"))
-///     .temporary();
+///     .with_temporary(true);
 /// assert!(err.is_temporary());
 /// assert_eq!(err.to_string(), "io: cannot write the manifest");
 /// assert_eq!(err.source().unwrap().to_string(), "disk hiccup");
@@ -168,20 +168,8 @@ impl Error {
     }
 
     /// Prefixes the message with `context` (`"attempt 2: "` + message).
-    pub fn context(mut self, context: impl fmt::Display) -> Self {
+    pub fn with_context(mut self, context: impl fmt::Display) -> Self {
         self.message = format!("{context}: {}", self.message);
-        self
-    }
-
-    /// Marks the error as worth retrying.
-    pub fn temporary(mut self) -> Self {
-        self.temporary = true;
-        self
-    }
-
-    /// Marks the error as not worth retrying.
-    pub fn permanent(mut self) -> Self {
-        self.temporary = false;
         self
     }
 

@@ -51,7 +51,7 @@ impl Registration {
     }
 
     /// Puts the probe in exactly these groups.
-    pub fn in_groups(mut self, groups: &[CheckGroup]) -> Self {
+    pub fn with_groups(mut self, groups: &[CheckGroup]) -> Self {
         self.groups = groups.to_vec();
         self
     }
@@ -99,6 +99,28 @@ pub struct CheckResult {
 }
 
 impl CheckResult {
+    /// The result of a check that answered `outcome` at `time`, for a probe that is `critical` or not
+    /// (for custom endpoints and tests that build reports by hand).
+    ///
+    /// ```
+    /// use resee_ops_core::{CheckResult, HealthStatus, ProbeOutcome};
+    /// let r = CheckResult::new(ProbeOutcome::down("refused"), chrono::Utc::now(), true);
+    /// assert_eq!(r.status, HealthStatus::Down);
+    /// assert_eq!(r.output.as_deref(), Some("refused"));
+    /// assert_eq!(r.outcome().status, HealthStatus::Down);
+    /// ```
+    pub fn new(outcome: ProbeOutcome, time: DateTime<Utc>, critical: bool) -> Self {
+        Self {
+            status: outcome.status,
+            observed_value: outcome.observed_value,
+            observed_unit: outcome.observed_unit,
+            output: outcome.output,
+            time,
+            duration: outcome.duration,
+            critical,
+        }
+    }
+
     /// The result as a [`ProbeOutcome`].
     pub fn outcome(&self) -> ProbeOutcome {
         let mut o = ProbeOutcome::new(self.status).with_duration(self.duration);
@@ -175,10 +197,10 @@ impl HealthReport {
 ///
 /// let registry = HealthRegistry::new()
 ///     .with_default_timeout(Duration::from_secs(2))
-///     .register(Registration::new(StaticProbe::new("database", ProbeOutcome::up())))
-///     .register(Registration::new(StaticProbe::new("cache", ProbeOutcome::down("refused")).non_critical()))
-///     .register(Registration::new(StaticProbe::new("process", ProbeOutcome::up()))
-///         .in_groups(&[CheckGroup::Liveness]));
+///     .with_registration(Registration::new(StaticProbe::new("database", ProbeOutcome::up())))
+///     .with_registration(Registration::new(StaticProbe::new("cache", ProbeOutcome::down("refused")).with_critical(false)))
+///     .with_registration(Registration::new(StaticProbe::new("process", ProbeOutcome::up()))
+///         .with_groups(&[CheckGroup::Liveness]));
 ///
 /// let ready = registry.check(CheckGroup::Readiness).await;
 /// assert_eq!(ready.status, HealthStatus::Degraded, "a non-critical failure only warns");
@@ -224,7 +246,7 @@ impl HealthRegistry {
 
     /// Adds a probe. Probe names should be unique; where two share a name, the later one is reported as
     /// `name#2` (and so on) rather than hiding the first.
-    pub fn register(mut self, registration: Registration) -> Self {
+    pub fn with_registration(mut self, registration: Registration) -> Self {
         self.probes.push(registration);
         self
     }
@@ -269,15 +291,7 @@ impl HealthRegistry {
             let clock = self.clock.clone();
             async move {
                 let outcome = run_one(probe.clone(), timeout).await;
-                CheckResult {
-                    status: outcome.status,
-                    observed_value: outcome.observed_value,
-                    observed_unit: outcome.observed_unit,
-                    output: outcome.output,
-                    time: clock.now(),
-                    duration: outcome.duration,
-                    critical: probe.is_critical(),
-                }
+                CheckResult::new(outcome, clock.now(), probe.is_critical())
             }
         });
         let results = futures_util::future::join_all(runs).await;

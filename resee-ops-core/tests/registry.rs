@@ -11,7 +11,7 @@ async fn ten_slow_probes_run_concurrently() {
     let mut registry = HealthRegistry::new();
     for i in 0..10 {
         let p = StaticProbe::new(format!("p{i}"), ProbeOutcome::up()).with_delay(Duration::from_millis(200));
-        registry = registry.register(Registration::new(p));
+        registry = registry.with_registration(Registration::new(p));
     }
     let started = Instant::now();
     let report = registry.check_all().await;
@@ -27,8 +27,8 @@ async fn ten_slow_probes_run_concurrently() {
 #[tokio::test(start_paused = true)]
 async fn a_hung_probe_costs_its_timeout_and_no_more() {
     let registry = HealthRegistry::new()
-        .register(Registration::new(StaticProbe::hanging("broker")).with_timeout(Duration::from_secs(3)))
-        .register(Registration::new(StaticProbe::new("database", ProbeOutcome::up())));
+        .with_registration(Registration::new(StaticProbe::hanging("broker")).with_timeout(Duration::from_secs(3)))
+        .with_registration(Registration::new(StaticProbe::new("database", ProbeOutcome::up())));
     let started = Instant::now();
     let report = registry.check_all().await;
     assert_eq!(started.elapsed(), Duration::from_secs(3));
@@ -43,8 +43,8 @@ async fn a_hung_probe_costs_its_timeout_and_no_more() {
 #[tokio::test]
 async fn a_panicking_probe_is_reported_down() {
     let registry = HealthRegistry::new()
-        .register(Registration::new(StaticProbe::panicking("custom", "index out of bounds")))
-        .register(Registration::new(StaticProbe::new("database", ProbeOutcome::up())));
+        .with_registration(Registration::new(StaticProbe::panicking("custom", "index out of bounds")))
+        .with_registration(Registration::new(StaticProbe::new("database", ProbeOutcome::up())));
     let report = registry.check_all().await;
     let custom = &report.checks["custom"];
     assert_eq!(custom.status, HealthStatus::Down);
@@ -57,7 +57,7 @@ async fn aggregation_weighs_critical_and_non_critical_probes() {
     async fn status_of(probes: Vec<StaticProbe>) -> HealthStatus {
         let mut r = HealthRegistry::new();
         for p in probes {
-            r = r.register(Registration::new(p));
+            r = r.with_registration(Registration::new(p));
         }
         r.check_all().await.status
     }
@@ -70,22 +70,25 @@ async fn aggregation_weighs_critical_and_non_critical_probes() {
     assert_eq!(status_of(vec![up("a"), up("b")]).await, HealthStatus::Up);
     assert_eq!(status_of(vec![up("a"), degraded("b")]).await, HealthStatus::Degraded);
     assert_eq!(status_of(vec![up("a"), down("b")]).await, HealthStatus::Down);
-    assert_eq!(status_of(vec![up("a"), down("b").non_critical()]).await, HealthStatus::Degraded);
+    assert_eq!(status_of(vec![up("a"), down("b").with_critical(false)]).await, HealthStatus::Degraded);
     assert_eq!(status_of(vec![degraded("a"), unknown("b")]).await, HealthStatus::Unknown);
-    assert_eq!(status_of(vec![down("a").non_critical(), unknown("b").non_critical()]).await, HealthStatus::Degraded);
-    assert_eq!(status_of(vec![down("a").non_critical(), down("b")]).await, HealthStatus::Down);
+    assert_eq!(
+        status_of(vec![down("a").with_critical(false), unknown("b").with_critical(false)]).await,
+        HealthStatus::Degraded
+    );
+    assert_eq!(status_of(vec![down("a").with_critical(false), down("b")]).await, HealthStatus::Down);
 }
 
 #[tokio::test]
 async fn liveness_and_readiness_groups() {
     let registry = HealthRegistry::new()
-        .register(Registration::new(StaticProbe::new("database", ProbeOutcome::down("refused"))))
-        .register(
-            Registration::new(StaticProbe::new("event_loop", ProbeOutcome::up())).in_groups(&[CheckGroup::Liveness]),
+        .with_registration(Registration::new(StaticProbe::new("database", ProbeOutcome::down("refused"))))
+        .with_registration(
+            Registration::new(StaticProbe::new("event_loop", ProbeOutcome::up())).with_groups(&[CheckGroup::Liveness]),
         )
-        .register(
+        .with_registration(
             Registration::new(StaticProbe::new("disk", ProbeOutcome::up()))
-                .in_groups(&[CheckGroup::Liveness, CheckGroup::Readiness]),
+                .with_groups(&[CheckGroup::Liveness, CheckGroup::Readiness]),
         );
     let live = registry.check(CheckGroup::Liveness).await;
     assert_eq!(live.checks.keys().collect::<Vec<_>>(), ["disk", "event_loop"]);
@@ -100,10 +103,9 @@ async fn liveness_and_readiness_groups() {
 #[tokio::test]
 async fn report_has_the_health_json_shape() {
     let clock = ManualClock::new();
-    let registry = HealthRegistry::new().with_clock(clock.shared()).register(Registration::new(StaticProbe::new(
-        "disk",
-        ProbeOutcome::degraded("usage above 80 %").with_observed(85.5, "percent"),
-    )));
+    let registry = HealthRegistry::new().with_clock(clock.shared()).with_registration(Registration::new(
+        StaticProbe::new("disk", ProbeOutcome::degraded("usage above 80 %").with_observed(85.5, "percent")),
+    ));
     let report = registry.check_all().await;
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["status"], "warn");
@@ -126,8 +128,8 @@ async fn report_has_the_health_json_shape() {
 async fn check_groups_runs_each_probe_once() {
     let both = StaticProbe::new("disk", ProbeOutcome::up());
     let registry = HealthRegistry::new()
-        .register(Registration::new(StaticProbe::new("database", ProbeOutcome::down("refused"))))
-        .register(Registration::new(both.clone()).in_groups(&[CheckGroup::Liveness, CheckGroup::Readiness]));
+        .with_registration(Registration::new(StaticProbe::new("database", ProbeOutcome::down("refused"))))
+        .with_registration(Registration::new(both.clone()).with_groups(&[CheckGroup::Liveness, CheckGroup::Readiness]));
     let (live, ready) = registry.check_groups().await;
     assert_eq!(live.checks.keys().collect::<Vec<_>>(), ["disk"]);
     assert_eq!(ready.checks.keys().collect::<Vec<_>>(), ["database", "disk"]);
@@ -138,8 +140,8 @@ async fn check_groups_runs_each_probe_once() {
 #[tokio::test]
 async fn probes_sharing_a_name_do_not_hide_each_other() {
     let registry = HealthRegistry::new()
-        .register(Registration::new(StaticProbe::new("database", ProbeOutcome::down("replica refused"))))
-        .register(Registration::new(StaticProbe::new("database", ProbeOutcome::up())));
+        .with_registration(Registration::new(StaticProbe::new("database", ProbeOutcome::down("replica refused"))))
+        .with_registration(Registration::new(StaticProbe::new("database", ProbeOutcome::up())));
     let report = registry.check_all().await;
     assert_eq!(report.checks.keys().collect::<Vec<_>>(), ["database", "database#2"]);
     assert_eq!(report.status, HealthStatus::Down, "the failing one still counts");

@@ -99,8 +99,9 @@ async fn stops_after_max_attempts() {
 async fn giving_up_keeps_the_original_error_and_its_temporary_flag() {
     // An I/O error is permanent by default; this receiver knows it is worth retrying and says so.
     let inbox = RecordingNotifier::new();
-    let original =
-        Error::new(ErrorKind::Io, "socket buffer full").temporary().with_source(std::io::Error::other("EAGAIN"));
+    let original = Error::new(ErrorKind::Io, "socket buffer full")
+        .with_temporary(true)
+        .with_source(std::io::Error::other("EAGAIN"));
     for _ in 0..3 {
         inbox.push_outcome(NotifyOutcome::TemporaryFailure(original.clone()));
     }

@@ -132,7 +132,10 @@ impl Job for Probe {
 }
 
 fn start(clock: &TokioClock, job: &Probe, expr: &str, zone: &str, policy: JobPolicy) -> SchedulerHandle {
-    Scheduler::new().with_clock(clock.shared()).add(job.clone(), Schedule::new(expr, zone).unwrap(), policy).start()
+    Scheduler::new()
+        .with_clock(clock.shared())
+        .with_job(job.clone(), Schedule::new(expr, zone).unwrap(), policy)
+        .start()
 }
 
 async fn pass(d: Duration) {
@@ -211,7 +214,7 @@ async fn a_wake_up_after_the_slot_runs_it_once_or_skips_it() {
         job.last_success = Some(t("2026-11-30T18:00:00Z")); // yesterday's run: nothing to catch up at start
         let handle = Scheduler::new()
             .with_clock(Arc::new(Jumping { inner: clock, jump: 2 * DAY, after: t("2026-12-01T17:59:30Z") }))
-            .add(
+            .with_job(
                 job.clone(),
                 Schedule::new("0 3 * * *", "Asia/Seoul").unwrap(),
                 JobPolicy::default().with_missed_runs(policy).with_missed_run_grace(Duration::from_secs(600)),
@@ -250,7 +253,7 @@ async fn a_run_still_going_at_the_next_slot_is_not_started_twice() {
     let handle = Scheduler::new()
         .with_clock(clock.shared())
         .with_notifier(Arc::new(alerts.clone()))
-        .add(job.clone(), Schedule::new("* * * * *", "UTC").unwrap(), JobPolicy::default())
+        .with_job(job.clone(), Schedule::new("* * * * *", "UTC").unwrap(), JobPolicy::default())
         .start();
     pass(Duration::from_secs(300)).await;
     // Runs start at :01 (until :03:30) and :04 (until :06:30); the slots :02, :03 and :05 are skipped.
@@ -375,7 +378,7 @@ async fn jitter_delays_runs_but_keeps_them_in_their_slot() {
     let job = Probe::new(clock.shared());
     let handle = Scheduler::new()
         .with_clock(clock.shared())
-        .add(
+        .with_job(
             job.clone(),
             Schedule::new("0 * * * *", "UTC").unwrap().with_jitter(Duration::from_secs(600)),
             JobPolicy::default(),
@@ -396,7 +399,8 @@ fn preview_lists_each_jobs_next_fire_times() {
     let clock = TokioClock::at(t("2026-12-01T00:00:00Z"));
     let mut job = Probe::new(clock.shared());
     job.name = "backup";
-    let scheduler = Scheduler::new().add(job, Schedule::new("0 3 * * *", "Asia/Seoul").unwrap(), JobPolicy::default());
+    let scheduler =
+        Scheduler::new().with_job(job, Schedule::new("0 3 * * *", "Asia/Seoul").unwrap(), JobPolicy::default());
     let preview = scheduler.preview(t("2026-11-30T12:00:00Z"), 2);
     assert_eq!(preview[0].0, "backup");
     let times: Vec<String> = preview[0].1.iter().map(|d| d.to_rfc3339()).collect();
@@ -409,7 +413,8 @@ async fn an_idle_scheduler_wakes_once_a_minute_whatever_the_number_of_jobs() {
     let mut scheduler = Scheduler::new().with_clock(clock.shared());
     let job = Probe::new(clock.shared());
     for _ in 0..10 {
-        scheduler = scheduler.add(job.clone(), Schedule::new("0 3 * * *", "Asia/Seoul").unwrap(), JobPolicy::default());
+        scheduler =
+            scheduler.with_job(job.clone(), Schedule::new("0 3 * * *", "Asia/Seoul").unwrap(), JobPolicy::default());
     }
     let handle = scheduler.start();
     pass(HOUR).await;

@@ -458,7 +458,7 @@ impl LoggingConfig {
 
     /// The console only: every file channel turned off, so nothing is created on disk (for a
     /// command-line tool's short runs, such as checking a configuration).
-    pub fn console_only(mut self) -> Self {
+    pub fn with_console_only(mut self) -> Self {
         for channel in [&mut self.general, &mut self.error, &mut self.worker, &mut self.security] {
             channel.enabled = false;
         }

@@ -340,7 +340,7 @@ fn events_after_shutdown_are_counted_not_written() {
 fn console_only_creates_nothing_on_disk() {
     let dir = tempfile::tempdir().unwrap();
     let logs = dir.path().join("logs");
-    let (dispatch, guard, console) = build(LoggingConfig::new(&logs).console_only());
+    let (dispatch, guard, console) = build(LoggingConfig::new(&logs).with_console_only());
     with_default(&dispatch, || tracing::warn!(target: "security", "console-only"));
     assert!(guard.flush(WAIT));
     assert!(console.text().contains("console-only"));

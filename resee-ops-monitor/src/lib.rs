@@ -31,7 +31,6 @@
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-//! use std::sync::Arc;
 //! use std::time::Duration;
 //! use resee_ops_core::{CheckGroup, HealthRegistry, HealthStatus, NotifierExt, Registration};
 //! use resee_ops_core::testing::RecordingNotifier;
@@ -39,15 +38,15 @@
 //!
 //! // Nothing listens on port 1: both dependencies fail fast.
 //! let registry = HealthRegistry::new()
-//!     .register(Registration::new(PostgresProbeConfig::from_url("postgres://app:secret@127.0.0.1:1/app").unwrap().build().unwrap()))
-//!     .register(Registration::new(RedisConfig::from_url("redis://127.0.0.1:1/").unwrap().probe().unwrap()))
-//!     .register(Registration::new(DiskUsageProbe::new("/")));
+//!     .with_registration(Registration::new(PostgresProbeConfig::from_url("postgres://app:secret@127.0.0.1:1/app").unwrap().build().unwrap()))
+//!     .with_registration(Registration::new(RedisConfig::from_url("redis://127.0.0.1:1/").unwrap().probe().unwrap()))
+//!     .with_registration(Registration::new(DiskUsageProbe::new("/")));
 //!
 //! let slack = RecordingNotifier::new(); // in production: resee-ops-slack, throttled
 //! let monitor = HealthMonitor::builder(registry)
 //!     .with_interval(Duration::from_secs(30))
 //!     .with_failures_before_down(1)
-//!     .with_notifier(Arc::new(slack.clone().throttled(Duration::from_secs(600))))
+//!     .with_notifier(slack.clone().throttled(Duration::from_secs(600)))
 //!     .build()
 //!     .unwrap();
 //! let report = monitor.run_once().await;
@@ -66,7 +65,6 @@
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-//! use std::sync::Arc;
 //! use std::time::Duration;
 //! use resee_ops_core::testing::RecordingNotifier;
 //! use resee_ops_monitor::{AlertState, EventCounter, FnSource, RequestStats, RuleEvaluator, presets};
@@ -80,7 +78,7 @@
 //!     .with_source("payments", payments.clone())
 //!     .with_metric("queue", queue)
 //!     .with_rules(presets())
-//!     .with_notifier(Arc::new(inbox.clone()))
+//!     .with_notifier(inbox.clone())
 //!     .build()
 //!     .unwrap();
 //! rules.evaluate().await; // `rules.spawn()` runs it every 30 s

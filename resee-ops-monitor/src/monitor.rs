@@ -384,11 +384,12 @@ impl HealthMonitorBuilder {
         self
     }
 
-    /// Sends alerts through `notifier` (default: a [`LogNotifier`]). Wrap it in
-    /// [`Throttled`](resee_ops_core::Throttled) and a [`Dispatcher`](resee_ops_core::Dispatcher) in
-    /// production: the monitor awaits each notification before it starts the next cycle.
-    pub fn with_notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
-        self.notifier = Some(notifier);
+    /// Sends alerts through `notifier` (default: a [`LogNotifier`]): any [`Notifier`], a concrete one or a
+    /// shared `Arc<dyn Notifier>`. Wrap it in [`Throttled`](resee_ops_core::Throttled) and a
+    /// [`Dispatcher`](resee_ops_core::Dispatcher) in production; deliveries run on their own tasks, never
+    /// holding up a cycle.
+    pub fn with_notifier(mut self, notifier: impl Notifier) -> Self {
+        self.notifier = Some(Arc::new(notifier));
         self
     }
 
@@ -457,7 +458,7 @@ impl HealthMonitorBuilder {
 ///
 /// let db = StaticProbe::new("database", ProbeOutcome::up());
 /// let inbox = RecordingNotifier::new();
-/// let monitor = HealthMonitor::builder(HealthRegistry::new().register(Registration::new(db.clone())))
+/// let monitor = HealthMonitor::builder(HealthRegistry::new().with_registration(Registration::new(db.clone())))
 ///     .with_interval(Duration::from_secs(10))
 ///     .with_failures_before_down(2)
 ///     .with_notifier(Arc::new(inbox.clone()))
@@ -738,9 +739,9 @@ impl HealthMonitor {
             alert.title = words.title;
             alert.text = words.text.unwrap_or_else(|| format!("{name} passes again."));
             alert.fields.retain(|f| f.name == "Probe");
-            alert.fields.push(resee_ops_core::Field { name: "Status".into(), value: "pass".into() });
+            alert.fields.push(resee_ops_core::Field::new("Status", "pass"));
             if let Some(v) = observed(result) {
-                alert.fields.push(resee_ops_core::Field { name: "Observed".into(), value: v });
+                alert.fields.push(resee_ops_core::Field::new("Observed", v));
             }
             alert.timestamp = now;
             (Sent::Resolution, alert)

@@ -46,7 +46,7 @@ fn expect(
 }
 
 fn monitor(probe: &StaticProbe, receiver: MockReceiver, clock: &ManualClock) -> HealthMonitor {
-    HealthMonitor::builder(HealthRegistry::new().register(Registration::new(probe.clone())))
+    HealthMonitor::builder(HealthRegistry::new().with_registration(Registration::new(probe.clone())))
         .with_failures_before_down(1)
         .with_passes_before_up(1)
         .with_notifier(Arc::new(receiver))

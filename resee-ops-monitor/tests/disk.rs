@@ -125,7 +125,7 @@ async fn a_hung_statvfs_keeps_one_thread_and_the_next_cycles_report_it() {
     let probe = DiskUsageProbe::new("/mnt/nfs").with_source(fs.clone());
     let registry = resee_ops_core::HealthRegistry::new()
         .with_default_timeout(std::time::Duration::from_millis(200))
-        .register(resee_ops_core::Registration::new(probe.clone()));
+        .with_registration(resee_ops_core::Registration::new(probe.clone()));
 
     // Cycles inside HUNG_AFTER wait on the same call and time out; after it, they say why at once.
     let mut last = None;

@@ -34,12 +34,12 @@ fn monitor(registry: HealthRegistry) -> HealthMonitor {
 #[tokio::test]
 async fn status_codes_and_shape_follow_the_cached_report() {
     let db = StaticProbe::new("database", ProbeOutcome::up().with_observed(1.5, "ms"));
-    let cache = StaticProbe::new("cache", ProbeOutcome::up()).non_critical();
+    let cache = StaticProbe::new("cache", ProbeOutcome::up()).with_critical(false);
     let process = StaticProbe::new("process", ProbeOutcome::up());
     let registry = HealthRegistry::new()
-        .register(Registration::new(db.clone()))
-        .register(Registration::new(cache.clone()))
-        .register(Registration::new(process).in_groups(&[CheckGroup::Liveness]));
+        .with_registration(Registration::new(db.clone()))
+        .with_registration(Registration::new(cache.clone()))
+        .with_registration(Registration::new(process).with_groups(&[CheckGroup::Liveness]));
     let monitor = monitor(registry);
     let base = serve(&monitor, EndpointConfig::default()).await;
     let ready = format!("{base}/health/ready");
@@ -79,7 +79,7 @@ async fn status_codes_and_shape_follow_the_cached_report() {
 #[tokio::test]
 async fn details_when_enabled_on_custom_paths() {
     let db = StaticProbe::new("database", ProbeOutcome::up().with_observed(1.5, "ms"));
-    let monitor = monitor(HealthRegistry::new().register(Registration::new(db.clone())));
+    let monitor = monitor(HealthRegistry::new().with_registration(Registration::new(db.clone())));
     let config = EndpointConfig::default().with_details(true).with_readiness_path("/ready").with_liveness_path("/live");
     let base = serve(&monitor, config).await;
     monitor.run_once().await;
@@ -99,7 +99,7 @@ async fn details_when_enabled_on_custom_paths() {
 async fn a_request_never_waits_on_a_hanging_dependency() {
     let registry = HealthRegistry::new()
         .with_default_timeout(Duration::from_secs(30))
-        .register(Registration::new(StaticProbe::hanging("database")));
+        .with_registration(Registration::new(StaticProbe::hanging("database")));
     let monitor = monitor(registry);
     let handle = monitor.spawn(); // its first cycle hangs for 30 s
     let base = serve(&monitor, EndpointConfig::default()).await;
@@ -113,10 +113,10 @@ async fn a_request_never_waits_on_a_hanging_dependency() {
 #[tokio::test]
 async fn real_dependencies_end_to_end() {
     let registry = HealthRegistry::new()
-        .register(Registration::new(
+        .with_registration(Registration::new(
             PostgresProbeConfig::from_url(services::postgres().url()).unwrap().build().unwrap(),
         ))
-        .register(Registration::new(
+        .with_registration(Registration::new(
             RedisConfig::from_url(format!("redis://:hunter2hunter2@127.0.0.1:{}/", common::closed_port()).as_str())
                 .unwrap()
                 .probe()

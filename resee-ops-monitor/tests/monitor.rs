@@ -53,7 +53,7 @@ fn disk(percent: f64) -> ProbeOutcome {
 }
 
 fn monitor_of(probes: &[&StaticProbe], inbox: &RecordingNotifier, failures: u32, passes: u32) -> HealthMonitor {
-    let registry = probes.iter().fold(HealthRegistry::new(), |r, p| r.register(titled(p)));
+    let registry = probes.iter().fold(HealthRegistry::new(), |r, p| r.with_registration(titled(p)));
     HealthMonitor::builder(registry)
         .with_failures_before_down(failures)
         .with_passes_before_up(passes)
@@ -116,7 +116,7 @@ async fn alerts_are_sent_exactly_on_transitions_with_stable_fingerprints() {
     let db = StaticProbe::new("database", up());
     let redis = StaticProbe::new("redis", up());
     let workers = StaticProbe::new("workers", up().with_observed(2.0, "workers"));
-    let data = StaticProbe::new("disk:/data", disk(40.0)).non_critical();
+    let data = StaticProbe::new("disk:/data", disk(40.0)).with_critical(false);
     let inbox = RecordingNotifier::new();
     let monitor = monitor_of(&[&db, &redis, &workers, &data], &inbox, 1, 1);
 
@@ -203,8 +203,8 @@ async fn a_hanging_probe_costs_its_timeout_and_no_more() {
     let slow = StaticProbe::new("database", up()).with_delay(Duration::from_millis(1500));
     let registry = HealthRegistry::new()
         .with_default_timeout(Duration::from_secs(2))
-        .register(titled(&hung))
-        .register(titled(&slow));
+        .with_registration(titled(&hung))
+        .with_registration(titled(&slow));
     let monitor = HealthMonitor::builder(registry).with_failures_before_down(1).build().unwrap();
     let started = tokio::time::Instant::now();
     let report = monitor.run_once().await;
@@ -216,7 +216,7 @@ async fn a_hanging_probe_costs_its_timeout_and_no_more() {
 #[tokio::test(start_paused = true)]
 async fn the_run_loop_ticks_on_its_interval_and_stops_on_shutdown() {
     let db = StaticProbe::new("database", up()).with_delay(Duration::from_secs(1));
-    let registry = HealthRegistry::new().register(titled(&db));
+    let registry = HealthRegistry::new().with_registration(titled(&db));
     let monitor = HealthMonitor::builder(registry).with_interval(Duration::from_secs(10)).build().unwrap();
     assert!(monitor.report(CheckGroup::Readiness).is_none(), "nothing before the first cycle");
 
@@ -230,7 +230,7 @@ async fn the_run_loop_ticks_on_its_interval_and_stops_on_shutdown() {
     db.set(up());
     let slow_registry = HealthRegistry::new()
         .with_default_timeout(Duration::from_secs(60))
-        .register(Registration::new(StaticProbe::new("slow", up()).with_delay(Duration::from_secs(25))));
+        .with_registration(Registration::new(StaticProbe::new("slow", up()).with_delay(Duration::from_secs(25))));
     let slow = HealthMonitor::builder(slow_registry).with_interval(Duration::from_secs(10)).build().unwrap();
     let slow_handle = slow.spawn();
     tokio::time::sleep(Duration::from_secs(60)).await; // cycles end at 25, 50 (started 0, 25)
@@ -247,7 +247,7 @@ async fn the_run_loop_ticks_on_its_interval_and_stops_on_shutdown() {
 
 #[tokio::test(start_paused = true)]
 async fn dropping_the_handle_stops_the_loop_too() {
-    let registry = HealthRegistry::new().register(Registration::new(StaticProbe::new("database", up())));
+    let registry = HealthRegistry::new().with_registration(Registration::new(StaticProbe::new("database", up())));
     let monitor = HealthMonitor::builder(registry).with_interval(Duration::from_secs(10)).build().unwrap();
     drop(monitor.spawn());
     tokio::time::sleep(Duration::from_secs(60)).await;
@@ -278,7 +278,7 @@ fn throttled_monitor(config: MonitorConfig) -> (StaticProbe, RecordingNotifier, 
     let throttled: Arc<dyn Notifier> =
         Arc::new(Throttled::new(inbox.clone()).with_window(Duration::from_secs(600)).with_clock(clock.shared()));
     let db = StaticProbe::new("database", down());
-    let monitor = HealthMonitor::builder(HealthRegistry::new().register(titled(&db)))
+    let monitor = HealthMonitor::builder(HealthRegistry::new().with_registration(titled(&db)))
         .with_config(config)
         .with_notifier(throttled)
         .with_clock(clock.shared())
@@ -335,7 +335,7 @@ async fn rule_reminders_count_from_the_last_delivered_firing() {
     // The first firing is coalesced by some layer (say, a throttle shared with another replica).
     inbox.push_outcome(NotifyOutcome::Suppressed);
     let db = StaticProbe::new("database", down());
-    let monitor = HealthMonitor::builder(HealthRegistry::new().register(titled(&db)))
+    let monitor = HealthMonitor::builder(HealthRegistry::new().with_registration(titled(&db)))
         .with_failures_before_down(1)
         .with_notifier(Arc::new(inbox.clone()))
         .with_repeat_interval(Duration::from_secs(300))
@@ -359,7 +359,7 @@ async fn rule_reminders_count_from_the_last_delivered_firing() {
     // Without anything suppressed: at 0 s, 300 s and 600 s.
     let plain = RecordingNotifier::new();
     let clock = ManualClock::new();
-    let monitor = HealthMonitor::builder(HealthRegistry::new().register(titled(&db)))
+    let monitor = HealthMonitor::builder(HealthRegistry::new().with_registration(titled(&db)))
         .with_failures_before_down(1)
         .with_notifier(Arc::new(plain.clone()))
         .with_repeat_interval(Duration::from_secs(300))
@@ -380,7 +380,7 @@ async fn rule_a_resolution_is_retried_through_the_dispatcher_until_delivered() {
     let inbox = RecordingNotifier::new();
     let dispatcher = inbox.clone().dispatched(DispatcherConfig::default());
     let db = StaticProbe::new("database", down());
-    let monitor = HealthMonitor::builder(HealthRegistry::new().register(titled(&db)))
+    let monitor = HealthMonitor::builder(HealthRegistry::new().with_registration(titled(&db)))
         .with_failures_before_down(1)
         .with_passes_before_up(1)
         .with_notifier(Arc::new(dispatcher.clone()))
@@ -408,7 +408,7 @@ async fn rule_a_resolution_is_retried_through_the_dispatcher_until_delivered() {
 async fn rule_a_slow_delivery_never_holds_up_the_cycles() {
     let inbox = RecordingNotifier::new().with_delay(Duration::from_secs(3600));
     let db = StaticProbe::new("database", down());
-    let monitor = HealthMonitor::builder(HealthRegistry::new().register(titled(&db)))
+    let monitor = HealthMonitor::builder(HealthRegistry::new().with_registration(titled(&db)))
         .with_failures_before_down(1)
         .with_interval(Duration::from_secs(10))
         .with_notifier(Arc::new(inbox.clone()))
@@ -436,7 +436,7 @@ async fn rule_a_flapping_probe_sends_one_notice_and_holds_changes_until_it_settl
             "flap": {"max_changes": 3, "window": "10m"}}"#,
     )
     .unwrap();
-    let monitor = HealthMonitor::builder(HealthRegistry::new().register(titled(&db)))
+    let monitor = HealthMonitor::builder(HealthRegistry::new().with_registration(titled(&db)))
         .with_config(config)
         .with_notifier(Arc::new(inbox.clone()))
         .with_clock(clock.shared())
@@ -484,11 +484,11 @@ async fn the_cache_serves_each_group_and_is_filled_before_alerts_are_sent() {
     let db = StaticProbe::new("database", down());
     let process = StaticProbe::new("process", up());
     let queue = StaticProbe::new("queue:celery", ProbeOutcome::down("5000 items").with_observed(5000.0, "items"))
-        .non_critical();
+        .with_critical(false);
     let registry = HealthRegistry::new()
-        .register(titled(&db))
-        .register(titled(&queue))
-        .register(titled(&process).in_groups(&[CheckGroup::Liveness]));
+        .with_registration(titled(&db))
+        .with_registration(titled(&queue))
+        .with_registration(titled(&process).with_groups(&[CheckGroup::Liveness]));
     let slow_inbox = RecordingNotifier::new().with_delay(Duration::from_secs(60));
     let monitor = HealthMonitor::builder(registry)
         .with_failures_before_down(1)
@@ -529,8 +529,8 @@ fn invalid_configurations_are_rejected() {
 #[tokio::test(start_paused = true)]
 async fn a_probe_in_both_groups_runs_once_per_cycle() {
     let disk = StaticProbe::new("disk:/", up());
-    let registry =
-        HealthRegistry::new().register(titled(&disk).in_groups(&[CheckGroup::Liveness, CheckGroup::Readiness]));
+    let registry = HealthRegistry::new()
+        .with_registration(titled(&disk).with_groups(&[CheckGroup::Liveness, CheckGroup::Readiness]));
     let monitor = HealthMonitor::builder(registry).build().unwrap();
     monitor.run_once().await;
     monitor.run_once().await;
@@ -544,12 +544,13 @@ async fn a_probe_in_both_groups_runs_once_per_cycle() {
 #[tokio::test(start_paused = true)]
 async fn a_stale_report_fails_readiness_with_a_reason() {
     let clock = ManualClock::new();
-    let monitor =
-        HealthMonitor::builder(HealthRegistry::new().register(Registration::new(StaticProbe::new("database", up()))))
-            .with_interval(Duration::from_secs(30))
-            .with_clock(clock.shared())
-            .build()
-            .unwrap();
+    let monitor = HealthMonitor::builder(
+        HealthRegistry::new().with_registration(Registration::new(StaticProbe::new("database", up()))),
+    )
+    .with_interval(Duration::from_secs(30))
+    .with_clock(clock.shared())
+    .build()
+    .unwrap();
     assert_eq!(monitor.config().effective_max_report_age(), Duration::from_secs(90));
     monitor.run_once().await;
     clock.advance(Duration::from_secs(90));
@@ -591,7 +592,9 @@ async fn a_probe_supplies_its_own_alert_text_and_its_name_chooses_none() {
     }
 
     let replica = StaticProbe::new("postgres-replica", down());
-    let registry = HealthRegistry::new().register(Registration::new(Payments)).register(Registration::new(replica));
+    let registry = HealthRegistry::new()
+        .with_registration(Registration::new(Payments))
+        .with_registration(Registration::new(replica));
     let inbox = RecordingNotifier::new();
     let monitor = HealthMonitor::builder(registry)
         .with_failures_before_down(1)

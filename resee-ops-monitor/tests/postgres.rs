@@ -57,8 +57,8 @@ async fn a_server_that_never_answers_fails_at_the_timeout() {
 
     // The registry's own, shorter timeout wins too, and the other probes are not held up.
     let registry = HealthRegistry::new()
-        .register(Registration::new(probe).with_timeout(Duration::from_millis(200)))
-        .register(Registration::new(
+        .with_registration(Registration::new(probe).with_timeout(Duration::from_millis(200)))
+        .with_registration(Registration::new(
             PostgresProbeConfig::from_url(services::postgres().url()).unwrap().with_name("real").build().unwrap(),
         ));
     let started = Instant::now();

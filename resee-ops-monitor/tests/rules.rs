@@ -53,7 +53,7 @@ impl MetricSource for Gauge {
 }
 
 fn rule() -> Rule {
-    Rule::new("queue_length", "queue", Measure::Last).above(100.0).with_text("Queue length")
+    Rule::new("queue_length", "queue", Measure::Last).with_above(100.0).with_text("Queue length")
 }
 
 fn evaluator(rules: impl IntoIterator<Item = Rule>, gauge: &Gauge, inbox: &RecordingNotifier) -> RuleEvaluator {
@@ -134,7 +134,7 @@ async fn keep_firing_for_holds_the_alert_through_short_dips() {
 #[tokio::test(start_paused = true)]
 async fn hysteresis_clears_only_below_the_clear_threshold() {
     let (g, inbox) = (Gauge::new(0.06), RecordingNotifier::new());
-    let r = Rule::new("error_rate", "queue", Measure::Last).above(0.05).with_clear_threshold(0.04);
+    let r = Rule::new("error_rate", "queue", Measure::Last).with_above(0.05).with_clear_threshold(0.04);
     let ev = evaluator([r], &g, &inbox);
     assert_eq!(step(&ev, MINUTE).await, AlertState::Firing);
     g.set(0.045);
@@ -154,7 +154,7 @@ async fn minimum_sample_is_not_enough_data_rather_than_a_hundred_percent() {
         .with_source("http", stats.clone())
         .with_rule(
             Rule::new("error_rate", "http", Measure::ratio(3600 * Duration::from_secs(1)))
-                .above(0.05)
+                .with_above(0.05)
                 .with_min_samples(20),
         )
         .with_notifier(Arc::new(inbox.clone()))
@@ -204,7 +204,7 @@ async fn keep_state_policy_never_clears_a_firing_alert_on_a_broken_source() {
 #[tokio::test(start_paused = true)]
 async fn alert_policy_fires_on_errors_and_says_so() {
     let (g, inbox) = (Gauge::new(1.0), RecordingNotifier::new());
-    let ev = evaluator([rule().on_error(DataPolicy::Alert).with_for(2 * MINUTE)], &g, &inbox);
+    let ev = evaluator([rule().with_on_error(DataPolicy::Alert).with_for(2 * MINUTE)], &g, &inbox);
     assert_eq!(step(&ev, MINUTE).await, AlertState::Inactive);
     g.fail("connection refused");
     assert_eq!(step(&ev, MINUTE).await, AlertState::Pending, "`for` applies to errors too");
@@ -218,7 +218,7 @@ async fn alert_policy_fires_on_errors_and_says_so() {
 #[tokio::test(start_paused = true)]
 async fn ok_policy_clears_but_the_resolution_says_it_was_the_policy() {
     let (g, inbox) = (Gauge::new(150.0), RecordingNotifier::new());
-    let ev = evaluator([rule().on_no_data(DataPolicy::Ok)], &g, &inbox);
+    let ev = evaluator([rule().with_on_no_data(DataPolicy::Ok)], &g, &inbox);
     assert_eq!(step(&ev, MINUTE).await, AlertState::Firing);
     g.empty();
     assert_eq!(step(&ev, MINUTE).await, AlertState::Inactive);
@@ -234,7 +234,7 @@ async fn nan_and_infinite_values_are_errors_never_firings() {
     let ev = RuleEvaluator::builder()
         .with_metric("queue", g.clone())
         .with_rule(rule())
-        .with_rule(Rule::new("queue_low", "queue", Measure::Last).below(1.0))
+        .with_rule(Rule::new("queue_low", "queue", Measure::Last).with_below(1.0))
         .with_notifier(Arc::new(inbox.clone()))
         .build()
         .unwrap();
@@ -319,7 +319,7 @@ async fn a_hung_source_costs_its_timeout_and_the_other_rules_still_run() {
         .with_metric("queue", g.clone())
         .with_metric("hung", Hung)
         .with_source_timeout("hung", Duration::from_secs(2))
-        .with_rule(Rule::new("stuck", "hung", Measure::Last).above(1.0))
+        .with_rule(Rule::new("stuck", "hung", Measure::Last).with_above(1.0))
         .with_rule(rule())
         .with_notifier(Arc::new(inbox.clone()))
         .build()
@@ -533,11 +533,11 @@ fn configuration_errors_name_the_rule_and_the_field() {
         err,
         "invalid_config: rule `r1`: field `source`: unknown source `nowhere` (known: http, payments, queue)"
     );
-    let err = build_err([Rule::new("r2", "queue", Measure::Last).above(f64::NAN)]);
+    let err = build_err([Rule::new("r2", "queue", Measure::Last).with_above(f64::NAN)]);
     assert!(err.contains("rule `r2`: field `threshold`: must be a finite number, got NaN"), "{err}");
-    let err = build_err([Rule::new("r3", "http", Measure::quantile(1.0, MINUTE)).above(1.0)]);
+    let err = build_err([Rule::new("r3", "http", Measure::quantile(1.0, MINUTE)).with_above(1.0)]);
     assert!(err.contains("rule `r3`: field `value.q`: must be strictly between 0 and 1, got 1"), "{err}");
-    let err = build_err([Rule::new("r4", "http", Measure::quantile(0.0, MINUTE)).above(1.0)]);
+    let err = build_err([Rule::new("r4", "http", Measure::quantile(0.0, MINUTE)).with_above(1.0)]);
     assert!(err.contains("rule `r4`: field `value.q`"), "{err}");
     let err = build_err([Rule::new("r5", "http", Measure::ratio(Duration::ZERO))]);
     assert!(err.contains("rule `r5`: field `value.window`: must be above zero"), "{err}");
@@ -550,11 +550,11 @@ fn configuration_errors_name_the_rule_and_the_field() {
     assert!(err.contains("rule `r7`: field `value`: source `gauge` only has a current value, not a ratio"), "{err}");
     let err = build_err([Rule::new("r8", "payments", Measure::count(MINUTE))]);
     assert!(err.contains("rule `r8`: field `value`: source `events` needs the event name as the series"), "{err}");
-    let err = build_err([Rule::new("r9", "queue", Measure::Last).above(5.0).with_clear_threshold(6.0)]);
+    let err = build_err([Rule::new("r9", "queue", Measure::Last).with_above(5.0).with_clear_threshold(6.0)]);
     assert!(err.contains("rule `r9`: field `clear_threshold`: 6 is on the alerting side of `> 5`"), "{err}");
     let err = build_err([rule(), rule()]);
     assert!(err.contains("rule `queue_length`: field `name`: another rule has the same name"), "{err}");
-    let err = build_err([Rule::new("r10", "queue", Measure::Last).above(1.0).with_clear_threshold(f64::INFINITY)]);
+    let err = build_err([Rule::new("r10", "queue", Measure::Last).with_above(1.0).with_clear_threshold(f64::INFINITY)]);
     assert!(err.contains("rule `r10`: field `clear_threshold`"), "{err}");
 }
 

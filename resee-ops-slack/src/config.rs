@@ -215,12 +215,12 @@ impl fmt::Debug for SlackConfig {
 /// use resee_ops_slack::SlackNotifier;
 ///
 /// let notifier = SlackNotifier::builder()
-///     .webhook_url("https://hooks.slack.com/services/T000/B000/XXXXXXXX")
-///     .username("resee-ops")
-///     .icon_emoji(":rotating_light:")
-///     .timeout(Duration::from_secs(5))
-///     .retry_policy(RetryPolicy::default().with_deadline(Duration::from_secs(120)))
-///     .pacing(Duration::from_secs(1), 3)
+///     .with_webhook_url("https://hooks.slack.com/services/T000/B000/XXXXXXXX")
+///     .with_username("resee-ops")
+///     .with_icon_emoji(":rotating_light:")
+///     .with_timeout(Duration::from_secs(5))
+///     .with_retry(RetryPolicy::default().with_deadline(Duration::from_secs(120)))
+///     .with_pacing(Duration::from_secs(1), 3)
 ///     .build()
 ///     .unwrap();
 /// assert_eq!(notifier.webhook_host(), "hooks.slack.com");
@@ -262,57 +262,57 @@ impl fmt::Debug for SlackNotifierBuilder {
 
 impl SlackNotifierBuilder {
     /// The webhook URL (required). Validated by [`build`](Self::build); see [`WebhookUrl`].
-    pub fn webhook_url(mut self, url: impl AsRef<str>) -> Self {
+    pub fn with_webhook_url(mut self, url: impl AsRef<str>) -> Self {
         self.webhook = Some(WebhookUrl::new(url));
         self
     }
 
     /// An already validated webhook URL.
-    pub fn webhook(mut self, url: WebhookUrl) -> Self {
+    pub fn with_webhook(mut self, url: WebhookUrl) -> Self {
         self.webhook = Some(Ok(url));
         self
     }
 
     /// Post as this user name, where the webhook allows it.
-    pub fn username(mut self, username: impl Into<String>) -> Self {
+    pub fn with_username(mut self, username: impl Into<String>) -> Self {
         self.username = Some(username.into());
         self
     }
 
     /// Post with this emoji (`:rotating_light:`), where the webhook allows it.
-    pub fn icon_emoji(mut self, emoji: impl Into<String>) -> Self {
+    pub fn with_icon_emoji(mut self, emoji: impl Into<String>) -> Self {
         self.icon_emoji = Some(emoji.into());
         self
     }
 
     /// Post with this image (an https URL), where the webhook allows it.
-    pub fn icon_url(mut self, url: impl Into<String>) -> Self {
+    pub fn with_icon_url(mut self, url: impl Into<String>) -> Self {
         self.icon_url = Some(url.into());
         self
     }
 
     /// Post to this channel, where the webhook allows it.
-    pub fn channel(mut self, channel: impl Into<String>) -> Self {
+    pub fn with_channel(mut self, channel: impl Into<String>) -> Self {
         self.channel = Some(channel.into());
         self
     }
 
     /// The time limit of one request (default 10 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
     }
 
     /// How temporary failures and 429s are retried; `RetryPolicy::default().with_max_attempts(1)` turns
     /// retries off (for example when an outer [`Retrying`](resee_ops_core::Retrying) does them).
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = Some(policy);
         self
     }
 
     /// At most `burst` messages at once, then one per `interval` (default 1 s, 3). A zero interval
     /// disables pacing.
-    pub fn pacing(mut self, interval: Duration, burst: u32) -> Self {
+    pub fn with_pacing(mut self, interval: Duration, burst: u32) -> Self {
         self.pacing = Some((interval, burst));
         self
     }

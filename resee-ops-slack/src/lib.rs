@@ -25,7 +25,7 @@
 //! # let webhook_url = format!("{}/services/T000/B000/XXXXXXXX", slack.uri());
 //!
 //! // In production, `SlackNotifier::from_env()` reads SLACK_WEBHOOK_URL.
-//! let slack_notifier = SlackNotifier::builder().webhook_url(&webhook_url).build()?;
+//! let slack_notifier = SlackNotifier::builder().with_webhook_url(&webhook_url).build()?;
 //! let probe = slack_notifier.health_probe(); // register it with the health registry
 //!
 //! let alerts = slack_notifier

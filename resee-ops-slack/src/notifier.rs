@@ -36,7 +36,7 @@ use crate::transport::{HttpTransport, Transport, classify};
 /// use resee_ops_slack::SlackNotifier;
 ///
 /// let notifier = SlackNotifier::builder()
-///     .webhook_url("https://hooks.slack.com/services/T000/B000/XXXXXXXX")
+///     .with_webhook_url("https://hooks.slack.com/services/T000/B000/XXXXXXXX")
 ///     .build()
 ///     .unwrap();
 /// // Debug shows the host only: the URL is a secret.
@@ -128,7 +128,7 @@ impl SlackNotifier {
     /// use resee_ops_core::{Alert, Severity};
     /// use resee_ops_slack::SlackNotifier;
     ///
-    /// let n = SlackNotifier::builder().webhook_url("http://127.0.0.1:9/hook").build().unwrap();
+    /// let n = SlackNotifier::builder().with_webhook_url("http://127.0.0.1:9/hook").build().unwrap();
     /// let body = n.render(&Alert::new("db_down", Severity::Error, "Database <primary> down"));
     /// let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     /// assert_eq!(json["text"], "🔴 [ERROR] Database &lt;primary&gt; down");
@@ -225,7 +225,7 @@ impl Notifier for Attempt {
 /// use resee_ops_core::{HealthProbe, HealthStatus};
 /// use resee_ops_slack::SlackNotifier;
 ///
-/// let n = SlackNotifier::builder().webhook_url("http://127.0.0.1:9/hook").build().unwrap();
+/// let n = SlackNotifier::builder().with_webhook_url("http://127.0.0.1:9/hook").build().unwrap();
 /// let probe = n.health_probe();
 /// assert_eq!(probe.name(), "slack");
 /// assert!(!probe.is_critical());

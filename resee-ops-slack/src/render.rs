@@ -42,7 +42,8 @@ pub(crate) fn emoji(severity: Severity) -> &'static str {
         Severity::Error => "🔴",
         Severity::Warning => "⚠️",
         Severity::Success => "✅",
-        Severity::Info => "ℹ️",
+        // Info, and any level a later core adds (`Severity` is non-exhaustive).
+        _ => "ℹ️",
     }
 }
 
@@ -52,7 +53,7 @@ pub(crate) fn colour(severity: Severity) -> &'static str {
         Severity::Error => "#E01E5A",
         Severity::Warning => "#ECB22E",
         Severity::Success => "#2EB67D",
-        Severity::Info => "#36C5F0",
+        _ => "#36C5F0",
     }
 }
 

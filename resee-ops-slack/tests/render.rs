@@ -14,7 +14,7 @@ fn render(n: &SlackNotifier, alert: &Alert) -> Value {
 }
 
 fn plain() -> SlackNotifier {
-    SlackNotifier::builder().webhook_url("https://hooks.slack.com/services/T000/B000/XXXXXXXX").build().unwrap()
+    SlackNotifier::builder().with_webhook_url("https://hooks.slack.com/services/T000/B000/XXXXXXXX").build().unwrap()
 }
 
 #[test]
@@ -72,10 +72,10 @@ fn resolved() {
 #[test]
 fn overrides() {
     let n = SlackNotifier::builder()
-        .webhook_url("https://hooks.slack.com/services/T000/B000/XXXXXXXX")
-        .username("resee-ops")
-        .icon_emoji(":rotating_light:")
-        .channel("#ops")
+        .with_webhook_url("https://hooks.slack.com/services/T000/B000/XXXXXXXX")
+        .with_username("resee-ops")
+        .with_icon_emoji(":rotating_light:")
+        .with_channel("#ops")
         .build()
         .unwrap();
     let alert = Alert::new("x", Severity::Info, "Hello").with_timestamp(at());

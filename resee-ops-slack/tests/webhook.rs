@@ -24,10 +24,10 @@ fn webhook(server: &MockServer) -> String {
 /// A builder for `server` with fast retries and no pacing, unless a test sets them.
 fn builder(server: &MockServer) -> SlackNotifierBuilder {
     SlackNotifier::builder()
-        .webhook_url(webhook(server))
-        .timeout(Duration::from_secs(5))
-        .retry_policy(fast_retries(3))
-        .pacing(Duration::ZERO, 1)
+        .with_webhook_url(webhook(server))
+        .with_timeout(Duration::from_secs(5))
+        .with_retry(fast_retries(3))
+        .with_pacing(Duration::ZERO, 1)
 }
 
 fn fast_retries(attempts: u32) -> RetryPolicy {
@@ -171,7 +171,7 @@ async fn delivers_a_well_formed_message() {
     let server = MockServer::start().await;
     let slack = SlackLike::default();
     slack.mount(&server).await;
-    let n = builder(&server).username("resee-ops").icon_emoji(":rotating_light:").build().unwrap();
+    let n = builder(&server).with_username("resee-ops").with_icon_emoji(":rotating_light:").build().unwrap();
     let outcome = n.notify(&alert()).await;
     assert!(matches!(outcome, NotifyOutcome::Delivered), "{outcome}");
     let messages = slack.messages();
@@ -283,7 +283,7 @@ async fn a_timeout_is_a_temporary_failure() {
         .expect(2)
         .mount(&server)
         .await;
-    let n = builder(&server).timeout(Duration::from_millis(200)).retry_policy(fast_retries(2)).build().unwrap();
+    let n = builder(&server).with_timeout(Duration::from_millis(200)).with_retry(fast_retries(2)).build().unwrap();
     let outcome = n.notify(&alert()).await;
     assert!(matches!(&outcome, NotifyOutcome::TemporaryFailure(e) if e.kind() == ErrorKind::Timeout), "{outcome}");
     assert!(outcome.to_string().contains("no answer within the timeout"), "{outcome}");
@@ -296,8 +296,8 @@ async fn a_refused_connection_is_a_temporary_failure() {
         l.local_addr().unwrap().port()
     };
     let n = SlackNotifier::builder()
-        .webhook_url(format!("http://127.0.0.1:{port}{WEBHOOK_PATH}"))
-        .retry_policy(fast_retries(2))
+        .with_webhook_url(format!("http://127.0.0.1:{port}{WEBHOOK_PATH}"))
+        .with_retry(fast_retries(2))
         .build()
         .unwrap();
     let outcome = n.notify(&alert()).await;
@@ -311,7 +311,7 @@ async fn a_burst_of_100_alerts_is_paced_over_http() {
     let slack = SlackLike::default();
     slack.mount(&server).await;
     let interval = Duration::from_millis(20);
-    let n = builder(&server).pacing(interval, 3).build().unwrap();
+    let n = builder(&server).with_pacing(interval, 3).build().unwrap();
     let started = Instant::now();
     let sends = (0..100).map(|i| {
         let n = n.clone();
@@ -474,7 +474,7 @@ async fn the_webhook_url_never_leaks() {
             .respond_with(ResponseTemplate::new(status).set_body_string(body))
             .mount(&server)
             .await;
-        let n = builder(&server).retry_policy(fast_retries(2)).build().unwrap();
+        let n = builder(&server).with_retry(fast_retries(2)).build().unwrap();
         show("notifier debug", format!("{n:?}"));
         let outcome = n.notify(&alert()).await;
         show("outcome", format!("{outcome} {outcome:?}"));
@@ -491,8 +491,8 @@ async fn the_webhook_url_never_leaks() {
     // Transport errors: refused connection and timeout.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let refused = SlackNotifier::builder()
-        .webhook_url(format!("http://127.0.0.1:{port}{WEBHOOK_PATH}"))
-        .retry_policy(fast_retries(1))
+        .with_webhook_url(format!("http://127.0.0.1:{port}{WEBHOOK_PATH}"))
+        .with_retry(fast_retries(1))
         .build()
         .unwrap();
     show("refused", format!("{:?}", refused.notify(&alert()).await));
@@ -501,21 +501,21 @@ async fn the_webhook_url_never_leaks() {
         .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(2)))
         .mount(&server)
         .await;
-    let slow = builder(&server).timeout(Duration::from_millis(100)).retry_policy(fast_retries(1)).build().unwrap();
+    let slow = builder(&server).with_timeout(Duration::from_millis(100)).with_retry(fast_retries(1)).build().unwrap();
     show("timeout", format!("{:?}", slow.notify(&alert()).await));
 
     // Configuration errors, the builder, and the panic an `unwrap` would print.
     let bad = format!("http://hooks.example.com{WEBHOOK_PATH}");
-    let builder_with_bad = SlackNotifier::builder().webhook_url(&bad);
+    let builder_with_bad = SlackNotifier::builder().with_webhook_url(&bad);
     show("builder debug", format!("{builder_with_bad:?}"));
     let err: SlackError = builder_with_bad.build().unwrap_err();
     show("config error", format!("{err} {err:?}"));
     show("core error", format!("{err:#}"));
     let panic =
-        std::panic::catch_unwind(|| SlackNotifier::builder().webhook_url(&bad).build().expect("slack notifier"))
+        std::panic::catch_unwind(|| SlackNotifier::builder().with_webhook_url(&bad).build().expect("slack notifier"))
             .unwrap_err();
     show("panic", panic.downcast_ref::<String>().cloned().unwrap_or_default());
-    let ok_builder = SlackNotifier::builder().webhook_url(webhook(&server));
+    let ok_builder = SlackNotifier::builder().with_webhook_url(webhook(&server));
     show("builder debug", format!("{ok_builder:?}"));
 
     let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();

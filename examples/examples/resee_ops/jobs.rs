@@ -166,7 +166,7 @@ impl Job for BackupJob {
                 ErrorKind::AlreadyExists,
                 format!("another backup run holds the slot (lock on {})", self.dir.display()),
             )
-            .permanent());
+            .with_temporary(false));
         };
         self.busy.store(false, Ordering::SeqCst);
         let started = Utc::now();
@@ -222,7 +222,7 @@ impl Job for RestoreTestJob {
     async fn run(&self, _ctx: &JobContext) -> resee_ops_core::Result<()> {
         let restorer = self.restorer.clone().with_progress(ProgressMode::Off);
         // Not retried: a failure is the finding, and it was alerted.
-        run_restore_test(&restorer, Some(self.alerts.as_ref())).await.map(drop).map_err(|e| e.permanent())
+        run_restore_test(&restorer, Some(self.alerts.as_ref())).await.map(drop).map_err(|e| e.with_temporary(false))
     }
 
     async fn last_success(&self) -> resee_ops_core::Result<Option<DateTime<Utc>>> {

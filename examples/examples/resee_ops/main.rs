@@ -69,7 +69,7 @@ fn main() -> ExitCode {
         | Command::Restore { .. }
         | Command::Prune { .. }
         | Command::RestoreTest => config.logging.clone(),
-        Command::Schedule { .. } | Command::Backups { .. } => config.logging.clone().console_only(),
+        Command::Schedule { .. } | Command::Backups { .. } => config.logging.clone().with_console_only(),
     };
     // Kept to the end of main: dropping it writes out every queued line.
     let _logs = match resee_ops_logging::init(logging) {

@@ -2,7 +2,7 @@
 //! workers (`workers`: Celery's broadcast ping) and queues (`queue:<queue>`: all priority lists), Slack
 //! delivery (they warn).
 //!
-//! To add a probe: one more `.register(...)` in [`registry`].
+//! To add a probe: one more `.with_registration(...)` in [`registry`].
 
 use resee_ops_core::{HealthRegistry, Registration};
 use resee_ops_monitor::{
@@ -36,10 +36,10 @@ pub(crate) fn registry(config: &Config, alerts: &Alerts) -> Result<HealthRegistr
         .map_err(|e| ConfigError::new("monitor.disk_warning", e.to_string()))?;
     let mut registry = HealthRegistry::new()
         .with_default_timeout(timeout + std::time::Duration::from_secs(1))
-        .register(Registration::new(database))
-        .register(Registration::new(redis.probe().map_err(redis_err)?))
-        .register(Registration::new(DiskUsageProbe::new(&m.disk_path).with_thresholds(thresholds)))
-        .register(Registration::new(workers).with_timeout(workers_timeout));
+        .with_registration(Registration::new(database))
+        .with_registration(Registration::new(redis.probe().map_err(redis_err)?))
+        .with_registration(Registration::new(DiskUsageProbe::new(&m.disk_path).with_thresholds(thresholds)))
+        .with_registration(Registration::new(workers).with_timeout(workers_timeout));
     for queue in &m.queues {
         let length = QueueLength::new(&broker)
             .and_then(|q| q.with_transport(transport.clone()))
@@ -47,10 +47,10 @@ pub(crate) fn registry(config: &Config, alerts: &Alerts) -> Result<HealthRegistr
             .with_queues([queue.clone()])
             .with_unacked(config.celery.count_unacked)
             .with_warning_above(m.queue_warning_above);
-        registry = registry.register(Registration::new(length));
+        registry = registry.with_registration(Registration::new(length));
     }
     if let Some(slack) = &alerts.slack_probe {
-        registry = registry.register(Registration::new(slack.clone()));
+        registry = registry.with_registration(Registration::new(slack.clone()));
     }
     Ok(registry)
 }

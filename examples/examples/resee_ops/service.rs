@@ -92,7 +92,7 @@ pub(crate) async fn run(config: Config, validated: Validated) -> ExitCode {
 
     let mut scheduler = Scheduler::new().with_notifier(alerts.notifier());
     for j in jobs.scheduled {
-        scheduler = scheduler.add(j.job, j.schedule, j.policy);
+        scheduler = scheduler.with_job(j.job, j.schedule, j.policy);
     }
     for (job, next) in scheduler.preview(Utc::now(), 1) {
         if let Some(t) = next.first() {

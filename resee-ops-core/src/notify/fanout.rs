@@ -42,7 +42,7 @@ impl FanOut {
     }
 
     /// Adds a branch.
-    pub fn with(mut self, branch: impl Notifier) -> Self {
+    pub fn with_branch(mut self, branch: impl Notifier) -> Self {
         self.branches.push(Arc::new(branch));
         self
     }

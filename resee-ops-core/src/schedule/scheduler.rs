@@ -402,7 +402,7 @@ fn with_status<R>(statuses: &Statuses, i: usize, f: impl FnOnce(&mut JobStatus) 
 /// }
 ///
 /// let policy = JobPolicy::default().with_missed_runs(MissedRunPolicy::RunOnce);
-/// let handle = Scheduler::new().add(Hello, Schedule::new("0 3 * * *", "Asia/Seoul").unwrap(), policy).start();
+/// let handle = Scheduler::new().with_job(Hello, Schedule::new("0 3 * * *", "Asia/Seoul").unwrap(), policy).start();
 /// tokio::time::sleep(Duration::from_millis(10)).await; // the catch-up run (no success on record)
 /// assert_eq!(handle.status()[0].runs, 1);
 /// handle.shutdown(Duration::from_secs(60)).await;
@@ -441,8 +441,8 @@ impl Scheduler {
     }
 
     /// Sends the scheduler's own alerts (skipped overlapping runs) to `notifier`.
-    pub fn with_notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
-        self.notifier = Some(notifier);
+    pub fn with_notifier(mut self, notifier: impl Notifier) -> Self {
+        self.notifier = Some(Arc::new(notifier));
         self
     }
 
@@ -453,7 +453,7 @@ impl Scheduler {
     }
 
     /// Adds a job.
-    pub fn add(mut self, job: impl Job, schedule: Schedule, policy: JobPolicy) -> Self {
+    pub fn with_job(mut self, job: impl Job, schedule: Schedule, policy: JobPolicy) -> Self {
         self.entries.push(Entry { job: Arc::new(job), schedule, policy, slot: None, fire_at: None, task: None });
         self
     }

@@ -60,9 +60,9 @@ impl StaticProbe {
         p
     }
 
-    /// Marks it non-critical.
-    pub fn non_critical(mut self) -> Self {
-        self.critical = false;
+    /// Sets whether the probe is critical (default: critical).
+    pub fn with_critical(mut self, critical: bool) -> Self {
+        self.critical = critical;
         self
     }
 

@@ -86,7 +86,7 @@ impl PostgresScalarConfig {
 
     /// Validates and builds the source.
     pub fn build(self) -> Result<PostgresScalar, MonitorError> {
-        PostgresScalar::new(self)
+        PostgresScalar::from_config(self)
     }
 }
 
@@ -116,7 +116,7 @@ impl std::fmt::Debug for PostgresScalar {
 
 impl PostgresScalar {
     /// Builds the source; fails on an unparsable connection string, an empty query or a zero timeout.
-    pub fn new(config: PostgresScalarConfig) -> Result<Self, MonitorError> {
+    pub fn from_config(config: PostgresScalarConfig) -> Result<Self, MonitorError> {
         if config.query.trim().is_empty() {
             return Err(crate::error::invalid_config(format!(
                 "PostgreSQL scalar `{}`: the query is empty",

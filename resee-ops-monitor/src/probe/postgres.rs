@@ -98,7 +98,7 @@ impl PostgresProbeConfig {
 
     /// Validates the configuration and builds the probe.
     pub fn build(self) -> Result<PostgresProbe, MonitorError> {
-        PostgresProbe::new(self)
+        PostgresProbe::from_config(self)
     }
 }
 
@@ -134,7 +134,7 @@ impl std::fmt::Debug for PostgresProbe {
 
 impl PostgresProbe {
     /// Builds a probe; fails if the connection string cannot be parsed (the error does not repeat it).
-    pub fn new(config: PostgresProbeConfig) -> Result<Self, MonitorError> {
+    pub fn from_config(config: PostgresProbeConfig) -> Result<Self, MonitorError> {
         if config.url.scheme() != resee_ops_core::Scheme::Postgres {
             return Err(invalid_config("the PostgreSQL probe needs a postgres:// or key=value connection string"));
         }

@@ -158,7 +158,7 @@ pub struct RedisProbe {
 
 impl RedisProbe {
     /// Builds a probe named `redis`; see [`RedisConfig::probe`].
-    pub fn new(config: &RedisConfig) -> Result<Self, MonitorError> {
+    pub fn from_config(config: RedisConfig) -> Result<Self, MonitorError> {
         config.probe()
     }
 

@@ -189,8 +189,8 @@ impl RuleEvaluatorBuilder {
 
     /// Sends alerts through `notifier` (default: a [`LogNotifier`]). Delivery runs on its own task: the
     /// evaluator never waits for it.
-    pub fn with_notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
-        self.notifier = Some(notifier);
+    pub fn with_notifier(mut self, notifier: impl Notifier) -> Self {
+        self.notifier = Some(Arc::new(notifier));
         self
     }
 
@@ -406,7 +406,7 @@ enum Outcome {
 ///     .with_source("events", payments.clone())
 ///     .with_rule(
 ///         Rule::new("payment_failures", "events", Measure::count(Duration::from_secs(3600)).with_series("payment_failed"))
-///             .above(10.0)
+///             .with_above(10.0)
 ///             .with_text("Payment failures"),
 ///     )
 ///     .with_notifier(Arc::new(inbox.clone()))

@@ -39,22 +39,22 @@ const HOUR: Duration = Duration::from_secs(3600);
 pub fn presets() -> Vec<Rule> {
     vec![
         Rule::new("payment_failures", PAYMENTS_SOURCE, Measure::count(HOUR).with_series(PAYMENT_FAILED_EVENT))
-            .above(10.0)
+            .with_above(10.0)
             .with_severity(Severity::Error)
             .with_text("Payment failures in the last hour"),
         Rule::new("error_rate", HTTP_SOURCE, Measure::ratio(HOUR))
-            .above(0.05)
+            .with_above(0.05)
             .with_clear_threshold(0.04)
             .with_min_samples(20)
             .with_severity(Severity::Error)
             .with_text("HTTP error rate over 1 h"),
         Rule::new("api_latency_p95", HTTP_SOURCE, Measure::quantile(0.95, Duration::from_secs(300)))
-            .above(2.0)
+            .with_above(2.0)
             .with_min_samples(20)
             .with_severity(Severity::Warning)
             .with_text("API p95 latency (s) over 5 min"),
         Rule::new("queue_length", QUEUE_SOURCE, Measure::Last)
-            .above(100.0)
+            .with_above(100.0)
             .with_severity(Severity::Warning)
             .with_text("Celery queue length"),
     ]

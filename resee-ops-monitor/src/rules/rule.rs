@@ -112,7 +112,7 @@ pub enum DataPolicy {
 /// use resee_ops_monitor::{Measure, Rule};
 ///
 /// let rule = Rule::new("error_rate", "http", Measure::ratio(Duration::from_secs(3600)))
-///     .above(0.05)
+///     .with_above(0.05)
 ///     .with_clear_threshold(0.04)
 ///     .with_min_samples(20)
 ///     .with_severity(Severity::Error)
@@ -184,12 +184,12 @@ impl Rule {
     }
 
     /// Fires when the value is above `threshold`.
-    pub fn above(self, threshold: f64) -> Self {
+    pub fn with_above(self, threshold: f64) -> Self {
         self.with_comparison(Comparison::Above, threshold)
     }
 
     /// Fires when the value is below `threshold`.
-    pub fn below(self, threshold: f64) -> Self {
+    pub fn with_below(self, threshold: f64) -> Self {
         self.with_comparison(Comparison::Below, threshold)
     }
 
@@ -255,13 +255,13 @@ impl Rule {
     }
 
     /// Sets the no-data policy.
-    pub fn on_no_data(mut self, policy: DataPolicy) -> Self {
+    pub fn with_on_no_data(mut self, policy: DataPolicy) -> Self {
         self.on_no_data = policy;
         self
     }
 
     /// Sets the source-error policy.
-    pub fn on_error(mut self, policy: DataPolicy) -> Self {
+    pub fn with_on_error(mut self, policy: DataPolicy) -> Self {
         self.on_error = policy;
         self
     }
