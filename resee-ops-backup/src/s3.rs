@@ -686,7 +686,7 @@ impl Inner {
                 ErrorKind::NotFound,
                 format!("S3 {op}: the bucket {bucket:?} does not exist ({})", self.where_()),
             )
-            .permanent(),
+            .with_temporary(false),
             (E::PermissionDenied { .. } | E::Unauthenticated { .. }, _)
             | (
                 _,
@@ -707,7 +707,7 @@ impl Inner {
                     code.as_deref().map(|c| format!(": {c}")).unwrap_or_default()
                 ),
             )
-            .permanent(),
+            .with_temporary(false),
             (E::NotFound { path, .. }, _) => {
                 Error::new(ErrorKind::NotFound, format!("S3 {op}: {path} not found in {}", self.where_()))
             }
@@ -721,11 +721,13 @@ impl Inner {
                 ErrorKind::StorageFull,
                 format!("S3 {op}: {}: {}", self.where_(), code.as_deref().unwrap_or_default()),
             )
-            .permanent(),
+            .with_temporary(false),
             _ if status.is_some_and(|s| (400..500).contains(&s) && s != 408 && s != 429) => {
-                Error::new(ErrorKind::Unexpected, format!("S3 {op} refused by {}: {text}", self.where_())).permanent()
+                Error::new(ErrorKind::Unexpected, format!("S3 {op} refused by {}: {text}", self.where_()))
+                    .with_temporary(false)
             }
-            _ => Error::new(ErrorKind::Unavailable, format!("S3 {op} failed at {}: {text}", self.where_())).temporary(),
+            _ => Error::new(ErrorKind::Unavailable, format!("S3 {op} failed at {}: {text}", self.where_()))
+                .with_temporary(true),
         };
         if let Some(s) = status {
             err = err.with_status(s);
@@ -774,7 +776,7 @@ impl Inner {
 
     /// A GET signed like object_store signs its own (SigV4), returning the body.
     async fn signed_get(&self, url: &str) -> Result<String, Error> {
-        let unavailable = |what: String| Error::new(ErrorKind::Unavailable, what).temporary();
+        let unavailable = |what: String| Error::new(ErrorKind::Unavailable, what).with_temporary(true);
         let credential = self.store.credentials().get_credential().await.map_err(|e| self.error("credentials", e))?;
         let mut request: HttpRequest = http::Request::builder()
             .method(http::Method::GET)
