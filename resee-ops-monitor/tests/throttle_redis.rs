@@ -187,7 +187,7 @@ fn process(
     resolve_on_start: bool,
 ) -> (HealthMonitor, RecordingNotifier) {
     let (stack, inbox) = replica(prefix, clock);
-    let monitor = HealthMonitor::builder(HealthRegistry::new().register(Registration::new(probe.clone())))
+    let monitor = HealthMonitor::builder(HealthRegistry::new().with_registration(Registration::new(probe.clone())))
         .with_failures_before_down(1)
         .with_passes_before_up(1)
         .with_clock(clock.shared())
