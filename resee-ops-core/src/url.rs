@@ -310,12 +310,12 @@ impl ConnectionUrl {
         self.params.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
-    /// The TLS mode: `sslmode` (default `prefer`) for PostgreSQL, `verify-full` for `rediss://`, `disable`
-    /// for other Redis URLs.
+    /// The TLS mode: `sslmode` (default `prefer`) for PostgreSQL; for `rediss://` its `sslmode` (`require`,
+    /// `verify-ca` or the default `verify-full`); `disable` for other Redis URLs.
     pub fn ssl_mode(&self) -> SslMode {
         match self.scheme {
             Scheme::Postgres => self.param("sslmode").and_then(SslMode::parse).unwrap_or(SslMode::Prefer),
-            Scheme::RedisTls => SslMode::VerifyFull,
+            Scheme::RedisTls => self.param("sslmode").and_then(SslMode::parse).unwrap_or(SslMode::VerifyFull),
             Scheme::Redis | Scheme::RedisUnix => SslMode::Disable,
         }
     }
@@ -462,6 +462,32 @@ impl ConnectionUrl {
         if self.scheme != Scheme::Postgres && self.database.parse::<u32>().is_err() {
             return Err(invalid("the Redis database must be a number"));
         }
+        if self.scheme != Scheme::Postgres {
+            self.validate_redis_tls()?;
+        }
+        Ok(())
+    }
+}
+
+impl ConnectionUrl {
+    /// Redis takes libpq's TLS parameter names; TLS is chosen by the scheme (`rediss://`), so `sslmode`
+    /// only says how much of the certificate is checked.
+    fn validate_redis_tls(&self) -> Result<()> {
+        let mode =
+            match self.param("sslmode") {
+                Some(m) => Some(SslMode::parse(m).ok_or_else(|| {
+                    invalid("sslmode must be disable, allow, prefer, require, verify-ca or verify-full")
+                })?),
+                None => None,
+            };
+        let tls_params = ["sslrootcert", "sslcert", "sslkey"].iter().any(|p| self.param(p).is_some());
+        if self.scheme == Scheme::RedisTls {
+            if mode.is_some_and(|m| !m.requires_tls()) {
+                return Err(invalid("rediss:// always uses TLS: sslmode must be require, verify-ca or verify-full"));
+            }
+        } else if mode.is_some_and(SslMode::requires_tls) || tls_params {
+            return Err(invalid("TLS parameters need a rediss:// URL"));
+        }
         Ok(())
     }
 }
@@ -582,8 +608,13 @@ fn finish_postgres(mut url: ConnectionUrl) -> Result<ConnectionUrl> {
 
 fn parse_redis_url(scheme: Scheme, rest: &str) -> Result<ConnectionUrl> {
     let (user, password, rest) = split_userinfo(rest)?;
+    // redis-rs' `rediss://…#insecure` (no certificate check) is libpq's `sslmode=require`.
+    let (rest, insecure) = match rest.strip_suffix("#insecure") {
+        Some(r) if scheme == Scheme::RedisTls => (r, true),
+        _ => (rest, false),
+    };
     if rest.contains('#') {
-        return Err(invalid("URL fragments are not supported"));
+        return Err(invalid("URL fragments are not supported (but #insecure on rediss://)"));
     }
     let (hostport, path, query) = split_path_query(rest);
     let (host, port) = split_host_port(hostport)?;
@@ -598,6 +629,9 @@ fn parse_redis_url(scheme: Scheme, rest: &str) -> Result<ConnectionUrl> {
         params: Vec::new(),
     };
     parse_query(&mut url, query)?;
+    if insecure {
+        url.set_param("sslmode", SslMode::Require.as_str().into())?;
+    }
     url.validate()?;
     Ok(url)
 }
@@ -872,6 +906,20 @@ mod tests {
         let c = p("redis+unix:///run/redis.sock?db=3&pass=pw");
         assert_eq!((c.host(), c.database(), c.password().unwrap().expose()), ("/run/redis.sock", "3", "pw"));
         assert_eq!(c.redacted(), "redis+unix:///run/redis.sock?db=3&pass=***");
+        let c = p("rediss://h:7000/1?sslrootcert=/etc/ca%20dir/ca.pem&sslmode=verify-ca");
+        assert_eq!((c.ssl_mode(), c.param("sslrootcert")), (SslMode::VerifyCa, Some("/etc/ca dir/ca.pem")));
+        assert_eq!(p("rediss://:pw@h/0#insecure").ssl_mode(), SslMode::Require);
+        assert_eq!(p("rediss://:pw@h/0#insecure"), p("rediss://:pw@h/0?sslmode=require"));
+        for bad in [
+            "rediss://h/0?sslmode=disable",
+            "rediss://h/0?sslmode=prefer",
+            "rediss://h/0?sslmode=bogus",
+            "redis://h/0?sslmode=require",
+            "redis://h/0?sslrootcert=/ca.pem",
+            "redis://h/0#insecure",
+        ] {
+            assert_eq!(ConnectionUrl::parse(bad).unwrap_err().kind(), ErrorKind::InvalidConfig, "{bad}");
+        }
         assert!(ConnectionUrl::parse("redis://h/notanumber").is_err());
         assert!(ConnectionUrl::parse("redis:///0").is_err());
     }

@@ -98,7 +98,6 @@ pub mod http;
 mod metrics;
 mod monitor;
 mod periodic;
-mod pg;
 mod probe;
 mod rules;
 mod throttle;

@@ -202,69 +202,245 @@ fn spawn_watched(server_cmd: &str, dir: &Path, log: &Path) -> Result<(), String>
 /// process exits. Without a password it trusts every connection; with one, it checks it (`scram-sha-256`)
 /// for the superuser `postgres`, and the URL carries it percent-encoded. Use this for tests that need a
 /// server configured differently from the shared one (authentication, for example); [`postgres`] serves
-/// the rest.
+/// the rest. [`PrivatePostgres`] configures more (TLS, settings).
 ///
 /// Returns why it could not start (a missing package, a failed `initdb`, the server's log).
 pub fn start_private_postgres(password: Option<&str>) -> Result<Service, String> {
-    let initdb = find_binary("initdb", true).ok_or("initdb not found (package postgresql)")?;
-    let postgres = initdb.with_file_name("postgres");
-    let postgres = if postgres.is_file() {
-        postgres
-    } else {
-        find_binary("postgres", true).ok_or("postgres server binary not found (package postgresql)")?
-    };
-    let dir = private_dir("pg")?;
-    let data = dir.join("data");
-    let log = dir.join("server.log");
-    // PostgreSQL refuses to run as root: run it as the postgres user.
-    let auth = match password {
-        Some(password) => {
-            use std::os::unix::fs::PermissionsExt;
-            let pwfile = dir.join("pwfile");
-            std::fs::write(&pwfile, format!("{password}\n"))
-                .map_err(|e| format!("cannot write the password file: {e}"))?;
-            std::fs::set_permissions(&pwfile, std::fs::Permissions::from_mode(0o600)).map_err(|e| e.to_string())?;
-            format!("-A scram-sha-256 --pwfile='{}'", pwfile.display())
-        }
-        None => "-A trust".to_owned(),
-    };
-    let run_as = if is_root() {
-        let (uid, gid) = postgres_user().ok_or("running as root and there is no postgres user to run the server")?;
-        for path in [dir.clone(), dir.join("pwfile")] {
-            if path.exists() {
-                std::os::unix::fs::chown(&path, Some(uid), Some(gid)).map_err(|e| format!("chown: {e}"))?;
-            }
-        }
-        format!("setpriv --reuid={uid} --regid={gid} --clear-groups ")
-    } else {
-        String::new()
-    };
-    let init = format!(
-        "{run_as}'{initdb}' -D '{data}' -U postgres {auth} -E UTF8 --no-sync >'{dir}/initdb.log' 2>&1",
-        initdb = initdb.display(),
-        data = data.display(),
-        dir = dir.display(),
-    );
-    let status = Command::new("sh").arg("-c").arg(&init).status().map_err(|e| format!("cannot run initdb: {e}"))?;
-    if !status.success() {
-        let out = std::fs::read_to_string(dir.join("initdb.log")).unwrap_or_default();
-        return Err(format!("initdb failed: {out}"));
+    let mut server = PrivatePostgres::new();
+    if let Some(password) = password {
+        server = server.with_password(password);
     }
+    server.start()
+}
+
+/// A throwaway certificate authority for TLS tests and a server certificate it signed, as PEM files in a
+/// private temporary directory: `ca.pem`, `server.pem`, `server.key` (mode 0600). Generated with rcgen
+/// (ECDSA P-256), valid from now on.
+///
+/// ```no_run
+/// use resee_ops_core::testing::services::{PrivatePostgres, TestCa};
+/// let ca = TestCa::new(&["localhost"]).unwrap();
+/// let pg = PrivatePostgres::new().with_tls(&ca).start().unwrap();
+/// // Connect to `localhost` with `sslmode=verify-full&sslrootcert=<ca.ca_cert()>`.
+/// # let _ = pg;
+/// ```
+#[derive(Debug, Clone)]
+pub struct TestCa {
+    dir: PathBuf,
+}
+
+impl TestCa {
+    /// A new CA and a server certificate for `server_names` (DNS names or IP addresses, as written in
+    /// the certificate's subject alternative names).
+    pub fn new(server_names: &[&str]) -> Result<Self, String> {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+        let err = |e: rcgen::Error| format!("cannot generate a test certificate: {e}");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(DnType::CommonName, "resee-ops throwaway test CA");
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_key = KeyPair::generate().map_err(err)?;
+        let ca_cert = ca_params.self_signed(&ca_key).map_err(err)?;
+        let issuer = Issuer::new(ca_params, ca_key);
+        let names: Vec<String> = server_names.iter().map(|n| (*n).to_owned()).collect();
+        let mut server_params = CertificateParams::new(names).map_err(err)?;
+        server_params.distinguished_name.push(DnType::CommonName, server_names.first().copied().unwrap_or("server"));
+        let server_key = KeyPair::generate().map_err(err)?;
+        let server_cert = server_params.signed_by(&server_key, &issuer).map_err(err)?;
+        let dir = private_dir("ca")?;
+        let ca = Self { dir };
+        write_private(&ca.ca_cert(), &ca_cert.pem())?;
+        write_private(&ca.server_cert(), &server_cert.pem())?;
+        write_private(&ca.server_key(), &server_key.serialize_pem())?;
+        Ok(ca)
+    }
+
+    /// The CA's certificate (PEM): what clients trust (`sslrootcert`).
+    pub fn ca_cert(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    /// The server's certificate (PEM), signed by the CA.
+    pub fn server_cert(&self) -> PathBuf {
+        self.dir.join("server.pem")
+    }
+
+    /// The server's private key (PEM, mode 0600).
+    pub fn server_key(&self) -> PathBuf {
+        self.dir.join("server.key")
+    }
+}
+
+fn write_private(path: &Path, text: &str) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| e.to_string())
+}
+
+/// A PostgreSQL private to this test process, configured as a test needs: a password, TLS, settings.
+/// [`start`](Self::start) runs it on a free loopback port; it is stopped and removed when the process
+/// exits. The URL it returns connects to `127.0.0.1` as the superuser `postgres` (with the password,
+/// percent-encoded, if one was set).
+///
+/// ```no_run
+/// use resee_ops_core::testing::services::PrivatePostgres;
+/// let korean = PrivatePostgres::new().with_password("pw").with_setting("lc_messages", "ko_KR.UTF-8").start().unwrap();
+/// # let _ = korean;
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct PrivatePostgres {
+    password: Option<String>,
+    tls: Option<TestCa>,
+    tls_only: bool,
+    settings: Vec<(String, String)>,
+}
+
+impl PrivatePostgres {
+    /// A server that trusts every connection, without TLS.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Checks this password (`scram-sha-256`) for every connection as `postgres`.
+    pub fn with_password(mut self, password: &str) -> Self {
+        self.password = Some(password.to_owned());
+        self
+    }
+
+    /// `ssl = on` with `ca`'s server certificate and key; plain connections are still accepted unless
+    /// [`with_tls_only`](Self::with_tls_only).
+    pub fn with_tls(mut self, ca: &TestCa) -> Self {
+        self.tls = Some(ca.clone());
+        self
+    }
+
+    /// Accepts TCP connections over TLS only (`hostssl` lines in `pg_hba.conf`, no `host` line).
+    pub fn with_tls_only(mut self) -> Self {
+        self.tls_only = true;
+        self
+    }
+
+    /// A server setting (`-c name=value`), such as `lc_messages`.
+    pub fn with_setting(mut self, name: &str, value: &str) -> Self {
+        self.settings.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Starts the server; returns why it could not start (a missing package, a failed `initdb`, the
+    /// server's log).
+    pub fn start(&self) -> Result<Service, String> {
+        let initdb = find_binary("initdb", true).ok_or("initdb not found (package postgresql)")?;
+        let postgres = initdb.with_file_name("postgres");
+        let postgres = if postgres.is_file() {
+            postgres
+        } else {
+            find_binary("postgres", true).ok_or("postgres server binary not found (package postgresql)")?
+        };
+        let dir = private_dir("pg")?;
+        let data = dir.join("data");
+        let log = dir.join("server.log");
+        let method = if self.password.is_some() { "scram-sha-256" } else { "trust" };
+        let auth = match &self.password {
+            Some(password) => {
+                let pwfile = dir.join("pwfile");
+                write_private(&pwfile, &format!("{password}\n"))?;
+                format!("-A scram-sha-256 --pwfile='{}'", pwfile.display())
+            }
+            None => "-A trust".to_owned(),
+        };
+        // PostgreSQL refuses to run as root: run it as the postgres user.
+        let owner = if is_root() {
+            Some(postgres_user().ok_or("running as root and there is no postgres user to run the server")?)
+        } else {
+            None
+        };
+        let chown = |path: &Path| -> Result<(), String> {
+            match owner {
+                Some((uid, gid)) if path.exists() => {
+                    std::os::unix::fs::chown(path, Some(uid), Some(gid)).map_err(|e| format!("chown: {e}"))
+                }
+                _ => Ok(()),
+            }
+        };
+        chown(&dir)?;
+        chown(&dir.join("pwfile"))?;
+        let run_as = match owner {
+            Some((uid, gid)) => format!("setpriv --reuid={uid} --regid={gid} --clear-groups "),
+            None => String::new(),
+        };
+        let init = format!(
+            "{run_as}'{initdb}' -D '{data}' -U postgres {auth} -E UTF8 --no-sync >'{dir}/initdb.log' 2>&1",
+            initdb = initdb.display(),
+            data = data.display(),
+            dir = dir.display(),
+        );
+        let status = Command::new("sh").arg("-c").arg(&init).status().map_err(|e| format!("cannot run initdb: {e}"))?;
+        if !status.success() {
+            let out = std::fs::read_to_string(dir.join("initdb.log")).unwrap_or_default();
+            return Err(format!("initdb failed: {out}"));
+        }
+        let mut extra = String::new();
+        if let Some(ca) = &self.tls {
+            // The server reads its key as its own user and refuses one others can read.
+            let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
+            for (from, to) in [(ca.server_cert(), &cert), (ca.server_key(), &key)] {
+                std::fs::copy(&from, to).map_err(|e| format!("cannot copy {}: {e}", from.display()))?;
+                chown(to)?;
+            }
+            extra.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file='{}' -c ssl_key_file='{}'",
+                cert.display(),
+                key.display()
+            ));
+        }
+        if self.tls_only {
+            let hba = data.join("pg_hba.conf");
+            let lines = format!(
+                "local all all {method}\nhostssl all all 127.0.0.1/32 {method}\nhostssl all all ::1/128 {method}\n"
+            );
+            std::fs::write(&hba, lines).map_err(|e| format!("cannot write {}: {e}", hba.display()))?;
+        }
+        for (name, value) in &self.settings {
+            extra.push_str(&format!(" -c '{name}={}'", value.replace('\'', "")));
+        }
+        let port = free_port()?;
+        let server = format!(
+            "{run_as}'{postgres}' -D '{data}' -p {port} -k '{dir}' -c listen_addresses=127.0.0.1 -c fsync=off \
+             -c synchronous_commit=off -c full_page_writes=off{extra}",
+            postgres = postgres.display(),
+            data = data.display(),
+            dir = dir.display(),
+        );
+        spawn_watched(&server, &dir, &log)?;
+        wait_until_answers(port, &log)?;
+        let user = match &self.password {
+            Some(password) => format!("postgres:{}", percent_encode(password)),
+            None => "postgres".to_owned(),
+        };
+        Ok(Service { url: format!("postgres://{user}@127.0.0.1:{port}/postgres"), origin: Origin::Private })
+    }
+}
+
+/// Starts a Redis private to this test process that speaks TLS only (`--port 0 --tls-port P`), with `ca`'s
+/// server certificate, stopped and removed when the process exits. Its URL is `rediss://localhost:P/`:
+/// clients trust `ca.ca_cert()` (`?sslrootcert=…`). Debian's `redis-server` is built with TLS.
+pub fn start_private_redis_tls(ca: &TestCa) -> Result<Service, String> {
+    let redis = find_binary("redis-server", false).ok_or("redis-server not found (package redis-server)")?;
+    let dir = private_dir("redis-tls")?;
+    let log = dir.join("server.log");
     let port = free_port()?;
     let server = format!(
-        "{run_as}'{postgres}' -D '{data}' -p {port} -k '{dir}' -c listen_addresses=127.0.0.1 -c fsync=off \
-         -c synchronous_commit=off -c full_page_writes=off",
-        postgres = postgres.display(),
-        data = data.display(),
+        "'{redis}' --port 0 --tls-port {port} --bind 127.0.0.1 --tls-cert-file '{cert}' --tls-key-file '{key}' \
+         --tls-ca-cert-file '{ca}' --tls-auth-clients no --save '' --appendonly no --dir '{dir}'",
+        redis = redis.display(),
+        cert = ca.server_cert().display(),
+        key = ca.server_key().display(),
+        ca = ca.ca_cert().display(),
         dir = dir.display(),
     );
     spawn_watched(&server, &dir, &log)?;
     wait_until_answers(port, &log)?;
-    let user = match password {
-        Some(password) => format!("postgres:{}", percent_encode(password)),
-        None => "postgres".to_owned(),
-    };
-    Ok(Service { url: format!("postgres://{user}@127.0.0.1:{port}/postgres"), origin: Origin::Private })
+    Ok(Service { url: format!("rediss://localhost:{port}/"), origin: Origin::Private })
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters (for a password in a URL).

@@ -383,9 +383,7 @@ impl CeleryWorkersProbe {
     /// channel), kombu's default transport options, a 1 s window and a minimum of 1 worker.
     pub fn new(redis: &RedisConfig) -> Result<Self, MonitorError> {
         let target = RedisTarget::new(redis)?;
-        let db = redis::Client::open(redis.url.expose())
-            .map(|c| c.get_connection_info().redis_settings().db())
-            .map_err(|_| crate::error::invalid_config("invalid Redis URL"))?;
+        let db = target.db();
         Ok(Self {
             name: "workers".to_owned(),
             target,

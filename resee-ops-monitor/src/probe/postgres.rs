@@ -117,7 +117,7 @@ impl PostgresProbeConfig {
 #[derive(Clone)]
 pub struct PostgresProbe {
     config: PostgresProbeConfig,
-    pg: tokio_postgres::Config,
+    connector: resee_ops_postgres::PgConnector,
     target: String,
 }
 
@@ -141,9 +141,9 @@ impl PostgresProbe {
         if config.timeout.is_zero() {
             return Err(invalid_config("PostgreSQL probe timeout must be above zero"));
         }
-        let pg = crate::pg::config(&config.url, config.timeout, "resee-ops-monitor")?;
+        let connector = resee_ops_postgres::PgConnector::new(&config.url, config.timeout, "resee-ops-monitor")?;
         let target = config.url.target();
-        Ok(Self { config, pg, target })
+        Ok(Self { config, connector, target })
     }
 
     /// Where the probe connects (`127.0.0.1:5432/app`), without user or password.
@@ -188,51 +188,10 @@ impl PostgresProbe {
     }
 
     async fn query(&self, sql: &str) -> Result<Vec<tokio_postgres::SimpleQueryMessage>, MonitorError> {
-        let (client, connection) = self.pg.connect(tokio_postgres::NoTls).await.map_err(|e| self.error(&e))?;
-        // Abort the connection task however this function ends (error, or the caller's timeout).
-        let task = AbortOnDrop(tokio::spawn(async move {
-            let _ = connection.await;
-        }));
-        let rows = client.simple_query(sql).await.map_err(|e| self.error(&e))?;
-        drop(client);
-        drop(task);
-        Ok(rows)
-    }
-
-    fn error(&self, e: &tokio_postgres::Error) -> MonitorError {
-        let (kind, detail) = match e.as_db_error() {
-            Some(db) => (ErrorKind::Unexpected, format!("{} {}: {}", db.severity(), db.code().code(), db.message())),
-            None if e.is_closed() => (ErrorKind::Unavailable, "connection closed".to_owned()),
-            None => (ErrorKind::Unavailable, with_causes(e)),
-        };
-        let err = MonitorError::new(kind, self.config.url.scrub(format!("PostgreSQL at {}: {detail}", self.target)));
-        match e.code() {
-            Some(code) => err.with_code(code.code()),
-            None => err,
-        }
-    }
-}
-
-/// `e` and its causes, `outer: inner: innermost` (tokio-postgres leaves the cause out of `Display`).
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let part = c.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        cause = c.source();
-    }
-    text
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
+        let c = &self.connector;
+        // The connection's task is aborted however this function ends (error, or the caller's timeout).
+        let conn = c.connect().await.map_err(|e| c.error(&e))?;
+        conn.client().simple_query(sql).await.map_err(|e| c.error(&e))
     }
 }
 

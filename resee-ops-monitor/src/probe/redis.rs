@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::postgres::{DEFAULT_TIMEOUT, round2};
-use resee_ops_core::ConnectionUrl;
 use resee_ops_core::ErrorKind;
+use resee_ops_core::{ConnectionUrl, SslMode};
 
 use crate::MonitorError;
 use crate::error::invalid_config;
@@ -20,6 +20,14 @@ fn default_timeout() -> Duration {
 }
 
 /// Where a Redis server is and how long to wait for it. `Debug` and `Serialize` hide the password.
+///
+/// # TLS (`rediss://`)
+/// `rediss://` connects over TLS (rustls, aws-lc-rs) and by default checks the server's certificate
+/// against the operating system's roots and the host name (`verify-full`). Query parameters, named as
+/// libpq names them: `sslrootcert=/path/ca.pem` trusts that CA instead; `sslmode=verify-ca` checks the
+/// chain but not the host name; `sslmode=require` checks nothing unless `sslrootcert` is given (then as
+/// `verify-ca`), and redis-rs' `rediss://…#insecure` means the same; `sslcert` + `sslkey` give a client
+/// certificate. TLS options on a `redis://` URL are refused.
 ///
 /// ```
 /// use std::time::Duration;
@@ -90,10 +98,13 @@ impl RedisTarget {
         if config.url.scheme() == resee_ops_core::Scheme::Postgres {
             return Err(invalid_config("a Redis probe needs a redis://, rediss:// or redis+unix:// URL"));
         }
-        let client = redis::Client::open(config.url.expose()).map_err(|e| {
-            invalid_config(config.url.scrub(format!("invalid Redis URL: {}", e.detail().unwrap_or("unparsable"))))
-        })?;
+        let client = client(&config.url)?;
         Ok(Self { client, url: config.url.clone(), timeout: config.timeout, addr: config.url.target() })
+    }
+
+    /// The database number.
+    pub(crate) fn db(&self) -> i64 {
+        self.client.get_connection_info().redis_settings().db()
     }
 
     /// `host:port/db`, without credentials.
@@ -132,6 +143,10 @@ impl RedisTarget {
 
     /// A secret-free error from a client error.
     pub(crate) fn error(&self, e: &redis::RedisError) -> MonitorError {
+        if let Some(tls) = resee_ops_postgres::rustls_refusal(e, self.url.ssl_mode()) {
+            let message = self.url.scrub(format!("Redis at {}: {}", self.addr, tls.message()));
+            return MonitorError::new(tls.kind(), message).permanent().with_code(tls.code().unwrap_or_default());
+        }
         let kind = if e.is_timeout() {
             ErrorKind::Timeout
         } else if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
@@ -144,6 +159,59 @@ impl RedisTarget {
             Some(code) => err.with_code(code),
             None => err,
         }
+    }
+}
+
+/// The client for `url`: plain for `redis://` and `redis+unix://`; for `rediss://`, TLS (rustls) as its
+/// `sslmode` says (see [`RedisConfig`]).
+fn client(url: &ConnectionUrl) -> Result<redis::Client, MonitorError> {
+    use redis::IntoConnectionInfo as _;
+    let bad = |e: redis::RedisError| {
+        invalid_config(url.scrub(format!("invalid Redis URL: {}", e.detail().unwrap_or("unparsable"))))
+    };
+    if url.scheme() != resee_ops_core::Scheme::RedisTls {
+        return redis::Client::open(url.expose()).map_err(bad);
+    }
+    install_crypto_provider();
+    let mode = url.ssl_mode();
+    let root = url.param("sslrootcert").filter(|r| !r.is_empty() && *r != "system");
+    let mut text = url.expose();
+    if mode == SslMode::Require && root.is_none() {
+        // No certificate check at all (redis-rs' `#insecure`), as libpq's `require`.
+        text.push_str("#insecure");
+    }
+    let info = text.into_connection_info().map_err(bad)?;
+    let read = |param: &str| -> Result<Option<Vec<u8>>, MonitorError> {
+        match url.param(param).filter(|p| !p.is_empty() && *p != "system") {
+            Some(path) => {
+                std::fs::read(path).map(Some).map_err(|e| invalid_config(format!("cannot read {param} {path}: {e}")))
+            }
+            None => Ok(None),
+        }
+    };
+    let client_tls = match (read("sslcert")?, read("sslkey")?) {
+        (Some(client_cert), Some(client_key)) => Some(redis::ClientTlsConfig { client_cert, client_key }),
+        (None, None) => None,
+        _ => return Err(invalid_config("sslcert and sslkey must be given together")),
+    };
+    let certs = redis::TlsCertificates { client_tls, root_cert: read("sslrootcert")? };
+    let client = redis::Client::build_with_tls(info, certs).map_err(bad)?;
+    if mode == SslMode::VerifyFull || (mode == SslMode::Require && root.is_none()) {
+        return Ok(client);
+    }
+    // verify-ca, and require with a root certificate (as libpq): the chain is checked, the host name not.
+    let info = client.get_connection_info().clone();
+    let mut addr = info.addr().clone();
+    addr.set_danger_accept_invalid_hostnames(true);
+    redis::Client::open(info.set_addr(addr)).map_err(bad)
+}
+
+/// redis-rs builds its rustls configuration with the process-wide default provider: make it aws-lc-rs
+/// (the workspace's one TLS provider) unless the application installed one.
+fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Losing a race to another installer is fine: a provider is installed either way.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     }
 }
 
