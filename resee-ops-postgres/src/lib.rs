@@ -156,7 +156,7 @@ impl PgConnector {
         let at = format!("PostgreSQL at {}", self.target);
         if let Some(tls) = tls_error(e, &self.url) {
             return Error::new(tls.kind(), self.url.scrub(format!("{at}: {}", tls.message())))
-                .permanent()
+                .with_temporary(false)
                 .with_code(tls.code().unwrap_or_default());
         }
         let (kind, detail) = match e.as_db_error() {

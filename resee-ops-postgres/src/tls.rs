@@ -254,7 +254,7 @@ pub fn rustls_refusal(e: &(dyn std::error::Error + 'static), mode: SslMode) -> O
             (TLS_CERTIFICATE_REFUSED, format!("TLS: the server's certificate was refused ({detail}); {hint}"))
         }
     };
-    Some(Error::new(ErrorKind::InvalidConfig, message).permanent().with_code(code))
+    Some(Error::new(ErrorKind::InvalidConfig, message).with_temporary(false).with_code(code))
 }
 
 /// A typed error when `e` is a TLS refusal, `None` otherwise: what [`rustls_refusal`] finds, or a server
@@ -276,7 +276,7 @@ pub fn tls_error(e: &tokio_postgres::Error, url: &ConnectionUrl) -> Option<Error
                      or use sslmode=prefer to allow a plain connection)"
                 ),
             )
-            .permanent()
+            .with_temporary(false)
             .with_code(TLS_NOT_SUPPORTED),
         );
     }

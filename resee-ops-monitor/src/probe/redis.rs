@@ -145,7 +145,9 @@ impl RedisTarget {
     pub(crate) fn error(&self, e: &redis::RedisError) -> MonitorError {
         if let Some(tls) = resee_ops_postgres::rustls_refusal(e, self.url.ssl_mode()) {
             let message = self.url.scrub(format!("Redis at {}: {}", self.addr, tls.message()));
-            return MonitorError::new(tls.kind(), message).permanent().with_code(tls.code().unwrap_or_default());
+            return MonitorError::new(tls.kind(), message)
+                .with_temporary(false)
+                .with_code(tls.code().unwrap_or_default());
         }
         let kind = if e.is_timeout() {
             ErrorKind::Timeout
