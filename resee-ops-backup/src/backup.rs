@@ -8,12 +8,14 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use resee_ops_core::{
     Alert, ArtifactName, ArtifactWriter, BackupReport, BackupStatus, BackupTarget, Notifier, Severity, SharedClock,
+    StagedArtifact, TargetReport,
 };
 use tokio::time::Instant;
 
 use crate::codec::{Codec, zstd_stream};
 use crate::compress::{self, Sink, StreamStats};
-use crate::error::{self};
+use crate::error::{self, codes};
+use crate::lock;
 use crate::pgdump::{self, PgDump};
 use crate::prune::{self, PruneReport};
 use crate::verify::{self, Manifest, Verification};
@@ -30,6 +32,10 @@ pub mod alert_names {
     pub const INTEGRITY_FAILED: &str = "backup_integrity_failed";
     /// The scheduled restore test failed: the newest backup did not restore, or its row counts differ.
     pub const RESTORE_TEST_FAILED: &str = "restore_test_failed";
+    /// A run was skipped because another run of the same backup held the single-run lock (info).
+    pub const SKIPPED: &str = "backup_skipped";
+    /// An optional target failed while the backup succeeded on the required ones (warning).
+    pub const TARGET_FAILED: &str = "backup_target_failed";
 }
 
 /// The source of every alert this crate sends.
@@ -45,15 +51,36 @@ pub struct BackupOutcome {
     pub error: Option<BackupError>,
     /// The manifest written, on success.
     pub manifest: Option<Manifest>,
-    /// What retention did after the backup (only after a success, and only with a policy configured).
+    /// What retention did after the backup on the first target (only after a success, and only with a policy
+    /// configured).
     pub prune: Option<PruneReport>,
+    /// What retention did on every target the backup reached, by target name.
+    pub prunes: Vec<(String, PruneReport)>,
 }
 
 impl BackupOutcome {
+    fn new(report: BackupReport, error: Option<BackupError>, manifest: Option<Manifest>) -> Self {
+        Self { report, error, manifest, prune: None, prunes: Vec::new() }
+    }
+
     /// Whether the backup succeeded.
     pub fn is_success(&self) -> bool {
         self.report.is_success()
     }
+
+    /// Whether the run was skipped: another run held the single-run lock. Not a failure (the reference
+    /// service's `backup --once` exits with 3).
+    pub fn is_skipped(&self) -> bool {
+        self.report.status == BackupStatus::Skipped
+    }
+}
+
+/// One target of a backup: its name (in reports and alerts), the target, whether the run needs it.
+#[derive(Debug, Clone)]
+struct TargetSlot {
+    name: String,
+    target: Arc<dyn BackupTarget>,
+    required: bool,
 }
 
 /// Verified `pg_dump` backups into any [`BackupTarget`].
@@ -69,17 +96,19 @@ impl BackupOutcome {
 pub struct PgDumpBackup {
     config: BackupConfig,
     name: NameComponent,
-    target: Arc<dyn BackupTarget>,
+    targets: Vec<TargetSlot>,
     notifier: Option<Arc<dyn Notifier>>,
     clock: SharedClock,
     pg_dump: tokio::sync::OnceCell<PgDump>,
+    /// Held for a whole run: two runs of this backup in one process never overlap.
+    running: tokio::sync::Mutex<()>,
 }
 
 impl fmt::Debug for PgDumpBackup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PgDumpBackup")
             .field("config", &self.config)
-            .field("target", &self.target)
+            .field("targets", &self.targets)
             .field("notifier", &self.notifier)
             .finish_non_exhaustive()
     }
@@ -100,7 +129,8 @@ pub struct PgDumpBackupBuilder {
     timeout: Option<Duration>,
     retry: Option<RetryPolicy>,
     retention: Option<RetentionPolicy>,
-    target: Option<Arc<dyn BackupTarget>>,
+    single_run_lock: Option<bool>,
+    targets: Vec<TargetSlot>,
     notifier: Option<Arc<dyn Notifier>>,
     clock: Option<SharedClock>,
 }
@@ -112,7 +142,7 @@ impl fmt::Debug for PgDumpBackupBuilder {
             .field("environment", &self.environment)
             .field("name", &self.name)
             .field("profile", &self.profile)
-            .field("target", &self.target)
+            .field("targets", &self.targets)
             .finish_non_exhaustive()
     }
 }
@@ -133,7 +163,8 @@ impl PgDumpBackupBuilder {
             timeout: None,
             retry: None,
             retention: None,
-            target: None,
+            single_run_lock: None,
+            targets: Vec::new(),
             notifier: None,
             clock: None,
         }
@@ -250,9 +281,27 @@ impl PgDumpBackupBuilder {
         self
     }
 
-    /// Where the backups go (required).
-    pub fn with_target(mut self, target: impl BackupTarget) -> Self {
-        self.target = Some(Arc::new(target));
+    /// Adds a required target (at least one target is needed). Call it again for several targets: the dump
+    /// is made once and written to each; the run succeeds only when every required target succeeded. Named
+    /// `target-1`, `target-2`, … in reports; see [`with_named_target`](Self::with_named_target).
+    pub fn with_target(self, target: impl BackupTarget) -> Self {
+        let name = format!("target-{}", self.targets.len() + 1);
+        self.with_named_target(name, target, true)
+    }
+
+    /// Adds a target with a name (`local`, `s3`) for reports and alerts. An optional target
+    /// (`required = false`) that fails is a warning alert ([`alert_names::TARGET_FAILED`]), not a failed
+    /// backup.
+    pub fn with_named_target(mut self, name: impl Into<String>, target: impl BackupTarget, required: bool) -> Self {
+        self.targets.push(TargetSlot { name: name.into(), target: Arc::new(target), required });
+        self
+    }
+
+    /// Whether to take the single-run lock (default `true`): a PostgreSQL advisory lock on the source
+    /// database, held by a dedicated session for the whole run, so that two replicas never dump at once:
+    /// the second run ends [`BackupStatus::Skipped`].
+    pub fn with_single_run_lock(mut self, enabled: bool) -> Self {
+        self.single_run_lock = Some(enabled);
         self
     }
 
@@ -312,8 +361,10 @@ impl PgDumpBackupBuilder {
         if let Some(p) = self.retention {
             config.retention = Some(p);
         }
-        let target = self.target.ok_or_else(|| error::invalid_config("no backup target configured"))?;
-        let mut backup = PgDumpBackup::from_parts(config, target)?;
+        if let Some(lock) = self.single_run_lock {
+            config.single_run_lock = lock;
+        }
+        let mut backup = PgDumpBackup::from_parts(config, self.targets)?;
         backup.notifier = self.notifier;
         if let Some(clock) = self.clock {
             backup.clock = clock;
@@ -328,8 +379,15 @@ impl PgDumpBackup {
         PgDumpBackupBuilder::new()
     }
 
-    fn from_parts(config: BackupConfig, target: Arc<dyn BackupTarget>) -> Result<Self> {
+    fn from_parts(config: BackupConfig, targets: Vec<TargetSlot>) -> Result<Self> {
         config.validate()?;
+        if !targets.iter().any(|t| t.required) {
+            return Err(error::invalid_config("no required backup target configured"));
+        }
+        let mut names = std::collections::HashSet::new();
+        if let Some(dup) = targets.iter().find(|t| !names.insert(t.name.as_str())) {
+            return Err(error::invalid_config(format!("two backup targets are named {:?}", dup.name)));
+        }
         let name = match &config.name {
             Some(n) => n.clone(),
             None => NameComponent::new(config.connection.database())
@@ -338,10 +396,11 @@ impl PgDumpBackup {
         Ok(Self {
             config,
             name,
-            target,
+            targets,
             notifier: None,
             clock: resee_ops_core::system_clock(),
             pg_dump: tokio::sync::OnceCell::new(),
+            running: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -350,9 +409,14 @@ impl PgDumpBackup {
         &self.config
     }
 
-    /// The target.
+    /// The first target (the primary one).
     pub fn target(&self) -> &Arc<dyn BackupTarget> {
-        &self.target
+        &self.targets[0].target
+    }
+
+    /// Every target: name, target, required.
+    pub fn targets(&self) -> impl Iterator<Item = (&str, &Arc<dyn BackupTarget>, bool)> {
+        self.targets.iter().map(|t| (t.name.as_str(), &t.target, t.required))
     }
 
     /// The artifact name for a backup started at `at`: `{database}_{environment}_{YYYYMMDD_HHMMSS}.sql.gz`
@@ -366,6 +430,14 @@ impl PgDumpBackup {
         ))
     }
 
+    /// The key of this backup's single-run lock (`pg_try_advisory_lock(bigint)` on the source database),
+    /// derived from [`name_prefix`](Self::name_prefix) and stable across releases. An operator can pause
+    /// backups with `SELECT pg_advisory_lock(key)` in a session of their own: runs end `Skipped` until it
+    /// ends.
+    pub fn single_run_lock_key(&self) -> i64 {
+        lock::lock_key(&self.name_prefix())
+    }
+
     /// `{database}_{environment}_`: what the names of this backup's artifacts start with.
     pub fn name_prefix(&self) -> String {
         format!("{}_{}_", self.name, self.config.environment)
@@ -373,51 +445,110 @@ impl PgDumpBackup {
 
     /// Runs one backup with retries, sends the alert, and says how it went. Never panics on failure: the
     /// outcome holds the error.
+    ///
+    /// First the single-run lock: when another run of this backup is going (in this process, or anywhere
+    /// else while [`with_single_run_lock`](PgDumpBackupBuilder::with_single_run_lock) is on), the run ends
+    /// at once as [`BackupStatus::Skipped`] with an info alert, and nothing is dumped.
     pub async fn run(&self) -> BackupOutcome {
         let started = Instant::now();
         let started_at = self.clock.now();
-        if let Err(e) = self.target.sweep_incomplete().await {
-            tracing::warn!(error = %format_args!("{e:#}"), "cannot sweep abandoned temporaries");
+        let Ok(_running) = self.running.try_lock() else {
+            return self
+                .skipped("another run of this backup is still going in this process", started, started_at)
+                .await;
+        };
+        self.run_locked(started, started_at).await
+    }
+
+    async fn take_lock(&self) -> Result<Option<lock::RunLock>> {
+        let pg_dump = self.pg_dump().await?;
+        let psql = match pg_dump.path.with_file_name("psql") {
+            p if p.is_file() => PgDump { path: p, version: pg_dump.version },
+            _ => pgdump::locate_tool("psql", None).await?,
+        };
+        let key = self.single_run_lock_key();
+        lock::try_lock(&psql, &self.config.connection, self.config.connect_timeout, key).await
+    }
+
+    async fn skipped(&self, why: &str, started: Instant, started_at: DateTime<Utc>) -> BackupOutcome {
+        tracing::info!(reason = why, "backup skipped");
+        let report = BackupReport::new(BackupStatus::Skipped, String::new())
+            .with_error(why)
+            .with_duration(started.elapsed())
+            .with_times(started_at, self.clock.now());
+        let outcome = BackupOutcome::new(report, None, None);
+        self.alert(&outcome).await;
+        outcome
+    }
+
+    async fn run_locked(&self, started: Instant, started_at: DateTime<Utc>) -> BackupOutcome {
+        // Taken by the first attempt, once its preflight reached the server (so that a refused login is
+        // reported as such), and held until the run ends.
+        let lock = tokio::sync::Mutex::new(None);
+        let outcome = self.run_with(started, started_at, &lock).await;
+        if let Some(lock) = lock.into_inner() {
+            lock.release().await;
+        }
+        outcome
+    }
+
+    async fn run_with(
+        &self,
+        started: Instant,
+        started_at: DateTime<Utc>,
+        lock: &tokio::sync::Mutex<Option<lock::RunLock>>,
+    ) -> BackupOutcome {
+        for slot in &self.targets {
+            if let Err(e) = slot.target.sweep_incomplete().await {
+                tracing::warn!(target = %slot.name, error = %format_args!("{e:#}"), "cannot sweep abandoned temporaries");
+            }
         }
         let filename = std::sync::Mutex::new(String::new());
+        let targets = std::sync::Mutex::new(Vec::new());
         let (result, attempts) = self
             .config
             .retry
             .run(|attempt| {
-                let filename = &filename;
+                let (filename, targets) = (&filename, &targets);
                 async move {
-                    let (name, r) = self.attempt(attempt).await;
+                    let (name, r, per_target) = self.attempt(attempt, lock).await;
                     if let Some(n) = name {
                         *filename.lock().unwrap_or_else(|p| p.into_inner()) = n.to_string();
                     }
+                    *targets.lock().unwrap_or_else(|p| p.into_inner()) = per_target;
                     r
                 }
             })
             .await;
         let filename = filename.into_inner().unwrap_or_else(|p| p.into_inner());
+        let per_target: Vec<TargetReport> = targets.into_inner().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = &result
+            && e.code() == Some(codes::SKIPPED)
+        {
+            return self.skipped(e.message(), started, started_at).await;
+        }
         let finished_at = self.clock.now();
-        let outcome = match result {
-            Ok((meta_size, manifest)) => BackupOutcome {
-                report: BackupReport::new(BackupStatus::Success, filename)
+        let mut outcome = match result {
+            Ok((meta_size, manifest)) => BackupOutcome::new(
+                BackupReport::new(BackupStatus::Success, filename)
                     .with_size(meta_size)
                     .with_sha256(manifest.sha256.clone()),
-                error: None,
-                manifest: Some(manifest),
-                prune: None,
-            },
+                None,
+                Some(manifest),
+            ),
             Err(err) => {
                 let status = if err.is_integrity() { BackupStatus::IntegrityFailed } else { BackupStatus::Failed };
-                BackupOutcome {
-                    report: BackupReport::new(status, filename).with_error(format!("{err:#}")),
-                    error: Some(err),
-                    manifest: None,
-                    prune: None,
-                }
+                BackupOutcome::new(BackupReport::new(status, filename).with_error(format!("{err:#}")), Some(err), None)
             }
         };
-        let mut outcome = outcome;
-        outcome.report =
-            outcome.report.with_attempts(attempts).with_duration(started.elapsed()).with_times(started_at, finished_at);
+        let reached: Vec<String> =
+            per_target.iter().filter(|t| t.status == BackupStatus::Success).map(|t| t.target.clone()).collect();
+        outcome.report = outcome
+            .report
+            .with_attempts(attempts)
+            .with_duration(started.elapsed())
+            .with_times(started_at, finished_at)
+            .with_targets(if self.targets.len() > 1 { per_target.clone() } else { Vec::new() });
         match &outcome.error {
             None => {
                 tracing::info!(file = %outcome.report.filename, bytes = outcome.report.size_bytes, "backup succeeded")
@@ -427,28 +558,53 @@ impl PgDumpBackup {
             }
         }
         self.alert(&outcome).await;
+        if outcome.is_success() {
+            for failed in per_target.iter().filter(|t| t.status != BackupStatus::Success) {
+                self.alert_target_failed(&outcome, failed).await;
+            }
+        }
         if outcome.is_success()
             && let Some(policy) = &self.config.retention
         {
-            outcome.prune = Some(self.apply_retention(policy).await);
+            for slot in self.targets.iter().filter(|s| reached.contains(&s.name)) {
+                let report = self.apply_retention(slot, policy).await;
+                outcome.prunes.push((slot.name.clone(), report));
+            }
+            outcome.prune = outcome.prunes.first().map(|(_, r)| r.clone());
         }
         outcome
     }
 
     /// Applies the configured retention to this backup's artifacts on the target (`dry_run`: only plans).
     /// [`run`](Self::run) does this after each successful backup; this is for a manual run or a `--dry-run`.
+    /// Only the first target; see [`prune_all`](Self::prune_all) for every target.
     pub async fn prune(&self, dry_run: bool) -> Result<PruneReport> {
         let policy =
             self.config.retention.as_ref().ok_or_else(|| error::invalid_config("no retention policy configured"))?;
-        prune::prune(self.target.as_ref(), policy, &self.name_prefix(), self.clock.now(), dry_run).await
+        prune::prune(self.target().as_ref(), policy, &self.name_prefix(), self.clock.now(), dry_run).await
+    }
+
+    /// [`prune`](Self::prune) on every target, by target name.
+    pub async fn prune_all(&self, dry_run: bool) -> Vec<(String, Result<PruneReport>)> {
+        let mut out = Vec::new();
+        for slot in &self.targets {
+            let result = match &self.config.retention {
+                Some(policy) => {
+                    prune::prune(slot.target.as_ref(), policy, &self.name_prefix(), self.clock.now(), dry_run).await
+                }
+                None => Err(error::invalid_config("no retention policy configured")),
+            };
+            out.push((slot.name.clone(), result));
+        }
+        out
     }
 
     /// Retention after a successful backup: failures are warnings in the report, never a failed backup.
-    async fn apply_retention(&self, policy: &RetentionPolicy) -> PruneReport {
-        match prune::prune(self.target.as_ref(), policy, &self.name_prefix(), self.clock.now(), false).await {
+    async fn apply_retention(&self, slot: &TargetSlot, policy: &RetentionPolicy) -> PruneReport {
+        match prune::prune(slot.target.as_ref(), policy, &self.name_prefix(), self.clock.now(), false).await {
             Ok(report) => {
                 let (kept, removed) = (report.plan.kept().count(), report.plan.removed().count());
-                tracing::info!(kept, removed, warnings = report.warnings.len(), "retention applied");
+                tracing::info!(target = %slot.name, kept, removed, warnings = report.warnings.len(), "retention applied");
                 report
             }
             Err(e) => {
@@ -461,13 +617,13 @@ impl PgDumpBackup {
     /// Verifies an existing artifact (see [`verify_artifact`](crate::verify_artifact)); a failure sends the
     /// integrity alert.
     pub async fn verify(&self, name: &ArtifactName) -> Result<Verification> {
-        let result = verify::verify_artifact(self.target.as_ref(), name).await;
+        let result = verify::verify_artifact(self.target().as_ref(), name).await;
         if let Err(e) = &result
             && e.is_integrity()
         {
             let report =
                 BackupReport::new(BackupStatus::IntegrityFailed, name.to_string()).with_error(format!("{e:#}"));
-            let outcome = BackupOutcome { report, error: None, manifest: None, prune: None };
+            let outcome = BackupOutcome::new(report, None, None);
             self.alert(&outcome).await;
         }
         result
@@ -504,12 +660,35 @@ impl PgDumpBackup {
                 .with_text(r.error.clone().unwrap_or_default())
                 .with_field("File", r.filename.clone())
                 .with_field("Attempts", r.attempts.to_string()),
+            BackupStatus::Skipped => self
+                .alert_base(alert_names::SKIPPED, Severity::Info, format!("Backup of {db} ({env}) skipped"))
+                .with_text(r.error.clone().unwrap_or_default()),
             _ => self
                 .alert_base(alert_names::FAILED, Severity::Error, format!("Backup of {db} ({env}) failed"))
                 .with_text(r.error.clone().unwrap_or_default())
                 .with_field("File", r.filename.clone())
                 .with_field("Attempts", r.attempts.to_string())
                 .with_field("Duration", format!("{:.1} s", r.duration.as_secs_f64())),
+        }
+    }
+
+    /// A warning: an optional target failed while the backup succeeded on the required ones.
+    async fn alert_target_failed(&self, outcome: &BackupOutcome, failed: &TargetReport) {
+        let (db, env) = (self.name.as_str(), self.config.environment.as_str());
+        let alert = self
+            .alert_base(
+                alert_names::TARGET_FAILED,
+                Severity::Warning,
+                format!("Backup of {db} ({env}) did not reach target {}", failed.target),
+            )
+            .with_label("target", failed.target.clone())
+            .with_text(failed.error.clone().unwrap_or_default())
+            .with_field("File", outcome.report.filename.clone());
+        if let Some(n) = &self.notifier {
+            let delivery = n.notify(&alert).await;
+            if !delivery.is_ok() {
+                tracing::warn!(outcome = %delivery, "backup target alert was not delivered");
+            }
         }
     }
 
@@ -530,20 +709,33 @@ impl PgDumpBackup {
         self.pg_dump.get_or_try_init(|| pgdump::locate(self.config.pg_dump.as_deref())).await
     }
 
-    /// One attempt. Returns the artifact name it used (once known) and the result.
-    async fn attempt(&self, attempt: u32) -> (Option<ArtifactName>, Result<(u64, Manifest)>) {
+    /// One attempt. Returns the artifact name it used (once known), the result, and each target's outcome.
+    async fn attempt(
+        &self,
+        attempt: u32,
+        lock: &tokio::sync::Mutex<Option<lock::RunLock>>,
+    ) -> (Option<ArtifactName>, Result<(u64, Manifest)>, Vec<TargetReport>) {
         let started = Instant::now();
         let started_at = self.clock.now();
         let name = match self.artifact_name(started_at) {
             Ok(n) => n,
-            Err(e) => return (None, Err(e)),
+            Err(e) => return (None, Err(e), Vec::new()),
         };
         tracing::info!(attempt, file = %name, "backup attempt");
         let deadline = started + self.config.timeout;
-        // What this attempt has published, so that a failure removes exactly that and nothing else (an
-        // artifact of the same name written by another run stays untouched).
-        let published = std::sync::Mutex::new(Vec::new());
-        let run = self.attempt_inner(&name, started, started_at, deadline, &published);
+        // What this attempt has published, by target index, so that a failure removes exactly that and nothing
+        // else (an artifact of the same name written by another run stays untouched).
+        let shared = AttemptShared {
+            published: std::sync::Mutex::new(Vec::new()),
+            lanes: std::sync::Mutex::new(
+                self.targets
+                    .iter()
+                    .map(|t| TargetReport::new(t.name.clone(), t.required, BackupStatus::Failed))
+                    .collect(),
+            ),
+            lock,
+        };
+        let run = self.attempt_inner(&name, started, started_at, deadline, &shared);
         // The phases stop themselves at the deadline (killing and reaping pg_dump); this outer limit, a little
         // later, is only the backstop.
         let result = match tokio::time::timeout_at(deadline + Duration::from_secs(10), run).await {
@@ -553,16 +745,22 @@ impl PgDumpBackup {
                 format!("the backup took longer than {:?}; pg_dump was killed", self.config.timeout),
             )),
         };
-        if result.is_err() {
+        let AttemptShared { published, lanes, .. } = shared;
+        let mut lanes: Vec<TargetReport> = lanes.into_inner().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = &result {
             // The manifest first: it marks completion.
             let published = published.into_inner().unwrap_or_else(|p| p.into_inner());
-            for n in published.iter().rev() {
-                if let Err(e) = self.target.delete(n).await {
+            for (i, n) in published.iter().rev() {
+                if let Err(e) = self.targets[*i].target.delete(n).await {
                     tracing::error!(file = %n, error = %format_args!("{e:#}"), "cannot remove a failed backup");
                 }
             }
+            for lane in lanes.iter_mut().filter(|l| l.status == BackupStatus::Success || l.error.is_none()) {
+                lane.status = if e.is_integrity() { BackupStatus::IntegrityFailed } else { BackupStatus::Failed };
+                lane.error = Some(format!("{e:#}"));
+            }
         }
-        (Some(name), result)
+        (Some(name), result, lanes)
     }
 
     async fn attempt_inner(
@@ -571,31 +769,155 @@ impl PgDumpBackup {
         started: Instant,
         started_at: DateTime<Utc>,
         deadline: Instant,
-        published: &std::sync::Mutex<Vec<ArtifactName>>,
+        shared: &AttemptShared<'_>,
     ) -> Result<(u64, Manifest)> {
-        let record = |n: &ArtifactName| published.lock().unwrap_or_else(|p| p.into_inner()).push(n.clone());
+        let AttemptShared { published, lanes, lock } = shared;
+        let record =
+            |i: usize, n: &ArtifactName| published.lock().unwrap_or_else(|p| p.into_inner()).push((i, n.clone()));
+        // An optional target's failure is recorded and the run goes on without it; a required one's ends it.
+        let fail = |i: usize, e: BackupError| -> Result<()> {
+            let slot = &self.targets[i];
+            if slot.required {
+                return Err(e);
+            }
+            tracing::warn!(target = %slot.name, error = %format_args!("{e:#}"), "optional backup target failed");
+            let mut lanes = lanes.lock().unwrap_or_else(|p| p.into_inner());
+            lanes[i].status = if e.is_integrity() { BackupStatus::IntegrityFailed } else { BackupStatus::Failed };
+            lanes[i].error = Some(format!("{e:#}"));
+            Ok(())
+        };
         let conn = &self.config.connection;
         let pg_dump = self.pg_dump().await?;
         let server = pgdump::server_version(conn, self.config.connect_timeout).await?;
         if let Some(server) = server {
             pgdump::check_versions(pg_dump, server)?;
         }
-        let writer = self.target.create(name).await?;
-        let mut sink = WriterSink { writer: Some(writer) };
+        if self.config.single_run_lock {
+            let mut held = lock.lock().await;
+            if held.is_none() {
+                match self.take_lock().await? {
+                    Some(taken) => *held = Some(taken),
+                    None => {
+                        return Err(BackupError::new(
+                            ErrorKind::AlreadyExists,
+                            "another run of this backup (another replica or process) holds the single-run lock",
+                        )
+                        .with_code(codes::SKIPPED)
+                        .with_temporary(false));
+                    }
+                }
+            }
+        }
+        let required = self.targets.iter().map(|t| t.required).collect();
+        let mut sink = FanOutSink { writers: Vec::new(), failed: Vec::new(), required };
+        for (i, slot) in self.targets.iter().enumerate() {
+            match slot.target.create(name).await {
+                Ok(w) => sink.writers.push((i, w)),
+                Err(e) => fail(i, e)?,
+            }
+        }
         let stats = self.dump_into(pg_dump, &mut sink, deadline).await;
-        let writer = sink.writer.take().expect("writer present");
+        let FanOutSink { writers, failed, .. } = sink;
+        for (i, e) in failed {
+            if let Err(e) = fail(i, e) {
+                abort_all(writers).await;
+                return Err(e);
+            }
+        }
         let stats = match stats {
             Ok(s) => s,
             Err(e) => {
-                if let Err(abort) = writer.abort().await {
-                    tracing::warn!(error = %abort, "cannot abort the artifact writer");
-                }
+                abort_all(writers).await;
                 return Err(e);
             }
         };
-        // Staged: durable under a temporary name. It is read back and verified there, and only then
-        // published, so an unverified file never carries the final name. Dropping `staged` on any error
-        // below discards it.
+        // Staged: durable under a temporary name on each target. Each is read back from its target and
+        // verified there, and only then published, so an unverified artifact never carries the final name.
+        // Dropping a staged artifact on any error below discards it.
+        let mut staged: Vec<(usize, Box<dyn StagedArtifact>)> = Vec::new();
+        let mut verification: Option<Verification> = None;
+        for (i, writer) in writers {
+            match self.stage_and_verify(writer, name, &stats, deadline).await {
+                Ok((s, v)) => {
+                    verification.get_or_insert(v);
+                    staged.push((i, s));
+                }
+                Err(e) => fail(i, e)?,
+            }
+        }
+        let mut size = None;
+        let mut reached = Vec::new();
+        for (i, staged) in staged {
+            match staged.publish().await {
+                Ok(meta) => {
+                    record(i, name);
+                    size.get_or_insert(meta.size);
+                    reached.push(i);
+                }
+                Err(e) => fail(i, e)?,
+            }
+        }
+        let Some(v) = verification.filter(|_| !reached.is_empty()) else {
+            return Err(BackupError::new(ErrorKind::Unexpected, "no backup target could be written"));
+        };
+        let finished_at = self.clock.now();
+        let manifest = Manifest {
+            format: 1,
+            artifact: name.to_string(),
+            database: self.name.to_string(),
+            environment: self.config.environment.to_string(),
+            sha256: stats.sha256.clone(),
+            compressed_size: stats.compressed_size,
+            raw_size: stats.raw_size,
+            compression: self.config.profile.codec().as_str().into(),
+            level: self.config.effective_level(),
+            pg_dump_version: v.pg_dump_version.clone().unwrap_or_else(|| pg_dump.version.to_string()),
+            server_version: v.server_version.clone().or_else(|| server.map(|s| s.to_string())).unwrap_or_default(),
+            started_at,
+            finished_at,
+            duration: started.elapsed(),
+            tables: Some(stats.tables.clone()),
+        };
+        let json = serde_json::to_vec_pretty(&manifest)
+            .map_err(|e| BackupError::new(ErrorKind::Io, format!("cannot encode the manifest: {e}")))?;
+        let manifest_name = Manifest::name_for(name)?;
+        for i in reached {
+            let target = &self.targets[i].target;
+            let written = async {
+                let mut w = target.create(&manifest_name).await?;
+                if let Err(e) = w.write(&json).await {
+                    let _ = w.abort().await;
+                    return Err(e);
+                }
+                w.commit().await
+            }
+            .await;
+            match written {
+                Ok(_) => {
+                    record(i, &manifest_name);
+                    lanes.lock().unwrap_or_else(|p| p.into_inner())[i].status = BackupStatus::Success;
+                }
+                Err(e) => {
+                    // Without its manifest the artifact is not a backup: remove it from this target.
+                    if let Err(d) = target.delete(name).await {
+                        tracing::error!(file = %name, error = %format_args!("{d:#}"), "cannot remove a backup without its manifest");
+                    }
+                    published.lock().unwrap_or_else(|p| p.into_inner()).retain(|(j, _)| *j != i);
+                    fail(i, e)?;
+                }
+            }
+        }
+        Ok((size.unwrap_or(stats.compressed_size), manifest))
+    }
+
+    /// Stages what `writer` wrote, reads it back from its target and verifies it against what was written.
+    async fn stage_and_verify(
+        &self,
+        writer: Box<dyn ArtifactWriter>,
+        name: &ArtifactName,
+        stats: &StreamStats,
+        deadline: Instant,
+    ) -> Result<(Box<dyn StagedArtifact>, Verification)> {
         let staged = writer.stage().await?;
         if staged.size() != stats.compressed_size {
             return Err(error::integrity(format!(
@@ -614,46 +936,12 @@ impl PgDumpBackup {
         .await
         .map_err(|_| BackupError::new(ErrorKind::Timeout, "verification did not finish in time"))??;
         verify::check_expected(&verification, &stats.sha256, stats.compressed_size, stats.raw_size)?;
-        let meta = staged.publish().await?;
-        record(name);
-        let finished_at = self.clock.now();
-        let manifest = Manifest {
-            format: 1,
-            artifact: name.to_string(),
-            database: self.name.to_string(),
-            environment: self.config.environment.to_string(),
-            sha256: stats.sha256.clone(),
-            compressed_size: stats.compressed_size,
-            raw_size: stats.raw_size,
-            compression: self.config.profile.codec().as_str().into(),
-            level: self.config.effective_level(),
-            pg_dump_version: verification.pg_dump_version.clone().unwrap_or_else(|| pg_dump.version.to_string()),
-            server_version: verification
-                .server_version
-                .clone()
-                .or_else(|| server.map(|s| s.to_string()))
-                .unwrap_or_default(),
-            started_at,
-            finished_at,
-            duration: started.elapsed(),
-            tables: Some(stats.tables.clone()),
-        };
-        let json = serde_json::to_vec_pretty(&manifest)
-            .map_err(|e| BackupError::new(ErrorKind::Io, format!("cannot encode the manifest: {e}")))?;
-        let manifest_name = Manifest::name_for(name)?;
-        let mut w = self.target.create(&manifest_name).await?;
-        if let Err(e) = w.write(&json).await {
-            let _ = w.abort().await;
-            return Err(e);
-        }
-        w.commit().await?;
-        record(&manifest_name);
-        Ok((meta.size, manifest))
+        Ok((staged, verification))
     }
 
     /// Streams `pg_dump` into the writer. Succeeds only if the stream was fully written, `pg_dump` exited 0
     /// and the dump ends with its completion trailer.
-    async fn dump_into(&self, pg_dump: &PgDump, sink: &mut WriterSink, deadline: Instant) -> Result<StreamStats> {
+    async fn dump_into(&self, pg_dump: &PgDump, sink: &mut FanOutSink, deadline: Instant) -> Result<StreamStats> {
         let conn = &self.config.connection;
         let (running, stdout) =
             pgdump::spawn(pg_dump, conn, self.config.connect_timeout, self.config.lock_wait_timeout)?;
@@ -699,14 +987,59 @@ fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 4)
 }
 
-struct WriterSink {
-    writer: Option<Box<dyn ArtifactWriter>>,
+/// What an attempt shares with its caller: what it published (by target index), each target's outcome, and
+/// the run's single-run lock (taken by the first attempt that reaches the server).
+struct AttemptShared<'a> {
+    published: std::sync::Mutex<Vec<(usize, ArtifactName)>>,
+    lanes: std::sync::Mutex<Vec<TargetReport>>,
+    lock: &'a tokio::sync::Mutex<Option<lock::RunLock>>,
 }
 
-impl Sink for WriterSink {
+/// Writes the compressed stream to every target's writer. A writer that fails is taken out (dropped, which
+/// aborts it) and its error kept for the caller to judge (an optional target's failure does not stop the
+/// others); the stream fails only when no writer is left.
+struct FanOutSink {
+    writers: Vec<(usize, Box<dyn ArtifactWriter>)>,
+    failed: Vec<(usize, BackupError)>,
+    /// By target index: a required target's failure ends the stream at once.
+    required: Vec<bool>,
+}
+
+impl Sink for FanOutSink {
     async fn write(&mut self, buf: &[u8]) -> Result<()> {
-        let w = self.writer.as_mut().ok_or_else(|| BackupError::new(ErrorKind::Io, "writer is gone"))?;
-        w.write(buf).await
+        let mut i = 0;
+        while i < self.writers.len() {
+            match self.writers[i].1.write(buf).await {
+                Ok(()) => i += 1,
+                Err(e) => {
+                    let (index, writer) = self.writers.remove(i);
+                    if let Err(abort) = writer.abort().await {
+                        tracing::warn!(error = %abort, "cannot abort the artifact writer");
+                    }
+                    if self.required.get(index).copied().unwrap_or(true) {
+                        return Err(e);
+                    }
+                    self.failed.push((index, e));
+                }
+            }
+        }
+        if self.writers.is_empty() {
+            return Err(self
+                .failed
+                .last()
+                .cloned()
+                .map(|(_, e)| e)
+                .unwrap_or_else(|| BackupError::new(ErrorKind::Io, "no writer left")));
+        }
+        Ok(())
+    }
+}
+
+async fn abort_all(writers: Vec<(usize, Box<dyn ArtifactWriter>)>) {
+    for (_, writer) in writers {
+        if let Err(abort) = writer.abort().await {
+            tracing::warn!(error = %abort, "cannot abort the artifact writer");
+        }
     }
 }
 

@@ -186,6 +186,10 @@ pub struct BackupConfig {
     /// after a failed one). Default: none, every backup is kept.
     #[serde(default)]
     pub retention: Option<crate::RetentionPolicy>,
+    /// Take the single-run lock (a PostgreSQL advisory lock on the source database, held for the whole run
+    /// by a dedicated session), so that two replicas never dump at once. Default `true`.
+    #[serde(default = "default_true")]
+    pub single_run_lock: bool,
 }
 
 impl fmt::Debug for BackupConfig {
@@ -203,6 +207,7 @@ impl fmt::Debug for BackupConfig {
             .field("timeout", &self.timeout)
             .field("retry", &self.retry)
             .field("retention", &self.retention)
+            .field("single_run_lock", &self.single_run_lock)
             .finish()
     }
 }
@@ -223,6 +228,7 @@ impl BackupConfig {
             timeout: default_timeout(),
             retry: default_retry(),
             retention: None,
+            single_run_lock: true,
         }
     }
 
@@ -252,6 +258,10 @@ impl BackupConfig {
 
 fn default_environment() -> NameComponent {
     NameComponent("development".into())
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_connect_timeout() -> Duration {

@@ -40,6 +40,9 @@ pub mod codes {
     pub const PG_DUMP_TOO_OLD: &str = "pg_dump_too_old";
     /// `pg_dump` failed for a reason not known to be permanent (kind `Unexpected`, temporary).
     pub const DUMP_FAILED: &str = "dump_failed";
+    /// The run was skipped: another run of the same backup holds the single-run lock (kind `AlreadyExists`,
+    /// permanent). Seen only inside a run, which reports it as `BackupStatus::Skipped`, not as an error.
+    pub const SKIPPED: &str = "backup_skipped";
     /// Restoring a backup failed (kind `Unexpected`, permanent): `psql` reported an error; the message holds it.
     pub const RESTORE_FAILED: &str = "restore_failed";
 }

@@ -24,6 +24,8 @@ fn files_in(dir: &Path) -> Vec<String> {
 
 async fn backup_into(dir: &Path, profile: CompressionProfile, clock: &ManualClock) -> resee_ops_backup::Manifest {
     let outcome = PgDumpBackup::builder()
+        // Tests of one binary back up the same database in parallel: the lock has its own tests.
+        .with_single_run_lock(false)
         .with_url(rich_db())
         .with_environment("test")
         .with_name("rich")
@@ -196,6 +198,8 @@ async fn retention_runs_after_each_successful_backup_and_never_after_a_failed_on
     let policy = RetentionPolicy::new().with_keep_last(2).with_min_verified(2);
     let backup = |url: &str| {
         PgDumpBackup::builder()
+            // Tests of one binary back up the same database in parallel: the lock has its own tests.
+            .with_single_run_lock(false)
             .with_url(url)
             .with_environment("test")
             .with_name("rich")
@@ -233,6 +237,8 @@ async fn retention_runs_after_each_successful_backup_and_never_after_a_failed_on
 
     // A failed backup (no such database) leaves every backup in place, even with a policy that would prune.
     let failing = PgDumpBackup::builder()
+        // Tests of one binary back up the same database in parallel: the lock has its own tests.
+        .with_single_run_lock(false)
         .with_url(&with_database(&server_url(), "resee_lc_no_such_db"))
         .with_environment("test")
         .with_name("rich")
@@ -250,6 +256,8 @@ async fn retention_runs_after_each_successful_backup_and_never_after_a_failed_on
     // A dry run plans without removing.
     let dry = RetentionPolicy::new().with_keep_last(1).with_min_verified(1);
     let b = PgDumpBackup::builder()
+        // Tests of one binary back up the same database in parallel: the lock has its own tests.
+        .with_single_run_lock(false)
         .with_url(rich_db())
         .with_environment("test")
         .with_name("rich")

@@ -267,15 +267,19 @@ pub enum BackupStatus {
     /// Written, but the artifact failed verification; nothing was committed under the final name, or an
     /// existing artifact was found corrupt.
     IntegrityFailed,
+    /// Not attempted: another run of the same backup held the single-run lock (another replica, or an
+    /// earlier run still going). Not a failure.
+    Skipped,
 }
 
 impl BackupStatus {
-    /// `success`, `failed` or `integrity_failed`.
+    /// `success`, `failed`, `integrity_failed` or `skipped`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Success => "success",
             Self::Failed => "failed",
             Self::IntegrityFailed => "integrity_failed",
+            Self::Skipped => "skipped",
         }
     }
 }
@@ -283,6 +287,39 @@ impl BackupStatus {
 impl fmt::Display for BackupStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// How one target of a backup run fared (a run can write to several: local and S3, say).
+///
+/// ```
+/// use resee_ops_core::{BackupStatus, TargetReport};
+/// let t = TargetReport::new("s3", false, BackupStatus::Failed).with_error("unavailable: connection refused");
+/// assert_eq!(serde_json::to_value(&t).unwrap()["status"], "failed");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TargetReport {
+    /// The target's name, as configured.
+    pub target: String,
+    /// Whether the run fails when this target fails (an optional target's failure is only a warning).
+    pub required: bool,
+    /// How it ended for this target.
+    pub status: BackupStatus,
+    /// Why it failed, free of secrets.
+    pub error: Option<String>,
+}
+
+impl TargetReport {
+    /// A report for `target`.
+    pub fn new(target: impl Into<String>, required: bool, status: BackupStatus) -> Self {
+        Self { target: target.into(), required, status, error: None }
+    }
+
+    /// Sets the error text.
+    pub fn with_error(mut self, error: impl Into<String>) -> Self {
+        self.error = Some(error.into());
+        self
     }
 }
 
@@ -323,6 +360,9 @@ pub struct BackupReport {
     pub started_at: Option<DateTime<Utc>>,
     /// When the run finished.
     pub finished_at: Option<DateTime<Utc>>,
+    /// Each target's outcome, when the run wrote to several (empty for a single target).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<TargetReport>,
 }
 
 impl BackupReport {
@@ -339,6 +379,7 @@ impl BackupReport {
             error: None,
             started_at: None,
             finished_at: None,
+            targets: Vec::new(),
         }
     }
 
@@ -377,6 +418,12 @@ impl BackupReport {
     pub fn with_times(mut self, started: DateTime<Utc>, finished: DateTime<Utc>) -> Self {
         self.started_at = Some(started);
         self.finished_at = Some(finished);
+        self
+    }
+
+    /// Sets the per-target outcomes.
+    pub fn with_targets(mut self, targets: Vec<TargetReport>) -> Self {
+        self.targets = targets;
         self
     }
 

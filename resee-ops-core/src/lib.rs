@@ -58,7 +58,7 @@ pub mod url;
 pub use alert::{Alert, AlertStatus, Field, Fingerprint, Severity};
 pub use backup::{
     ArtifactMeta, ArtifactName, ArtifactReader, ArtifactWriter, BackupReport, BackupStatus, BackupTarget,
-    StagedArtifact,
+    StagedArtifact, TargetReport,
 };
 pub use clock::{Clock, SharedClock, SystemClock, system_clock};
 pub use error::{Error, ErrorKind, Result};
