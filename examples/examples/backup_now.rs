@@ -9,7 +9,13 @@
 //! `development`) and `RESEE_BACKUP_DIR` (default `./backups`). Writes
 //! `{database}_{environment}_{YYYYMMDD_HHMMSS}.sql.gz` and its manifest, logs the alert, and prints the
 //! `BackupReport` as JSON on the last line of stdout. Exits 0 on success, 1 when the backup failed, 2 when
-//! the configuration is invalid. Temporary failures are retried 3 times, 5 minutes apart.
+//! the configuration is invalid, 3 when it was skipped because another run of the same backup holds the
+//! single-run lock (a PostgreSQL advisory lock). Temporary failures are retried 3 times, 5 minutes apart.
+//!
+//! With `BACKUP_S3_BUCKET` set, the same dump also goes to that S3-compatible bucket (required; settings
+//! from `BACKUP_S3_PREFIX`, `BACKUP_S3_REGION`, `BACKUP_S3_ENDPOINT`, `BACKUP_S3_PATH_STYLE`, `BACKUP_S3_SSE`,
+//! `BACKUP_S3_STORAGE_CLASS`, `BACKUP_S3_PART_SIZE`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`; see
+//! `S3Config::from_env`), and the report lists both targets.
 //!
 //! The success or failure alert goes to Slack when `SLACK_WEBHOOK_URL` is set, else to the log.
 
@@ -17,7 +23,7 @@ use std::process::ExitCode;
 
 use std::sync::Arc;
 
-use resee_ops_backup::{LocalDirTarget, PgDumpBackup, PgDumpBackupBuilder};
+use resee_ops_backup::{LocalDirTarget, PgDumpBackup, PgDumpBackupBuilder, S3Config, S3Target};
 use resee_ops_core::{LogNotifier, Notifier};
 use resee_ops_slack::{ENV_WEBHOOK_URL, SlackNotifier};
 
@@ -59,9 +65,20 @@ async fn main() -> ExitCode {
         Arc::new(LogNotifier::new())
     };
 
-    let backup = match LocalDirTarget::new(&dir)
-        .and_then(|target| builder.with_environment(environment).with_target(target).with_notifier(notifier).build())
-    {
+    let s3 = match S3Config::from_env().and_then(|c| c.map(S3Target::from_config).transpose()) {
+        Ok(s3) => s3,
+        Err(e) => {
+            eprintln!("backup_now: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let backup = match LocalDirTarget::new(&dir).and_then(|target| {
+        let mut builder = builder.with_environment(environment).with_named_target("local", target, true);
+        if let Some(s3) = s3 {
+            builder = builder.with_named_target("s3", s3, true);
+        }
+        builder.with_notifier(notifier).build()
+    }) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("backup_now: {e}");
@@ -74,5 +91,11 @@ async fn main() -> ExitCode {
         Ok(json) => println!("{json}"),
         Err(e) => eprintln!("backup_now: cannot encode the report: {e}"),
     }
-    if outcome.is_success() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if outcome.is_success() {
+        ExitCode::SUCCESS
+    } else if outcome.is_skipped() {
+        ExitCode::from(3)
+    } else {
+        ExitCode::FAILURE
+    }
 }

@@ -40,7 +40,9 @@ fn command(dir: &Path) -> Command {
 }
 
 fn with_services(cmd: &mut Command, backups: &Path) {
-    cmd.env("DATABASE_URL", services::postgres().url())
+    // The tests of this binary back up the same database in parallel: the single-run lock has its own test.
+    cmd.env("RESEE_BACKUP_SINGLE_RUN_LOCK", "false")
+        .env("DATABASE_URL", services::postgres().url())
         .env("REDIS_URL", services::redis().url())
         .env("RESEE_BACKUP_DIR", backups)
         .env("RESEE_HTTP_ADDR", "127.0.0.1:0");
@@ -376,6 +378,45 @@ fn backup_once_exits_0_on_success_3_when_the_slot_is_held_1_on_failure() {
     assert_eq!(manifests(&backups).len(), 1);
 }
 
+/// Issue 12: two real processes backing up the same database at once (each with its own directory, so that
+/// only the database decides): exactly one dump, the other run skipped with exit code 3.
+#[test]
+fn two_processes_backing_up_one_database_make_one_dump_and_one_skip() {
+    let url = big_database("lock");
+    let work = tempfile::tempdir().unwrap();
+    let (first_dir, second_dir) = (work.path().join("a"), work.path().join("b"));
+    std::fs::write(work.path().join("slow.toml"), "[backup]\nlevel = 9\n").unwrap();
+    let start = |dir: &Path| {
+        let mut cmd = command(work.path());
+        with_services(&mut cmd, dir);
+        cmd.env("DATABASE_URL", &url).env("RESEE_BACKUP_SINGLE_RUN_LOCK", "true");
+        cmd.args(["--config", "slow.toml", "backup", "--once"]).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd
+    };
+    let first = start(&first_dir).spawn().unwrap();
+    // The first run holds the lock from before pg_dump starts until it ends: wait for its temporary file.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_dir(&first_dir)
+        .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with('.')))
+        .unwrap_or(false)
+    {
+        assert!(std::time::Instant::now() < deadline, "the first backup never started writing");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = start(&second_dir).output().unwrap();
+    let first = first.wait_with_output().unwrap();
+    let (stderr1, stderr2) = (String::from_utf8_lossy(&first.stderr), String::from_utf8_lossy(&second.stderr));
+    assert_eq!(second.status.code(), Some(3), "{stderr2}");
+    assert_eq!(first.status.code(), Some(0), "{stderr1}");
+    let report: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&second.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(report["status"], "skipped", "{report}");
+    assert_eq!(manifests(&first_dir).len(), 1, "exactly one dump");
+    assert!(manifests(&second_dir).is_empty());
+    assert!(artifacts(&second_dir).is_empty(), "the skipped run wrote nothing");
+    drop_database(&url);
+}
+
 /// Runs SQL with `psql` on the database at `url` (the test server: no password in the URL).
 fn psql(url: &str, sql: &str) {
     let out = Command::new("psql")
@@ -387,8 +428,8 @@ fn psql(url: &str, sql: &str) {
 }
 
 /// A database big enough that a backup at gzip level 9 takes a few seconds (debug build).
-fn big_database() -> String {
-    let db = format!("resee_ops_service_{}", std::process::id());
+fn big_database(tag: &str) -> String {
+    let db = format!("resee_ops_service_{tag}_{}", std::process::id());
     let admin = services::postgres().url();
     psql(admin, &format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"));
     psql(admin, &format!("CREATE DATABASE \"{db}\""));
@@ -419,7 +460,7 @@ fn artifacts(dir: &Path) -> Vec<(String, bool)> {
 
 #[test]
 fn sigterm_during_a_backup_lets_it_finish_within_the_grace_or_cancels_it_without_a_trace() {
-    let url = big_database();
+    let url = big_database("sigterm");
     // (grace, a second SIGTERM, whether the backup finishes, gzip level: 1 to be quick, 9 to be slow)
     for (grace, twice, finishes, level) in [("10m", false, true, 1), ("0s", false, false, 9), ("10m", true, false, 9)] {
         let work = tempfile::tempdir().unwrap();

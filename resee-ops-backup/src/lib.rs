@@ -13,6 +13,10 @@
 //! - [`LocalDirTarget`]: a local directory (0700) of 0600 files, written atomically.
 //! - `S3Target` (feature `s3`): an S3-compatible bucket, streaming multipart upload to a staging key, read
 //!   back and verified, published by a server-side copy that never overwrites (`docs/backup-targets.md`).
+//! - Several targets per run (local + S3: the dump is made once and fanned out; optional targets only
+//!   warn), one run at a time (a PostgreSQL advisory lock held for the run; a second replica's run ends
+//!   [`Skipped`](resee_ops_core::BackupStatus::Skipped)), and [`BackupFreshnessProbe`], a health check
+//!   that fails when the newest verified backup is too old.
 //! - [`verify_artifact`]: checks an existing backup (truncated, bit-flipped or cut-short files fail).
 //! - Alerts through any [`Notifier`](resee_ops_core::Notifier): success, failure, integrity failure
 //!   (names in [`alert_names`], labels `database` and `environment`; plain titles, the Slack renderer adds
@@ -69,7 +73,9 @@ mod codec;
 mod compress;
 mod config;
 mod error;
+mod freshness;
 mod local;
+mod lock;
 mod pgdump;
 mod prune;
 mod restore;
@@ -82,6 +88,7 @@ pub use backup::{ALERT_SOURCE, BackupOutcome, PgDumpBackup, PgDumpBackupBuilder,
 pub use catalog::{BackupEntry, Catalog, list_backups};
 pub use config::{BackupConfig, CompressionProfile, NameComponent, default_retry};
 pub use error::{BackupError, Result, codes};
+pub use freshness::BackupFreshnessProbe;
 pub use local::LocalDirTarget;
 pub use pgdump::PgVersion;
 pub use prune::{PruneReport, prune};

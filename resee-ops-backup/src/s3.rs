@@ -23,7 +23,7 @@ use object_store::{
 use resee_ops_core::{
     ArtifactMeta, ArtifactName, ArtifactReader, ArtifactWriter, BackupTarget, Error, ErrorKind, Secret, StagedArtifact,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::task::JoinHandle;
 
@@ -39,7 +39,7 @@ const MAX_PART_SIZE: usize = 5 * 1024 * 1024 * 1024;
 const STAGING_DIR: &str = ".staging";
 
 /// Server-side encryption of the objects written.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum S3Encryption {
@@ -68,7 +68,8 @@ impl S3Encryption {
     }
 }
 
-/// The settings of an [`S3Target`], deserializable from a configuration file (`[backup.s3]` in the reference
+/// The settings of an [`S3Target`], deserializable from a configuration file (serialized with the secrets
+/// as `***`) (`[backup.s3]` in the reference
 /// service). Build one with [`S3Target::builder`] or deserialize it and call [`S3Target::from_config`].
 ///
 /// Credentials are **always explicit** (`access_key_id` + `secret_access_key`, e.g. from
@@ -90,7 +91,7 @@ impl S3Encryption {
 /// assert_eq!(cfg.bucket, "resee-backups");
 /// assert!(!format!("{cfg:?}").contains("wJalrXUtnFEMI"), "the secret never shows");
 /// ```
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct S3Config {

@@ -13,12 +13,12 @@ use std::time::Duration;
 
 use common::*;
 use resee_ops_backup::{
-    BackupSelector, CompressionProfile, ConnectionUrl, PgDumpBackup, ProgressMode, RestoreOptions, Restorer,
-    RetentionPolicy, S3Encryption, S3Target, S3TargetBuilder, list_backups,
+    BackupSelector, CompressionProfile, ConnectionUrl, LocalDirTarget, PgDumpBackup, ProgressMode, RestoreOptions,
+    Restorer, RetentionPolicy, S3Encryption, S3Target, S3TargetBuilder, alert_names, list_backups,
 };
 use resee_ops_core::testing::services::{self, Service};
-use resee_ops_core::testing::{ManualClock, conformance};
-use resee_ops_core::{ArtifactName, BackupStatus, BackupTarget, ErrorKind, Secret};
+use resee_ops_core::testing::{ManualClock, RecordingNotifier, conformance};
+use resee_ops_core::{ArtifactName, BackupStatus, BackupTarget, ErrorKind, Secret, Severity};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SECRET: &str = "wJalrXUtnFEMI-K7MDENG-s3-test-secret";
@@ -100,6 +100,8 @@ async fn passes_the_backup_target_conformance_suite() {
 
 fn backup(target: S3Target, clock: &ManualClock, profile: CompressionProfile) -> PgDumpBackup {
     PgDumpBackup::builder()
+        // Tests of one binary back up the same database in parallel: the lock has its own tests.
+        .with_single_run_lock(false)
         .with_url(rich_db())
         .with_environment("test")
         .with_name("rich")
@@ -278,6 +280,8 @@ async fn a_refused_credential_is_permanent_clear_and_never_shows_the_secret() {
         assert!(!shown.contains(SECRET), "the secret leaked: {shown}");
     }
     let outcome = PgDumpBackup::builder()
+        // Tests of one binary back up the same database in parallel: the lock has its own tests.
+        .with_single_run_lock(false)
         .with_url(rich_db())
         .with_environment("test")
         .with_name("rich")
@@ -342,4 +346,64 @@ async fn encryption_and_storage_class_reach_the_server() {
     let header = |k: &str| headers.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     assert_eq!(header("x-amz-server-side-encryption"), Some("AES256"), "{headers:?}");
     assert_eq!(header("x-amz-storage-class"), Some("STANDARD_IA"), "{headers:?}");
+}
+
+fn two_target_backup(local: &std::path::Path, s3: S3Target, s3_required: bool) -> (PgDumpBackup, RecordingNotifier) {
+    let notifier = RecordingNotifier::new();
+    let backup = PgDumpBackup::builder()
+        .with_single_run_lock(false)
+        .with_url(rich_db())
+        .with_environment("test")
+        .with_name("fan")
+        .with_threads(2)
+        .with_retry(resee_ops_backup::RetryPolicy::celery(0, Duration::ZERO))
+        .with_named_target("local", LocalDirTarget::new(local).unwrap(), true)
+        .with_named_target("s3", s3, s3_required)
+        .with_notifier(notifier.clone())
+        .build()
+        .unwrap();
+    (backup, notifier)
+}
+
+/// Issue 12: one dump fanned out to a local directory and S3; the report lists each target; an optional
+/// target that fails is a warning alert, not a failed backup; a required one that fails fails the run and
+/// leaves nothing on the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_dump_goes_to_every_target_and_only_required_ones_decide() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, builder) = fresh(services::moto().url());
+    let (backup, notifier) = two_target_backup(dir.path(), builder.build().unwrap(), true);
+    let outcome = backup.run().await;
+    assert!(outcome.is_success(), "{:?}", outcome.error);
+    let targets: Vec<(&str, BackupStatus)> =
+        outcome.report.targets.iter().map(|t| (t.target.as_str(), t.status)).collect();
+    assert_eq!(targets, [("local", BackupStatus::Success), ("s3", BackupStatus::Success)]);
+    let name = outcome.report.filename.clone();
+    let local_bytes = std::fs::read(dir.path().join(&name)).unwrap();
+    let mut s3_bytes = Vec::new();
+    let s3 = builder_for(&b).build().unwrap();
+    s3.open(&ArtifactName::new(&name).unwrap()).await.unwrap().read_to_end(&mut s3_bytes).await.unwrap();
+    assert!(local_bytes == s3_bytes, "the same dump on both targets");
+    assert_eq!(list_backups(&s3, "fan_test_").await.unwrap().backups[0].manifest.as_ref().unwrap().artifact, name);
+    assert!(notifier.alerts().iter().all(|a| a.name != alert_names::TARGET_FAILED));
+
+    // An optional S3 target whose bucket is gone: a warning, and the backup still succeeds locally.
+    let dir = tempfile::tempdir().unwrap();
+    let (backup, notifier) = two_target_backup(dir.path(), builder_for("resee-gone-bucket").build().unwrap(), false);
+    let outcome = backup.run().await;
+    assert!(outcome.is_success(), "{:?}", outcome.error);
+    let s3 = &outcome.report.targets[1];
+    assert_eq!((s3.target.as_str(), s3.required, s3.status), ("s3", false, BackupStatus::Failed));
+    assert!(s3.error.as_deref().unwrap_or_default().contains("does not exist"), "{s3:?}");
+    let warning = notifier.alerts().into_iter().find(|a| a.name == alert_names::TARGET_FAILED).expect("a warning");
+    assert_eq!(warning.severity, Severity::Warning);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2, "artifact and manifest locally");
+
+    // The same S3 target required: the run fails and the local copy is removed again.
+    let dir = tempfile::tempdir().unwrap();
+    let (backup, _) = two_target_backup(dir.path(), builder_for("resee-gone-bucket").build().unwrap(), true);
+    let outcome = backup.run().await;
+    assert_eq!(outcome.report.status, BackupStatus::Failed);
+    assert!(outcome.report.error.as_deref().unwrap_or_default().contains("does not exist"), "{:?}", outcome.report);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing left on the other target");
 }

@@ -52,6 +52,9 @@ pub(crate) enum Command {
         /// Drop and recreate the database if it exists and is not empty.
         #[arg(long)]
         force: bool,
+        /// The target to restore from: `local` (the backup directory) or `s3` (`[backup.s3]`).
+        #[arg(long, value_name = "TARGET", default_value = "local")]
+        from: String,
     },
     /// The backups in the backup directory.
     Backups {

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use resee_ops_backup::{CompressionProfile, RetentionPolicy};
+use resee_ops_backup::{CompressionProfile, RetentionPolicy, S3Config};
 use resee_ops_core::schedule::{JobPolicy, MissedRunPolicy, Schedule};
 use resee_ops_monitor::{CeleryTransport, ConnectionUrl};
 use resee_ops_slack::{ENV_WEBHOOK_URL, WebhookUrl};
@@ -220,6 +220,16 @@ pub(crate) struct BackupSection {
     pub(crate) timeout: Duration,
     /// Applied after each successful backup; absent: every backup is kept.
     pub(crate) retention: Option<RetentionPolicy>,
+    /// Take the single-run lock (a PostgreSQL advisory lock on the source database), so that two replicas
+    /// never back up at once: the second run is skipped (exit 3 for `backup --once`).
+    pub(crate) single_run_lock: bool,
+    /// A second target: an S3-compatible bucket (`[backup.s3]`, or `BACKUP_S3_BUCKET`, `AWS_ACCESS_KEY_ID`, …).
+    pub(crate) s3: Option<S3Config>,
+    /// Whether the backup fails when S3 fails (`false`: a warning alert, the local backup still counts).
+    pub(crate) s3_required: bool,
+    /// The freshness check of each target fails when the newest verified backup is older than this.
+    #[serde(with = "dur")]
+    pub(crate) max_age: Duration,
 }
 
 impl Default for BackupSection {
@@ -238,6 +248,10 @@ impl Default for BackupSection {
             level: None,
             timeout: Duration::from_secs(6 * 3600),
             retention: None,
+            single_run_lock: true,
+            s3: None,
+            s3_required: true,
+            max_age: Duration::from_secs(26 * 3600),
         }
     }
 }
@@ -401,7 +415,8 @@ impl Config {
     }
 
     /// Applies `DATABASE_URL`, `REDIS_URL`, `CELERY_BROKER_URL`, `RESEE_ENVIRONMENT`, `RESEE_BACKUP_DIR`,
-    /// `RESEE_HTTP_ADDR`, and the logging variables (`LOG_DIR`, `LOG_FORMAT`, `RUST_LOG`, `LOG_MAX_BYTES`,
+    /// `RESEE_BACKUP_SINGLE_RUN_LOCK`, `BACKUP_S3_*` and `AWS_*` (see `S3Config::from_env`),
+    /// `BACKUP_S3_REQUIRED`, `RESEE_HTTP_ADDR`, and the logging variables (`LOG_DIR`, `LOG_FORMAT`, `RUST_LOG`, `LOG_MAX_BYTES`,
     /// `LOG_BACKUPS`).
     pub(crate) fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = var("DATABASE_URL") {
@@ -420,6 +435,18 @@ impl Config {
         }
         if let Some(v) = var("RESEE_BACKUP_DIR") {
             self.backup.dir = PathBuf::from(v);
+        }
+        // S3: `BACKUP_S3_BUCKET` adds the target; the other variables override the file's `[backup.s3]`.
+        let s3_err = |e: resee_ops_core::Error| ConfigError::new("backup.s3 (BACKUP_S3_*)", e.message().to_owned());
+        match self.backup.s3.as_mut() {
+            Some(s3) => s3.apply_lookup(&var).map_err(s3_err)?,
+            None => self.backup.s3 = S3Config::from_lookup(&var).map_err(s3_err)?,
+        }
+        if let Some(v) = var("RESEE_BACKUP_SINGLE_RUN_LOCK") {
+            self.backup.single_run_lock = !matches!(v.trim(), "0" | "false" | "no" | "off");
+        }
+        if let Some(v) = var("BACKUP_S3_REQUIRED") {
+            self.backup.s3_required = matches!(v.trim(), "1" | "true" | "yes" | "on");
         }
         if let Some(v) = var("RESEE_HTTP_ADDR") {
             self.http.listen = v;
@@ -490,6 +517,13 @@ impl Config {
             None => None,
             Some(url) => Some(WebhookUrl::new(url).map_err(|e| ConfigError::new(ENV_WEBHOOK_URL, e.to_string()))?),
         };
+        if let Some(s3) = &self.backup.s3 {
+            resee_ops_backup::S3Target::from_config(s3.clone())
+                .map_err(|e| ConfigError::new("backup.s3 (BACKUP_S3_*)", e.message().to_owned()))?;
+        }
+        if self.backup.max_age.is_zero() {
+            return Err(ConfigError::new("backup.max_age", "must be positive"));
+        }
         Ok(Validated { backup_schedule, restore_test_schedule, listen, slack })
     }
 

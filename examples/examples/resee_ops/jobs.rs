@@ -13,7 +13,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use resee_ops_backup::{
-    LocalDirTarget, Manifest, PgDumpBackup, ProgressMode, Restorer, RetryPolicy, list_backups, run_restore_test,
+    LocalDirTarget, Manifest, PgDumpBackup, ProgressMode, Restorer, RetryPolicy, S3Target, list_backups,
+    run_restore_test,
 };
 use resee_ops_core::schedule::{Job, JobContext, JobPolicy, MissedRunPolicy, Schedule};
 use resee_ops_core::{BackupReport, Error, ErrorKind, Notifier};
@@ -93,9 +94,12 @@ impl BackupJob {
         if let Some(policy) = &b.retention {
             builder = builder.with_retention(policy.clone());
         }
+        builder = builder.with_named_target("local", target, true).with_single_run_lock(b.single_run_lock);
+        if let Some(s3) = s3_target(config)? {
+            builder = builder.with_named_target("s3", s3, b.s3_required);
+        }
         let backup = builder
             .with_retry(RetryPolicy::celery(0, Duration::ZERO))
-            .with_target(target)
             .with_notifier(alerts)
             .build()
             .map_err(|e| ConfigError::new("database.url (DATABASE_URL)", e.to_string()))?;
@@ -128,7 +132,12 @@ impl BackupJob {
     /// After a cancelled run: removes this deployment's artifacts published since `since` that have no
     /// manifest (published but not yet marked complete when the run was cut short).
     async fn remove_unfinished_since(&self, since: DateTime<Utc>) {
-        let target = self.backup.target();
+        for (_, target, _) in self.backup.targets() {
+            self.remove_unfinished_on(target.as_ref(), since).await;
+        }
+    }
+
+    async fn remove_unfinished_on(&self, target: &dyn resee_ops_core::BackupTarget, since: DateTime<Utc>) {
         let listed = match target.list().await {
             Ok(l) => l,
             Err(e) => {
@@ -173,6 +182,15 @@ impl Job for BackupJob {
         tokio::select! {
             outcome = self.backup.run() => {
                 *self.last_report.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome.report.clone());
+                if outcome.is_skipped() {
+                    // Another replica is backing up: not a failure, and nothing to retry.
+                    self.busy.store(true, Ordering::SeqCst);
+                    return Err(Error::new(
+                        ErrorKind::AlreadyExists,
+                        outcome.report.error.unwrap_or_else(|| "another run holds the single-run lock".into()),
+                    )
+                    .permanent());
+                }
                 match outcome.error {
                     None if outcome.is_success() => Ok(()),
                     None => Err(Error::new(ErrorKind::Unexpected, outcome.report.error.unwrap_or_default())),
@@ -193,10 +211,42 @@ impl Job for BackupJob {
     }
 }
 
+/// The S3 target of `[backup.s3]` (or `BACKUP_S3_*`), if one is configured.
+pub(crate) fn s3_target(config: &Config) -> Result<Option<S3Target>, ConfigError> {
+    config
+        .backup
+        .s3
+        .clone()
+        .map(|s3| S3Target::from_config(s3).map_err(|e| ConfigError::new("backup.s3 (BACKUP_S3_*)", e.to_string())))
+        .transpose()
+}
+
+/// `{database}_{environment}_`: this deployment's artifacts.
+pub(crate) fn name_prefix(config: &Config) -> Result<String, ConfigError> {
+    let url_key = "database.url (DATABASE_URL)";
+    let name = resee_ops_backup::NameComponent::new(config.database.url.database())
+        .map_err(|e| ConfigError::new(url_key, e.to_string()))?;
+    Ok(format!("{name}_{}_", config.environment))
+}
+
 /// A [`Restorer`] for this deployment: its backup directory and name prefix, the server of `database.url`.
 pub(crate) fn restorer(config: &Config) -> Result<Restorer, ConfigError> {
+    restorer_from(config, "local")
+}
+
+/// A [`Restorer`] reading from the target `from`: `local` (the backup directory) or `s3` (`[backup.s3]`).
+pub(crate) fn restorer_from(config: &Config, from: &str) -> Result<Restorer, ConfigError> {
     let dir_key = "backup.dir (RESEE_BACKUP_DIR)";
-    let target = LocalDirTarget::new(&config.backup.dir).map_err(|e| ConfigError::new(dir_key, e.to_string()))?;
+    let target: Arc<dyn resee_ops_core::BackupTarget> = match from {
+        "local" => {
+            Arc::new(LocalDirTarget::new(&config.backup.dir).map_err(|e| ConfigError::new(dir_key, e.to_string()))?)
+        }
+        "s3" => Arc::new(
+            s3_target(config)?
+                .ok_or_else(|| ConfigError::new("--from", "s3 is not configured (backup.s3 or BACKUP_S3_BUCKET)"))?,
+        ),
+        other => return Err(ConfigError::new("--from", format!("{other:?} is not a target: local or s3"))),
+    };
     let url_key = "database.url (DATABASE_URL)";
     let server = config.database.url.clone();
     let name = resee_ops_backup::NameComponent::new(server.database())

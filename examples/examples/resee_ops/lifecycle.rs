@@ -8,9 +8,9 @@ use resee_ops_backup::{BackupSelector, RestoreOptions, run_restore_test};
 use crate::alerts::Alerts;
 use crate::config::{Config, ConfigError, Validated};
 use crate::config_error;
-use crate::jobs::{BackupJob, restorer};
+use crate::jobs::{BackupJob, restorer, restorer_from};
 
-/// `restore NAME | --latest | --at TIME [--database NAME] [--force]`: the report as JSON on stdout.
+/// `restore NAME | --latest | --at TIME [--database NAME] [--force] [--from local|s3]`: the report as JSON on stdout.
 pub(crate) async fn restore(
     config: &Config,
     _validated: &Validated,
@@ -18,8 +18,9 @@ pub(crate) async fn restore(
     at: Option<String>,
     database: Option<String>,
     force: bool,
+    from: &str,
 ) -> ExitCode {
-    let restorer = match restorer(config) {
+    let restorer = match restorer_from(config, from) {
         Ok(r) => r,
         Err(e) => return config_error(&e),
     };

@@ -86,8 +86,8 @@ fn main() -> ExitCode {
     match command {
         Command::Run => runtime.block_on(service::run(config, validated)),
         Command::Backup { once: _ } => runtime.block_on(service::backup_once(config, validated)),
-        Command::Restore { name, latest: _, at, database, force } => {
-            runtime.block_on(lifecycle::restore(&config, &validated, name, at, database, force))
+        Command::Restore { name, latest: _, at, database, force, from } => {
+            runtime.block_on(lifecycle::restore(&config, &validated, name, at, database, force, &from))
         }
         Command::Backups { command: BackupsCommand::List } => runtime.block_on(lifecycle::list(&config)),
         Command::Prune { dry_run } => runtime.block_on(lifecycle::prune(&config, dry_run)),

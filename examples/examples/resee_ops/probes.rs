@@ -1,9 +1,11 @@
 //! The health checks: PostgreSQL and Redis (critical: readiness fails without them), disk, the Celery
 //! workers (`workers`: Celery's broadcast ping) and queues (`queue:<queue>`: all priority lists), Slack
-//! delivery (they warn).
+//! delivery, and the freshness of the backups on each target (`backup_freshness:local`, `backup_freshness:s3`:
+//! the newest verified backup older than `backup.max_age`, 26 h) (they warn).
 //!
 //! To add a probe: one more `.with_registration(...)` in [`registry`].
 
+use resee_ops_backup::BackupFreshnessProbe;
 use resee_ops_core::{HealthRegistry, Registration};
 use resee_ops_monitor::{
     CeleryWorkersProbe, DiskThresholds, DiskUsageProbe, PostgresProbeConfig, QueueLength, RedisConfig,
@@ -51,6 +53,25 @@ pub(crate) fn registry(config: &Config, alerts: &Alerts) -> Result<HealthRegistr
     }
     if let Some(slack) = &alerts.slack_probe {
         registry = registry.with_registration(Registration::new(slack.clone()));
+    }
+    // "Backups stopped" pages someone even when the scheduler died: one freshness check per target.
+    if config.backup.enabled {
+        let prefix = crate::jobs::name_prefix(config)?;
+        let max_age = config.backup.max_age;
+        let dir_key = "backup.dir (RESEE_BACKUP_DIR)";
+        let local = resee_ops_backup::LocalDirTarget::new(&config.backup.dir)
+            .map_err(|e| ConfigError::new(dir_key, e.to_string()))?;
+        let mut targets: Vec<(&str, std::sync::Arc<dyn resee_ops_core::BackupTarget>)> =
+            vec![("local", std::sync::Arc::new(local))];
+        if let Some(s3) = crate::jobs::s3_target(config)? {
+            targets.push(("s3", std::sync::Arc::new(s3)));
+        }
+        for (name, target) in targets {
+            let probe = BackupFreshnessProbe::from_arc(target, prefix.clone())
+                .with_name(format!("backup_freshness:{name}"))
+                .with_max_age(max_age);
+            registry = registry.register(Registration::new(probe));
+        }
     }
     Ok(registry)
 }
