@@ -95,7 +95,7 @@ pub(crate) async fn try_lock(
                     ErrorKind::Unavailable,
                     format!("cannot take the single-run lock on {}:{}: psql gave no answer", conn.host(), conn.port()),
                 )
-                .temporary());
+                .with_temporary(true));
             }
             Err(pgdump::classify("taking the single-run lock", &text))
         }

@@ -189,7 +189,7 @@ impl Job for BackupJob {
                         ErrorKind::AlreadyExists,
                         outcome.report.error.unwrap_or_else(|| "another run holds the single-run lock".into()),
                     )
-                    .permanent());
+                    .with_temporary(false));
                 }
                 match outcome.error {
                     None if outcome.is_success() => Ok(()),

@@ -70,7 +70,7 @@ pub(crate) fn registry(config: &Config, alerts: &Alerts) -> Result<HealthRegistr
             let probe = BackupFreshnessProbe::from_arc(target, prefix.clone())
                 .with_name(format!("backup_freshness:{name}"))
                 .with_max_age(max_age);
-            registry = registry.register(Registration::new(probe));
+            registry = registry.with_registration(Registration::new(probe));
         }
     }
     Ok(registry)
