@@ -4,6 +4,8 @@
 //! backup_cli dump DIR default|fast|zstd  # one verified backup of $DATABASE_URL into DIR ($RESEE_BACKUP_LEVEL
 //!                                        # overrides the profile's level)
 //! backup_cli verify FILE               # verification only (as `gzip -t`, plus trailer and manifest)
+//! backup_cli dump-s3 default|zstd      # one verified backup of $DATABASE_URL into the S3 target of
+//!                                      # BACKUP_S3_BUCKET, BACKUP_S3_ENDPOINT, … (S3Config::from_env)
 //! ```
 //!
 //! Prints the report (or verification) as JSON on stdout and this process's own peak RSS (`VmHWM`, without
@@ -11,7 +13,9 @@
 
 use std::process::ExitCode;
 
-use resee_ops_backup::{CompressionProfile, LocalDirTarget, PgDumpBackup, PgDumpBackupBuilder, verify_artifact};
+use resee_ops_backup::{
+    CompressionProfile, LocalDirTarget, PgDumpBackup, PgDumpBackupBuilder, S3Config, S3Target, verify_artifact,
+};
 use resee_ops_core::ArtifactName;
 
 fn peak_rss_kib() -> u64 {
@@ -30,7 +34,8 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let ok = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        ["dump", dir, profile] => rt.block_on(dump(dir, profile)),
+        ["dump", dir, profile] => rt.block_on(dump(Some(dir), profile)),
+        ["dump-s3", profile] => rt.block_on(dump(None, profile)),
         ["verify", file] => rt.block_on(verify(file)),
         ["gzip", file, level] => gzip_speed(file, level.parse().unwrap_or(6)),
         ["pipeline", file, level, threads] => rt.block_on(async {
@@ -75,13 +80,25 @@ fn gzip_speed(file: &str, level: u32) -> bool {
     true
 }
 
-async fn dump(dir: &str, profile: &str) -> bool {
+/// A backup into `dir`, or (`None`) into the S3 target configured by the environment.
+async fn dump(dir: Option<&str>, profile: &str) -> bool {
     let profile = match profile {
         "fast" => CompressionProfile::Fast,
         "zstd" => CompressionProfile::Zstd,
         _ => CompressionProfile::Default,
     };
-    let backup = LocalDirTarget::new(dir).and_then(|t| {
+    let target = match dir {
+        Some(dir) => {
+            LocalDirTarget::new(dir).map(|t| std::sync::Arc::new(t) as std::sync::Arc<dyn resee_ops_core::BackupTarget>)
+        }
+        None => S3Config::from_env().and_then(|c| {
+            let c = c.ok_or_else(|| {
+                resee_ops_core::Error::new(resee_ops_core::ErrorKind::InvalidConfig, "BACKUP_S3_BUCKET is not set")
+            })?;
+            Ok(std::sync::Arc::new(S3Target::from_config(c)?) as std::sync::Arc<dyn resee_ops_core::BackupTarget>)
+        }),
+    };
+    let backup = target.and_then(|t| {
         let b = if std::env::var("DATABASE_URL").is_ok() {
             PgDumpBackupBuilder::from_env()?
         } else {
