@@ -131,9 +131,10 @@ pub struct S3Config {
     /// (`STANDARD`). Staged uploads are always `STANDARD`, so that they can be read back and verified.
     #[serde(default)]
     pub storage_class: Option<String>,
-    /// Multipart part size in bytes (5 MiB to 5 GiB). Default 8 MiB (chosen by measurement, see
-    /// `benches/scripts/backup_s3_vs_local.sh`). Memory used by an upload: about
-    /// `part_size × (parts_in_flight + 1)`.
+    /// Multipart part size in bytes (5 MiB to 5 GiB). Default 8 MiB: above S3's 5 MiB minimum, about 24 MiB
+    /// of upload buffers with the defaults, and up to 80 GiB per artifact (10 000 parts). Not yet confirmed
+    /// by measurement: `benches/scripts/backup_s3_vs_local.sh` compares 8, 16 and 32 MiB. Memory used by an
+    /// upload: about `part_size × (parts_in_flight + 1)`.
     #[serde(default = "default_part_size")]
     pub part_size: usize,
     /// Parts uploaded concurrently. Default 2.
