@@ -46,6 +46,21 @@ if ((${#missing[@]})); then
   fi
 fi
 
+# The Korean lc_messages test (resee-ops-backup, tests/preflight.rs) runs a PostgreSQL that speaks Korean: it
+# needs the ko_KR.UTF-8 locale, and fails loudly (never skips) without it.
+if ! locale -a 2>/dev/null | grep -qix 'ko_KR\.utf8'; then
+  if [[ $(id -u) -eq 0 ]]; then
+    log "generating the ko_KR.UTF-8 locale for the Korean lc_messages test"
+    if ! command -v localedef >/dev/null 2>&1 || [[ ! -e /usr/share/i18n/locales/ko_KR ]]; then
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get update -qq && apt-get install -y -qq --no-install-recommends locales >/dev/null
+    fi
+    localedef -i ko_KR -f UTF-8 ko_KR.UTF-8
+  else
+    log "the ko_KR.UTF-8 locale is missing (as root: localedef -i ko_KR -f UTF-8 ko_KR.UTF-8); the Korean test will fail"
+  fi
+fi
+
 # Celery for the Celery-compatibility tests. Pinned: the wire format was measured on these versions
 # (shared research: celery 5.7.0 / kombu 5.7.0 / redis-py 8.1.0).
 celery_ok() { "$1" -c 'import celery, redis, packaging; assert celery.__version__.startswith("5.")' >/dev/null 2>&1; }

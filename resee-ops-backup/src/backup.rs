@@ -85,8 +85,12 @@ struct TargetSlot {
 
 /// Verified `pg_dump` backups into any [`BackupTarget`].
 ///
-/// One [`run`](Self::run): sweep temporaries left by crashed runs; find `pg_dump` and refuse one older than
-/// the server; stream `pg_dump`'s output through parallel gzip into the target under a temporary name;
+/// One [`run`](Self::run): sweep temporaries left by crashed runs; find `pg_dump`; a preflight connection,
+/// made as `pg_dump` will make it (same host, user, database, `sslmode`/`sslrootcert`, TLS by rustls
+/// through `resee-ops-postgres`), refuses a `pg_dump` older than the server and a role that cannot read a
+/// table, schema or sequence `pg_dump` must dump (SQLSTATE 42501), and classifies a refused login (class
+/// 28), a missing database (3D000) and a refused TLS certificate as permanent, by SQLSTATE whatever the
+/// server's `lc_messages` language; stream `pg_dump`'s output through parallel gzip into the target under a temporary name;
 /// once `pg_dump` exited 0 and the dump ends with its completion trailer, stage it (durable, still under the
 /// temporary name), read it back from the target and verify it (CRC, trailer, sizes, SHA-256); publish it
 /// under its name only then; write the manifest last; alert. Temporary failures (server
@@ -788,10 +792,8 @@ impl PgDumpBackup {
         };
         let conn = &self.config.connection;
         let pg_dump = self.pg_dump().await?;
-        let server = pgdump::server_version(conn, self.config.connect_timeout).await?;
-        if let Some(server) = server {
-            pgdump::check_versions(pg_dump, server)?;
-        }
+        let server = pgdump::preflight(conn, self.config.connect_timeout).await?;
+        pgdump::check_versions(pg_dump, server)?;
         if self.config.single_run_lock {
             let mut held = lock.lock().await;
             if held.is_none() {
@@ -872,7 +874,7 @@ impl PgDumpBackup {
             compression: self.config.profile.codec().as_str().into(),
             level: self.config.effective_level(),
             pg_dump_version: v.pg_dump_version.clone().unwrap_or_else(|| pg_dump.version.to_string()),
-            server_version: v.server_version.clone().or_else(|| server.map(|s| s.to_string())).unwrap_or_default(),
+            server_version: v.server_version.clone().unwrap_or_else(|| server.to_string()),
             started_at,
             finished_at,
             duration: started.elapsed(),

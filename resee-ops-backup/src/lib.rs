@@ -21,6 +21,10 @@
 //! - Alerts through any [`Notifier`](resee_ops_core::Notifier): success, failure, integrity failure
 //!   (names in [`alert_names`], labels `database` and `environment`; plain titles, the Slack renderer adds
 //!   the level's emoji).
+//! - A preflight connection before dumping, over TLS where the URL's `sslmode` asks for it (the same
+//!   `sslmode`, `sslrootcert`, `sslcert`, `sslkey` reach `pg_dump` as `PGSSLMODE`, `PGSSLROOTCERT`, …):
+//!   version, privileges (SQLSTATE 42501 before anything is dumped), login and database, classified by
+//!   SQLSTATE, never by the server's words.
 //! - Retries of temporary failures (everything not known to be permanent) with core's
 //!   [`RetryPolicy`]: one attempt plus three retries, 5 minutes apart (Celery's
 //!   `max_retries=3`).

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, ChildStdout, Command};
 
-use resee_ops_core::{ConnectionUrl, ErrorKind, SslMode};
+use resee_ops_core::{ConnectionUrl, ErrorKind};
 
 use crate::error;
 use crate::{BackupError, Result};
@@ -156,92 +156,88 @@ pub(crate) fn check_versions(pg_dump: &PgDump, server: PgVersion) -> Result<()> 
     )))
 }
 
-/// Why the version preflight must not run for `conn`, if it must not. The preflight speaks no TLS, so it
-/// runs only where TLS cannot be expected anyway: `sslmode=disable`, a Unix socket, or a loopback address
-/// (unless `sslmode` requires TLS). Elsewhere libpq's `pg_dump` would prefer TLS, so a plaintext preflight
-/// could send the password unencrypted, or be refused by a `hostssl`-only server.
-fn preflight_skip_reason(conn: &ConnectionUrl) -> Option<&'static str> {
-    match conn.ssl_mode() {
-        m if m.requires_tls() => Some("sslmode requires TLS"),
-        SslMode::Disable => None,
-        _ if is_local_host(conn.host()) => None,
-        _ => Some("the server is not local and TLS may be used"),
-    }
-}
-
-/// A Unix-socket directory, `localhost`, or a loopback address (127.0.0.0/8, `::1`).
-fn is_local_host(host: &str) -> bool {
-    host.starts_with('/')
-        || host.eq_ignore_ascii_case("localhost")
-        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.to_canonical().is_loopback())
-}
-
-/// Connects once and asks for the server version. Returns `None` when the preflight must not connect
-/// without TLS (see [`preflight_skip_reason`]); `pg_dump` then refuses a newer server itself (see
-/// [`classify`]).
-pub(crate) async fn server_version(conn: &ConnectionUrl, connect_timeout: Duration) -> Result<Option<PgVersion>> {
-    if let Some(why) = preflight_skip_reason(conn) {
-        tracing::debug!(
-            reason = why,
-            "skipping the server version preflight; pg_dump checks the server version itself"
-        );
-        return Ok(None);
-    }
-    let mut cfg = tokio_postgres::Config::new();
-    if conn.is_unix_socket() {
-        cfg.host_path(conn.host());
-    } else {
-        cfg.host(conn.host());
-    }
-    cfg.port(conn.port())
-        .dbname(conn.database())
-        .application_name(conn.param("application_name").unwrap_or("resee-ops-backup"))
-        .connect_timeout(connect_timeout);
-    if let Some(user) = conn.user() {
-        cfg.user(user);
-    }
-    if let Some(p) = conn.password() {
-        cfg.password(p.expose());
-    }
-    cfg.ssl_mode(if conn.ssl_mode() == SslMode::Disable {
-        tokio_postgres::config::SslMode::Disable
-    } else {
-        tokio_postgres::config::SslMode::Prefer
-    });
-    let redact = |text: String| conn.scrub(text);
-    let connect = tokio::time::timeout(connect_timeout, cfg.connect(tokio_postgres::NoTls)).await.map_err(|_| {
+/// The preflight: connects once, the way `pg_dump` will (the same host, user, database and TLS mode,
+/// through [`resee_ops_postgres::PgConnector`]), asks for the server version, and checks that the role can
+/// read everything `pg_dump` must dump (see [`UNREADABLE`]). Errors are classified by SQLSTATE (see
+/// [`classify_pg`]), so a server whose `lc_messages` is not English classifies the same.
+pub(crate) async fn preflight(conn: &ConnectionUrl, connect_timeout: Duration) -> Result<PgVersion> {
+    let connector = resee_ops_postgres::PgConnector::new(conn, connect_timeout, "resee-ops-backup")?;
+    let work = async {
+        let c = connector.connect().await.map_err(|e| classify_pg(&e, conn))?;
+        let row = c
+            .client()
+            .query_one("SELECT current_setting('server_version_num')::int4", &[])
+            .await
+            .map_err(|e| classify_pg(&e, conn))?;
+        let num: i32 = row.get(0);
+        let unreadable = c.client().query(UNREADABLE, &[]).await.map_err(|e| classify_pg(&e, conn))?;
+        if !unreadable.is_empty() {
+            let names: Vec<String> = unreadable.iter().map(|r| r.get::<_, String>(0)).collect();
+            return Err(unreadable_error(conn, &names));
+        }
+        Ok(PgVersion::from_num(u32::try_from(num).unwrap_or(0)))
+    };
+    tokio::time::timeout(connect_timeout.saturating_mul(2), work).await.map_err(|_| {
         BackupError::new(
             ErrorKind::Unavailable,
             format!("server {}:{} did not answer within {connect_timeout:?}", conn.host(), conn.port()),
         )
-    })?;
-    let (client, connection) = connect.map_err(|e| classify_pg(&e, redact(e.to_string()), conn))?;
-    let task = tokio::spawn(connection);
-    let row = client
-        .query_one("SELECT current_setting('server_version_num')::int4", &[])
-        .await
-        .map_err(|e| classify_pg(&e, redact(e.to_string()), conn))?;
-    drop(client);
-    let _ = task.await;
-    let num: i32 = row.get(0);
-    Ok(Some(PgVersion::from_num(u32::try_from(num).unwrap_or(0))))
+        .with_temporary(true)
+    })?
+}
+
+/// What the role cannot read of what `pg_dump` dumps: schemas without `USAGE`, tables (plain and
+/// partitioned) and sequences without `SELECT`, in the schemas `pg_dump` dumps (not the system's, not
+/// objects of extensions). At most 10 names, `schema.name`.
+const UNREADABLE: &str = "\
+SELECT format('%I.%I', n.nspname, c.relname) \
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+WHERE c.relkind IN ('r', 'p', 'S') \
+  AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%' \
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e') \
+  AND (NOT has_schema_privilege(n.oid, 'USAGE') OR NOT has_table_privilege(c.oid, 'SELECT')) \
+ORDER BY 1 LIMIT 10";
+
+/// The permanent error for a role that cannot read `names`: `pg_dump` would fail on them with SQLSTATE
+/// 42501 after a partial dump; the preflight says it before dumping, with the same code.
+fn unreadable_error(conn: &ConnectionUrl, names: &[String]) -> BackupError {
+    let user = conn.user().unwrap_or("");
+    classify_sqlstate(
+        "42501",
+        format!(
+            "role {user:?} cannot read what pg_dump must dump in database {:?} on {}:{} (no SELECT, or no USAGE on \
+             the schema): {}{}; grant it (GRANT SELECT ON ALL TABLES IN SCHEMA … / GRANT USAGE ON SCHEMA …) or \
+             back up as a role that can, e.g. one with pg_read_all_data",
+            conn.database(),
+            conn.host(),
+            conn.port(),
+            names.join(", "),
+            if names.len() >= 10 { ", …" } else { "" },
+        ),
+    )
 }
 
 /// Classifies a connection or query error of the preflight by its SQLSTATE, never by its text (which
 /// comes in the server's `lc_messages` language). Temporary unless the cause is known to be permanent:
 /// a refused login (class 28), a missing database (3D000), a missing privilege (42501), or a
 /// configuration the client itself rejects.
-fn classify_pg(err: &tokio_postgres::Error, text: String, conn: &ConnectionUrl) -> BackupError {
+fn classify_pg(err: &tokio_postgres::Error, conn: &ConnectionUrl) -> BackupError {
     let at =
         format!("{}:{} database {:?} as {:?}", conn.host(), conn.port(), conn.database(), conn.user().unwrap_or(""));
+    if let Some(tls) = resee_ops_postgres::tls_error(err, conn) {
+        // A refused certificate or a server without TLS: permanent, whatever the server's language.
+        return BackupError::new(tls.kind(), conn.scrub(format!("cannot connect to {at}: {}", tls.message())))
+            .with_temporary(false)
+            .with_code(tls.code().unwrap_or_default());
+    }
     let text = match err.as_db_error() {
         Some(db) => conn.scrub(db.message()),
-        None => text,
+        None => conn.scrub(resee_ops_postgres::with_causes(err)),
     };
     let message = format!("cannot connect to {at}: {text}");
     let Some(code) = err.code() else {
-        // No SQLSTATE: the client's own error (refused or reset connection, TLS, timeout), or a
-        // configuration tokio-postgres rejects before connecting.
+        // No SQLSTATE: the client's own error (refused or reset connection, timeout), or a configuration
+        // tokio-postgres rejects before connecting.
         return if text.contains("invalid configuration") || text.contains("password missing") {
             BackupError::new(ErrorKind::InvalidConfig, message)
         } else {
@@ -483,31 +479,6 @@ mod tests {
         assert!(check_versions(&dump("16"), PgVersion::from_num(150020)).is_ok());
         assert_eq!(PgVersion::parse("9.6.24").unwrap().major_key(), (9, 6));
         assert_eq!(PgVersion::parse("15.20").unwrap().major_key(), (15, 0));
-    }
-
-    #[test]
-    fn preflight_runs_only_where_tls_is_not_expected() {
-        let conn = |host: &str, mode: Option<&str>| {
-            let c = ConnectionUrl::postgres(host, 5432, "u", "d");
-            match mode {
-                Some(m) => c.with_ssl_mode(SslMode::parse(m).unwrap()),
-                None => c,
-            }
-        };
-        for host in ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1", "localhost", "LOCALHOST", "/run/pg"] {
-            for mode in [None, Some("prefer"), Some("allow"), Some("disable")] {
-                assert_eq!(preflight_skip_reason(&conn(host, mode)), None, "{host} {mode:?}");
-            }
-            for mode in ["require", "verify-ca", "verify-full"] {
-                assert!(preflight_skip_reason(&conn(host, Some(mode))).is_some(), "{host} {mode}");
-            }
-        }
-        for host in ["db.internal", "10.0.0.5", "128.0.0.1", "::2", "localhost.example.com", "2001:db8::1"] {
-            for mode in [None, Some("prefer"), Some("allow"), Some("require")] {
-                assert!(preflight_skip_reason(&conn(host, mode)).is_some(), "{host} {mode:?}");
-            }
-            assert_eq!(preflight_skip_reason(&conn(host, Some("disable"))), None, "{host}");
-        }
     }
 
     /// Point 6: pg_dump failures are temporary by default; its stderr (partly in the server's language)

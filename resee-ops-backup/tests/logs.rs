@@ -5,20 +5,8 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use resee_ops_backup::{PgDumpBackup, PgDumpBackupBuilder};
 use resee_ops_core::ErrorKind;
-use resee_ops_core::testing::{InMemoryBackupTarget, ManualClock};
-
-fn builder(url: &str) -> PgDumpBackupBuilder {
-    PgDumpBackup::builder()
-        // Tests of one binary back up the same database in parallel: the lock has its own tests.
-        .with_single_run_lock(false)
-        .with_url(url)
-        .with_environment("test")
-        .with_name("resee")
-        .with_clock(ManualClock::new().shared())
-        .with_threads(2)
-}
+use resee_ops_core::testing::InMemoryBackupTarget;
 
 #[derive(Clone, Default)]
 struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);

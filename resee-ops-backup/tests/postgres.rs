@@ -10,27 +10,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use common::*;
-use resee_ops_backup::{
-    LocalDirTarget, Manifest, PgDumpBackup, PgDumpBackupBuilder, RetryPolicy, alert_names, verify_artifact,
-};
+use resee_ops_backup::{LocalDirTarget, Manifest, RetryPolicy, alert_names, verify_artifact};
 use resee_ops_core::ErrorKind;
-use resee_ops_core::testing::{InMemoryBackupTarget, ManualClock, RecordingNotifier};
+use resee_ops_core::testing::{InMemoryBackupTarget, RecordingNotifier};
 use resee_ops_core::{
     ArtifactMeta, ArtifactName, ArtifactReader, ArtifactWriter, BackupStatus, BackupTarget, Error, Severity,
     StagedArtifact,
 };
 use tokio::io::AsyncReadExt;
-
-fn builder(url: &str) -> PgDumpBackupBuilder {
-    PgDumpBackup::builder()
-        // Tests of one binary back up the same database in parallel: the lock has its own tests.
-        .with_single_run_lock(false)
-        .with_url(url)
-        .with_environment("test")
-        .with_name("resee")
-        .with_clock(ManualClock::new().shared())
-        .with_threads(2)
-}
 
 fn files_in(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> =

@@ -7,8 +7,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
+use resee_ops_backup::{PgDumpBackup, PgDumpBackupBuilder};
 use resee_ops_core::ConnectionUrl;
+use resee_ops_core::testing::ManualClock;
 use resee_ops_core::testing::services;
+
+/// A backup of `url` named `resee_test_…` on a manual clock, two compression threads, no single-run lock.
+pub fn builder(url: &str) -> PgDumpBackupBuilder {
+    PgDumpBackup::builder()
+        // Tests of one binary back up the same database in parallel: the lock has its own tests.
+        .with_single_run_lock(false)
+        .with_url(url)
+        .with_environment("test")
+        .with_name("resee")
+        .with_clock(ManualClock::new().shared())
+        .with_threads(2)
+}
 
 /// The URL of the shared test server (superuser, database `postgres`).
 pub fn server_url() -> String {
