@@ -81,6 +81,7 @@ mod freshness;
 mod local;
 mod lock;
 mod pgdump;
+pub mod prelude;
 mod prune;
 mod restore;
 mod retention;
@@ -109,6 +110,12 @@ pub use retention::{
 #[cfg(feature = "s3")]
 pub use s3::{S3Config, S3Encryption, S3Target, S3TargetBuilder};
 pub use verify::{DUMP_TRAILER, Manifest, Verification, verify_artifact};
+
+/// The time-zone crate of [`RetentionPolicy`]'s calendar rules.
+pub use chrono_tz;
+/// The JSON crate of [`PruneReport::summary_json`] (and the one to print a
+/// [`BackupReport`](resee_ops_core::BackupReport) with), so a host need not add it.
+pub use serde_json;
 
 #[doc(hidden)]
 pub mod __bench {

@@ -11,6 +11,11 @@
 //!   `application/health+json` report), [`FlapDetector`] (one "flapping" notice instead of a storm),
 //!   [`Clock`], and [`schedule`]: cron schedules in IANA time zones and the
 //!   [`Scheduler`](schedule::Scheduler) that runs jobs on them.
+//! - **One shutdown**: [`OpsHandle`] owns the producers (monitor, rules, scheduler) and the dispatcher and
+//!   stops them in order within one deadline.
+//! - **[`prelude`]**: the traits, values and machinery above plus what their signatures expose from other
+//!   crates ([`async_trait`](macro@async_trait), chrono's `DateTime`/`Utc`, tokio's `AsyncRead`), so a
+//!   host adds only the resee-ops crates and tokio: `use resee_ops_core::prelude::*;`.
 //! - **Testing** (feature `testing`): doubles, conformance suites, throwaway PostgreSQL/Redis.
 //!
 //! One error type for the whole workspace, [`Error`], with an [`ErrorKind`] and [`Error::is_temporary`];
@@ -46,6 +51,8 @@ pub mod flap;
 pub mod health;
 pub mod metric;
 pub mod notify;
+pub mod ops;
+pub mod prelude;
 pub mod registry;
 pub mod schedule;
 pub mod secret;
@@ -74,3 +81,13 @@ pub use registry::{CheckGroup, CheckResult, DEFAULT_PROBE_TIMEOUT, HealthRegistr
 pub use secret::Secret;
 pub use serde_duration::parse_duration;
 pub use url::{ConnectionUrl, Scheme, SslMode};
+
+pub use ops::{OpsHandle, ShutdownSummary, Stop};
+
+/// The `#[async_trait]` attribute every implementation of a core trait needs, so a host does not add
+/// `async-trait` itself (also in the [`prelude`]).
+pub use async_trait::async_trait;
+/// The date-time crate of [`ArtifactMeta::new`], [`Clock::now`] and the schedules, at the version core
+/// uses (`resee_ops_core::chrono::Duration`, ...); [`DateTime`](chrono::DateTime) and
+/// [`Utc`](chrono::Utc) are in the [`prelude`].
+pub use chrono;

@@ -110,6 +110,11 @@ pub use config::{
 pub use mask::{MASK, SECRET_FIELD_NAMES, is_secret_field, mask_urls};
 pub use sink::{DIR_MODE, FILE_MODE, SinkStats};
 
+/// The `tracing` crate the channels are built on (the type of [`Logging::build`]'s dispatch, and
+/// the macros a host logs with: `resee_ops_logging::tracing::warn!(target: "security", ...)`), so a host
+/// need not add it.
+pub use tracing;
+
 use layer::{ChannelLayer, Route};
 use sink::{Counters, Output, RotatingFile, SinkControl};
 

@@ -1,6 +1,11 @@
 //! The HTTP health endpoint (feature `axum`): readiness and liveness routes served from a
 //! [`HealthMonitor`]'s cached report.
 
+/// The axum crate this router is built with (0.8), so a host merges [`router`] into its own
+/// `axum::Router` and serves it without adding axum itself or guessing its major version:
+/// `use resee_ops_monitor::http::axum;`.
+pub use axum;
+
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

@@ -502,6 +502,32 @@ impl HealthMonitor {
         self.inner.cycles.load(Ordering::SeqCst)
     }
 
+    /// Resolves once the first cycle has completed (at once if one has): from then on
+    /// [`report`](Self::report) answers and the readiness endpoint serves real results instead of "not
+    /// ready yet". A host awaits it after [`spawn`](Self::spawn), before it reports itself ready or starts
+    /// taking traffic, instead of running a cycle by hand; bound the wait with `tokio::time::timeout` when
+    /// a probe may take long (each probe is bounded by its own timeout, so a cycle is too).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use resee_ops_core::prelude::*;
+    /// use resee_ops_core::testing::StaticProbe;
+    /// use resee_ops_monitor::HealthMonitor;
+    ///
+    /// let registry = HealthRegistry::new().register(Registration::new(StaticProbe::new("database", ProbeOutcome::up())));
+    /// let monitor = HealthMonitor::builder(registry).build().unwrap();
+    /// let running = monitor.spawn();
+    /// monitor.ready().await;
+    /// assert_eq!(monitor.report(CheckGroup::Readiness).unwrap().status, HealthStatus::Up);
+    /// # running.shutdown().await;
+    /// # });
+    /// ```
+    pub async fn ready(&self) {
+        let mut latest = self.inner.latest.subscribe();
+        // The sender lives in `inner`, which `self` keeps alive: the wait ends only with a report.
+        let _ = latest.wait_for(Option::is_some).await;
+    }
+
     /// The last report of `group` (damped), or `None` before the first cycle completed. Never waits.
     ///
     /// A readiness report older than [`MonitorConfig::max_report_age`] (default three intervals) is not

@@ -25,6 +25,16 @@ impl MonitorHandle {
     }
 }
 
+/// Part of an [`OpsHandle`](resee_ops_core::OpsHandle)'s shutdown: the loop stops before the alerts are
+/// flushed.
+#[async_trait::async_trait]
+impl resee_ops_core::Stop for MonitorHandle {
+    async fn stop(self: Box<Self>, _grace: std::time::Duration) {
+        // An unfinished cycle is abandoned at once; its deliveries already run on their own tasks.
+        self.shutdown().await;
+    }
+}
+
 /// Runs `cycle` at once and then every `interval` until `shutdown` completes. A cycle still running when
 /// `shutdown` completes is abandoned; a slow cycle delays the next one (ticks never pile up).
 pub(crate) async fn run_every<F: Future<Output = ()>>(

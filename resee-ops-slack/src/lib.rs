@@ -65,6 +65,7 @@ mod config;
 mod error;
 mod notifier;
 mod pacing;
+pub mod prelude;
 mod render;
 mod transport;
 mod webhook;
