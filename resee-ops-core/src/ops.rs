@@ -120,7 +120,7 @@ impl fmt::Display for ShutdownSummary {
 ///
 /// let inbox = RecordingNotifier::new(); // in production: Slack, throttled
 /// let alerts = inbox.clone().dispatched(DispatcherConfig::default());
-/// let scheduler = Scheduler::new().with_notifier(std::sync::Arc::new(alerts.clone())).start();
+/// let scheduler = Scheduler::new().with_notifier(alerts.clone()).start();
 /// let ops = OpsHandle::new(alerts.clone()).with_scheduler(scheduler);
 /// // .with_producer("monitor", monitor.spawn()) with resee-ops-monitor
 ///

@@ -35,8 +35,8 @@
 //!     }
 //! }
 //!
-//! let registry = HealthRegistry::new().register(Registration::new(QueueDepth));
-//! # let _ = registry;
+//! let registry = HealthRegistry::new();
+//! registry.register(Registration::readiness(QueueDepth));
 //! ```
 
 pub use async_trait::async_trait;

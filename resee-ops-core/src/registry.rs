@@ -1,7 +1,7 @@
 //! [`HealthRegistry`]: runs probes concurrently, each under its own timeout, and aggregates a report.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -25,7 +25,27 @@ pub enum CheckGroup {
     Readiness,
 }
 
-/// One probe and how the registry runs it.
+/// One probe and how the registry runs it: its groups (visible where it is registered) and its timeout.
+///
+/// ```
+/// use std::time::Duration;
+/// use resee_ops_core::{CheckGroup, HealthRegistry, ProbeOutcome, Registration};
+/// use resee_ops_core::testing::StaticProbe;
+///
+/// let registry = HealthRegistry::new();
+/// // Readiness: "can it serve traffic?" (dependencies).
+/// registry.register(Registration::readiness(StaticProbe::new("database", ProbeOutcome::up())));
+/// // Liveness: "is the process alive?" (never a dependency).
+/// registry.register(Registration::liveness(StaticProbe::new("event_loop", ProbeOutcome::up())));
+/// // Any probe converts into a readiness registration; set a timeout or both groups explicitly.
+/// registry.register(StaticProbe::new("cache", ProbeOutcome::up()));
+/// registry.register(
+///     Registration::readiness(StaticProbe::new("queue", ProbeOutcome::up()))
+///         .with_groups(&[CheckGroup::Liveness, CheckGroup::Readiness])
+///         .with_timeout(Duration::from_secs(1)),
+/// );
+/// assert_eq!(registry.registrations().len(), 4);
+/// ```
 #[derive(Debug, Clone)]
 pub struct Registration {
     probe: Arc<dyn HealthProbe>,
@@ -33,13 +53,32 @@ pub struct Registration {
     groups: Vec<CheckGroup>,
 }
 
+impl<P: HealthProbe> From<P> for Registration {
+    /// A probe alone registers in the readiness group, as [`Registration::readiness`] says.
+    fn from(probe: P) -> Self {
+        Self::readiness(probe)
+    }
+}
+
 impl Registration {
-    /// Registers `probe` in the readiness group with the registry's default timeout.
-    pub fn new(probe: impl HealthProbe) -> Self {
+    /// `probe` in the readiness group ("can it serve traffic?": the database, Redis, an HTTP dependency),
+    /// with the registry's default timeout.
+    pub fn readiness(probe: impl HealthProbe) -> Self {
         Self::from_arc(Arc::new(probe))
     }
 
-    /// Like [`new`](Self::new), for a probe already shared.
+    /// `probe` in the liveness group only ("is the process alive?": cheap, local checks; never a
+    /// dependency, since a database outage must not make an orchestrator restart every replica).
+    pub fn liveness(probe: impl HealthProbe) -> Self {
+        Self::readiness(probe).with_groups(&[CheckGroup::Liveness])
+    }
+
+    /// The same as [`readiness`](Self::readiness); prefer the name that says the group.
+    pub fn new(probe: impl HealthProbe) -> Self {
+        Self::readiness(probe)
+    }
+
+    /// Like [`readiness`](Self::readiness), for a probe already shared.
     pub fn from_arc(probe: Arc<dyn HealthProbe>) -> Self {
         Self { probe, timeout: None, groups: vec![CheckGroup::Readiness] }
     }
@@ -189,18 +228,21 @@ impl HealthReport {
 /// is reported `Down` with the time it was given; a panicking probe is reported `Down` with the panic
 /// message. Probes are grouped for liveness and readiness endpoints.
 ///
+/// Probes are added through `&self` ([`register`](Self::register)), at any time, and clones share them:
+/// hand a clone to the health monitor and register more probes later (a plugin, a feature switched on
+/// at run time); the next check runs them too.
+///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// use std::time::Duration;
 /// use resee_ops_core::{CheckGroup, HealthRegistry, HealthStatus, ProbeOutcome, Registration};
 /// use resee_ops_core::testing::StaticProbe;
 ///
-/// let registry = HealthRegistry::new()
-///     .with_default_timeout(Duration::from_secs(2))
-///     .with_registration(Registration::new(StaticProbe::new("database", ProbeOutcome::up())))
-///     .with_registration(Registration::new(StaticProbe::new("cache", ProbeOutcome::down("refused")).with_critical(false)))
-///     .with_registration(Registration::new(StaticProbe::new("process", ProbeOutcome::up()))
-///         .with_groups(&[CheckGroup::Liveness]));
+/// let registry = HealthRegistry::new().with_default_timeout(Duration::from_secs(2));
+/// registry
+///     .register(Registration::readiness(StaticProbe::new("database", ProbeOutcome::up())))
+///     .register(Registration::readiness(StaticProbe::new("cache", ProbeOutcome::down("refused")).with_critical(false)))
+///     .register(Registration::liveness(StaticProbe::new("process", ProbeOutcome::up())));
 ///
 /// let ready = registry.check(CheckGroup::Readiness).await;
 /// assert_eq!(ready.status, HealthStatus::Degraded, "a non-critical failure only warns");
@@ -211,11 +253,16 @@ impl HealthReport {
 ///
 /// let live = registry.check(CheckGroup::Liveness).await;
 /// assert_eq!(live.status, HealthStatus::Up);
+///
+/// // A clone shares the probes: what one registers, the other runs.
+/// let monitor_side = registry.clone();
+/// registry.register(Registration::readiness(StaticProbe::new("search", ProbeOutcome::up())));
+/// assert_eq!(monitor_side.check(CheckGroup::Readiness).await.checks.len(), 3);
 /// # });
 /// ```
 #[derive(Debug, Clone)]
 pub struct HealthRegistry {
-    probes: Vec<Registration>,
+    probes: Arc<RwLock<Vec<Registration>>>,
     default_timeout: Duration,
     clock: SharedClock,
 }
@@ -229,10 +276,10 @@ impl Default for HealthRegistry {
 impl HealthRegistry {
     /// An empty registry with a 5-second default timeout.
     pub fn new() -> Self {
-        Self { probes: Vec::new(), default_timeout: DEFAULT_PROBE_TIMEOUT, clock: system_clock() }
+        Self { probes: Arc::default(), default_timeout: DEFAULT_PROBE_TIMEOUT, clock: system_clock() }
     }
 
-    /// Sets the timeout of probes registered without one.
+    /// Sets the timeout of probes registered without one (for this handle and the clones made after).
     pub fn with_default_timeout(mut self, timeout: Duration) -> Self {
         self.default_timeout = timeout;
         self
@@ -244,26 +291,36 @@ impl HealthRegistry {
         self
     }
 
-    /// Adds a probe. Probe names should be unique; where two share a name, the later one is reported as
-    /// `name#2` (and so on) rather than hiding the first.
-    pub fn with_registration(mut self, registration: Registration) -> Self {
-        self.probes.push(registration);
+    /// Adds a probe: a [`Registration`] (its group chosen by [`Registration::readiness`] or
+    /// [`Registration::liveness`]) or any [`HealthProbe`] (readiness). Works through `&self` and returns
+    /// it, so calls chain; every clone of this registry sees the probe from its next check on.
+    ///
+    /// Probe names should be unique; where two share a name, the later one is reported as `name#2` (and
+    /// so on) rather than hiding the first.
+    pub fn register(&self, registration: impl Into<Registration>) -> &Self {
+        self.probes.write().unwrap_or_else(|p| p.into_inner()).push(registration.into());
         self
     }
 
-    /// The registered probes.
-    pub fn registrations(&self) -> &[Registration] {
-        &self.probes
+    /// [`register`](Self::register) by value, for building a registry in one expression.
+    pub fn with_registration(self, registration: impl Into<Registration>) -> Self {
+        self.register(registration);
+        self
+    }
+
+    /// The registered probes, in registration order.
+    pub fn registrations(&self) -> Vec<Registration> {
+        self.probes.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Runs the probes of `group` concurrently and aggregates them.
     pub async fn check(&self, group: CheckGroup) -> HealthReport {
-        Self::report(self.run(|r| r.is_in(group)).await)
+        Self::report(Self::keyed(self.run(|r| r.is_in(group)).await))
     }
 
     /// Runs every probe, whatever its group.
     pub async fn check_all(&self) -> HealthReport {
-        Self::report(self.run(|_| true).await)
+        Self::report(Self::keyed(self.run(|_| true).await))
     }
 
     /// Runs every probe once and splits the results by group: `(liveness, readiness)`. A probe in both
@@ -272,20 +329,27 @@ impl HealthRegistry {
         let all = self.run(|_| true).await;
         let pick = |group: CheckGroup| {
             Self::report(
-                all.iter().filter(|(r, _, _)| r.is_in(group)).map(|(r, k, c)| (*r, k.clone(), c.clone())).collect(),
+                all.iter().filter(|(r, _, _)| r.is_in(group)).map(|(_, k, c)| (k.clone(), c.clone())).collect(),
             )
         };
         (pick(CheckGroup::Liveness), pick(CheckGroup::Readiness))
     }
 
-    fn report(results: Vec<(&Registration, String, CheckResult)>) -> HealthReport {
-        HealthReport::from_checks(results.into_iter().map(|(_, key, result)| (key, result)).collect())
+    fn report(results: Vec<(String, CheckResult)>) -> HealthReport {
+        HealthReport::from_checks(results.into_iter().collect())
+    }
+
+    fn keyed(results: Vec<(Registration, String, CheckResult)>) -> Vec<(String, CheckResult)> {
+        results.into_iter().map(|(_, key, result)| (key, result)).collect()
     }
 
     /// Runs the selected probes concurrently; returns each with its report key, in registration order.
-    async fn run(&self, select: impl Fn(&Registration) -> bool) -> Vec<(&Registration, String, CheckResult)> {
-        let selected: Vec<&Registration> = self.probes.iter().filter(|r| select(r)).collect();
-        let runs = selected.iter().map(|r| {
+    async fn run(&self, select: impl Fn(&Registration) -> bool) -> Vec<(Registration, String, CheckResult)> {
+        // A snapshot: probes registered meanwhile run from the next check on; no lock is held across a check.
+        let all = self.registrations();
+        let selected: Vec<usize> = (0..all.len()).filter(|&i| select(&all[i])).collect();
+        let runs = selected.iter().map(|&i| {
+            let r = &all[i];
             let timeout = r.timeout.unwrap_or(self.default_timeout);
             let probe = r.probe.clone();
             let clock = self.clock.clone();
@@ -299,7 +363,7 @@ impl HealthRegistry {
         // name must not hide each other: the later ones are reported as `name#2`, `name#3`, ...
         let mut taken = std::collections::HashSet::new();
         let mut keys = std::collections::HashMap::new();
-        for (i, r) in self.probes.iter().enumerate() {
+        for (i, r) in all.iter().enumerate() {
             let name = r.probe.name();
             let mut key = name.to_owned();
             let mut n = 1;
@@ -309,12 +373,12 @@ impl HealthRegistry {
             }
             keys.insert(i, key);
         }
-        let index_of = |r: &Registration| self.probes.iter().position(|p| std::ptr::eq(p, r)).unwrap_or(0);
         selected
             .into_iter()
             .zip(results)
-            .map(|(r, result)| {
-                let key = keys.get(&index_of(r)).cloned().unwrap_or_else(|| r.probe.name().to_owned());
+            .map(|(i, result)| {
+                let r = all[i].clone();
+                let key = keys.get(&i).cloned().unwrap_or_else(|| r.probe.name().to_owned());
                 if key != r.probe.name() {
                     tracing::warn!(target: "resee_ops::health", probe = r.probe.name(), reported_as = %key,
                         "two health probes share a name; give them distinct names");

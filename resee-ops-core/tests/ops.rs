@@ -1,7 +1,6 @@
 //! The one shutdown (`OpsHandle`): producers stop before the alerts are flushed, the last alerts of the
 //! producers are delivered, the deadline holds whatever hangs, and what was dropped is returned. Paused time.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -60,8 +59,8 @@ fn scheduler_running(alerts: &Dispatcher, takes: Duration) -> SchedulerHandle {
     let clock = TokioClock::at("2026-12-01T12:00:00Z".parse().unwrap());
     Scheduler::new()
         .with_clock(clock.shared())
-        .with_notifier(Arc::new(alerts.clone()))
-        .add(
+        .with_notifier(alerts.clone())
+        .with_job(
             Slow { alerts: alerts.clone(), takes },
             Schedule::new("0 3 * * *", "Asia/Seoul").unwrap(),
             JobPolicy::default().with_missed_runs(MissedRunPolicy::RunOnce),

@@ -148,3 +148,31 @@ async fn probes_sharing_a_name_do_not_hide_each_other() {
     let (_, ready) = registry.check_groups().await;
     assert_eq!(ready.checks.keys().collect::<Vec<_>>(), ["database", "database#2"]);
 }
+
+#[tokio::test]
+async fn probes_register_through_shared_references_and_every_clone_runs_them() {
+    let registry = HealthRegistry::new();
+    let monitor_side = registry.clone();
+    assert!(monitor_side.check_all().await.checks.is_empty());
+
+    // Any probe, by value; the group said where it is registered.
+    registry
+        .register(StaticProbe::new("database", ProbeOutcome::up()))
+        .register(Registration::liveness(StaticProbe::new("event_loop", ProbeOutcome::up())));
+    let (live, ready) = monitor_side.check_groups().await;
+    assert_eq!(ready.checks.keys().collect::<Vec<_>>(), ["database"], "a bare probe is a readiness probe");
+    assert_eq!(live.checks.keys().collect::<Vec<_>>(), ["event_loop"], "liveness only");
+
+    // Registered later, from another task, through a shared reference.
+    let shared = std::sync::Arc::new(registry);
+    let adder = shared.clone();
+    tokio::spawn(async move {
+        adder.register(Registration::readiness(StaticProbe::new("search", ProbeOutcome::down("refused"))));
+    })
+    .await
+    .unwrap();
+    let ready = monitor_side.check(CheckGroup::Readiness).await;
+    assert_eq!(ready.checks.len(), 2);
+    assert_eq!(ready.status, HealthStatus::Down);
+    assert_eq!(monitor_side.registrations().len(), 3);
+}

@@ -306,8 +306,6 @@ struct Inner {
     config: MonitorConfig,
     notifier: Arc<dyn Notifier>,
     texts: HashMap<String, AlertText>,
-    /// The probes by report key, for their alert wording.
-    probes: HashMap<String, Arc<dyn HealthProbe>>,
     clock: SharedClock,
     /// Held for a whole cycle's checks and decisions, never across a delivery: cycles do not overlap.
     cycle: tokio::sync::Mutex<()>,
@@ -410,17 +408,11 @@ impl HealthMonitorBuilder {
     pub fn build(self) -> Result<HealthMonitor, MonitorError> {
         self.config.validate()?;
         let (latest, _) = watch::channel(None);
-        let mut probes = HashMap::new();
-        for r in self.registry.registrations() {
-            // The first of several probes sharing a name owns the plain key.
-            probes.entry(r.probe().name().to_owned()).or_insert_with(|| r.probe().clone());
-        }
         Ok(HealthMonitor {
             inner: Arc::new(Inner {
                 registry: self.registry,
                 config: self.config,
                 notifier: self.notifier.unwrap_or_else(|| Arc::new(LogNotifier::new())),
-                probes,
                 texts: self.texts,
                 clock: self.clock,
                 cycle: tokio::sync::Mutex::new(()),
@@ -481,7 +473,8 @@ pub struct HealthMonitor {
 }
 
 impl HealthMonitor {
-    /// A builder for a monitor of `registry`, with the default [`MonitorConfig`].
+    /// A builder for a monitor of `registry`, with the default [`MonitorConfig`]. Pass a clone and keep
+    /// the registry: probes registered on it later are checked from the next cycle on.
     pub fn builder(registry: HealthRegistry) -> HealthMonitorBuilder {
         HealthMonitorBuilder {
             registry,
@@ -514,8 +507,9 @@ impl HealthMonitor {
     /// use resee_ops_core::testing::StaticProbe;
     /// use resee_ops_monitor::HealthMonitor;
     ///
-    /// let registry = HealthRegistry::new().register(Registration::new(StaticProbe::new("database", ProbeOutcome::up())));
-    /// let monitor = HealthMonitor::builder(registry).build().unwrap();
+    /// let registry = HealthRegistry::new();
+    /// registry.register(Registration::readiness(StaticProbe::new("database", ProbeOutcome::up())));
+    /// let monitor = HealthMonitor::builder(registry.clone()).build().unwrap();
     /// let running = monitor.spawn();
     /// monitor.ready().await;
     /// assert_eq!(monitor.report(CheckGroup::Readiness).unwrap().status, HealthStatus::Up);
@@ -581,6 +575,12 @@ impl HealthMonitor {
         let cycle = inner.cycle.lock().await;
         // Each probe runs once per cycle, even when it serves both groups.
         let (live, ready) = inner.registry.check_groups().await;
+        // The probes by report key, for their alert wording; read per cycle, since probes can be
+        // registered after the monitor was built. The first of several sharing a name owns the plain key.
+        let mut probes: HashMap<String, Arc<dyn HealthProbe>> = HashMap::new();
+        for r in inner.registry.registrations() {
+            probes.entry(r.probe().name().to_owned()).or_insert_with(|| r.probe().clone());
+        }
         let raw: BTreeMap<String, CheckResult> =
             ready.checks.iter().chain(live.checks.iter()).map(|(n, c)| (n.clone(), c.clone())).collect();
         let now = inner.clock.now();
@@ -624,8 +624,10 @@ impl HealthMonitor {
             };
             let all = snapshot.all.clone();
             inner.latest.send_replace(Some(Arc::new(snapshot)));
-            let deliveries: Vec<Delivery> =
-                damped.iter().filter_map(|(name, result)| self.decide(&mut state, name, result, now)).collect();
+            let deliveries: Vec<Delivery> = damped
+                .iter()
+                .filter_map(|(name, result)| self.decide(&mut state, &probes, name, result, now))
+                .collect();
             (all, deliveries)
         };
         drop(cycle);
@@ -685,7 +687,14 @@ impl HealthMonitor {
     }
 
     /// Decides the one alert the probe's state calls for now, if any, and marks it in flight.
-    fn decide(&self, state: &mut State, name: &str, result: &CheckResult, now: DateTime<Utc>) -> Option<Delivery> {
+    fn decide(
+        &self,
+        state: &mut State,
+        probes: &HashMap<String, Arc<dyn HealthProbe>>,
+        name: &str,
+        result: &CheckResult,
+        now: DateTime<Utc>,
+    ) -> Option<Delivery> {
         let inner = &self.inner;
         let probe = state.probes.get_mut(name)?;
         if probe.in_flight {
@@ -693,7 +702,7 @@ impl HealthMonitor {
         }
         // The wording: the builder's override, else the probe's own, else the trait's default.
         let outcome = result.outcome();
-        let words = |resolved: bool| match (inner.texts.get(name), inner.probes.get(name)) {
+        let words = |resolved: bool| match (inner.texts.get(name), probes.get(name)) {
             (Some(text), _) => text.alert_text(&outcome, resolved),
             (None, Some(probe)) => probe.alert_text(&outcome, resolved),
             (None, None) => AlertText::Failed(format!("Health check {name}")).alert_text(&outcome, resolved),

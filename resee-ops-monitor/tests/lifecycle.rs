@@ -1,7 +1,6 @@
 //! The monitor's lifecycle in a host: `ready()` after the first cycle, and the one shutdown (`OpsHandle`)
 //! that stops the loop before it flushes the alerts. Paused time.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use resee_ops_core::prelude::*;
@@ -12,7 +11,7 @@ use tokio::time::Instant;
 #[tokio::test(start_paused = true)]
 async fn ready_resolves_once_the_first_cycle_has_completed() {
     let db = StaticProbe::new("database", ProbeOutcome::up()).with_delay(Duration::from_secs(3));
-    let monitor = HealthMonitor::builder(HealthRegistry::new().register(Registration::new(db.clone())))
+    let monitor = HealthMonitor::builder(HealthRegistry::new().with_registration(Registration::readiness(db.clone())))
         .with_interval(Duration::from_secs(30))
         .build()
         .unwrap();
@@ -41,10 +40,10 @@ async fn one_shutdown_stops_the_monitor_then_delivers_its_last_alert() {
     // A receiver that takes 4 s: the firing is still being delivered when the shutdown starts.
     let inbox = RecordingNotifier::new().with_delay(Duration::from_secs(4));
     let alerts = inbox.clone().dispatched(DispatcherConfig::default());
-    let monitor = HealthMonitor::builder(HealthRegistry::new().register(Registration::new(db.clone())))
+    let monitor = HealthMonitor::builder(HealthRegistry::new().with_registration(Registration::readiness(db.clone())))
         .with_interval(Duration::from_secs(10))
         .with_failures_before_down(1)
-        .with_notifier(Arc::new(alerts.clone()))
+        .with_notifier(alerts.clone())
         .build()
         .unwrap();
     let ops = OpsHandle::new(alerts.clone()).with_producer("monitor", monitor.spawn());
@@ -62,4 +61,42 @@ async fn one_shutdown_stops_the_monitor_then_delivers_its_last_alert() {
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(monitor.cycles(), cycles);
     assert_eq!(db.checks(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_probe_registered_after_the_monitor_was_built_is_checked_and_alerts_in_its_own_words() {
+    /// A host's probe with its own wording.
+    #[derive(Debug)]
+    struct Payments;
+
+    #[async_trait]
+    impl HealthProbe for Payments {
+        fn name(&self) -> &str {
+            "payments_api"
+        }
+        async fn check(&self) -> ProbeOutcome {
+            ProbeOutcome::down("503 from the provider")
+        }
+        fn alert_text(&self, _outcome: &ProbeOutcome, resolved: bool) -> ProbeAlertText {
+            ProbeAlertText::new(if resolved { "Payments reachable again" } else { "Payments unreachable" })
+        }
+    }
+
+    let registry = HealthRegistry::new();
+    registry.register(Registration::readiness(StaticProbe::new("database", ProbeOutcome::up())));
+    let inbox = RecordingNotifier::new();
+    let monitor = HealthMonitor::builder(registry.clone())
+        .with_failures_before_down(1)
+        .with_notifier(inbox.clone())
+        .build()
+        .unwrap();
+    monitor.run_once().await;
+    assert_eq!(monitor.report(CheckGroup::Readiness).unwrap().status, HealthStatus::Up);
+
+    registry.register(Payments);
+    monitor.run_once().await;
+    let report = monitor.report(CheckGroup::Readiness).unwrap();
+    assert_eq!(report.status, HealthStatus::Down);
+    assert!(report.checks.contains_key("payments_api"));
+    assert_eq!(inbox.titles(), ["Payments unreachable"]);
 }
