@@ -89,6 +89,11 @@
 //! - **No secrets.** The values of fields named like a secret ([`SECRET_FIELD_NAMES`]) are written as `***`,
 //!   and the password of any `scheme://user:password@` in a message or value is masked ([`mask_urls`]).
 
+// The README's snippets are compiled (and run) as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme_doctests {}
+
 mod config;
 mod format;
 mod layer;

@@ -61,6 +61,11 @@
 //! `SLACK_USERNAME`, `SLACK_ICON_EMOJI`, `SLACK_ICON_URL`, `SLACK_CHANNEL`) or a deserialized
 //! [`SlackConfig`]. Plain `http` webhook URLs are accepted for loopback hosts only.
 
+// The README's snippets are compiled (and run) as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme_doctests {}
+
 mod config;
 mod error;
 mod notifier;
