@@ -87,7 +87,7 @@ struct TargetSlot {
 ///
 /// One [`run`](Self::run): sweep temporaries left by crashed runs; find `pg_dump`; a preflight connection,
 /// made as `pg_dump` will make it (same host, user, database, `sslmode`/`sslrootcert`, TLS by rustls
-/// through `resee-ops-postgres`), refuses a `pg_dump` older than the server and a role that cannot read a
+/// through `resee_ops_monitor::postgres`), refuses a `pg_dump` older than the server and a role that cannot read a
 /// table, schema or sequence `pg_dump` must dump (SQLSTATE 42501), and classifies a refused login (class
 /// 28), a missing database (3D000) and a refused TLS certificate as permanent, by SQLSTATE whatever the
 /// server's `lc_messages` language; stream `pg_dump`'s output through parallel gzip into the target under a temporary name;

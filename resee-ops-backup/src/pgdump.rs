@@ -157,11 +157,11 @@ pub(crate) fn check_versions(pg_dump: &PgDump, server: PgVersion) -> Result<()> 
 }
 
 /// The preflight: connects once, the way `pg_dump` will (the same host, user, database and TLS mode,
-/// through [`resee_ops_postgres::PgConnector`]), asks for the server version, and checks that the role can
+/// through [`resee_ops_monitor::postgres::PgConnector`]), asks for the server version, and checks that the role can
 /// read everything `pg_dump` must dump (see [`UNREADABLE`]). Errors are classified by SQLSTATE (see
 /// [`classify_pg`]), so a server whose `lc_messages` is not English classifies the same.
 pub(crate) async fn preflight(conn: &ConnectionUrl, connect_timeout: Duration) -> Result<PgVersion> {
-    let connector = resee_ops_postgres::PgConnector::new(conn, connect_timeout, "resee-ops-backup")?;
+    let connector = resee_ops_monitor::postgres::PgConnector::new(conn, connect_timeout, "resee-ops-backup")?;
     let work = async {
         let c = connector.connect().await.map_err(|e| classify_pg(&e, conn))?;
         let row = c
@@ -224,7 +224,7 @@ fn unreadable_error(conn: &ConnectionUrl, names: &[String]) -> BackupError {
 fn classify_pg(err: &tokio_postgres::Error, conn: &ConnectionUrl) -> BackupError {
     let at =
         format!("{}:{} database {:?} as {:?}", conn.host(), conn.port(), conn.database(), conn.user().unwrap_or(""));
-    if let Some(tls) = resee_ops_postgres::tls_error(err, conn) {
+    if let Some(tls) = resee_ops_monitor::postgres::tls_error(err, conn) {
         // A refused certificate or a server without TLS: permanent, whatever the server's language.
         return BackupError::new(tls.kind(), conn.scrub(format!("cannot connect to {at}: {}", tls.message())))
             .with_temporary(false)
@@ -232,7 +232,7 @@ fn classify_pg(err: &tokio_postgres::Error, conn: &ConnectionUrl) -> BackupError
     }
     let text = match err.as_db_error() {
         Some(db) => conn.scrub(db.message()),
-        None => conn.scrub(resee_ops_postgres::with_causes(err)),
+        None => conn.scrub(resee_ops_monitor::postgres::with_causes(err)),
     };
     let message = format!("cannot connect to {at}: {text}");
     let Some(code) = err.code() else {

@@ -84,7 +84,7 @@ async fn the_preflight_over_tls_classifies_by_sqlstate_and_refuses_bad_certifica
 
     let (err, written) = backup_error(&tls_url("postgres", PW, "verify-full", &s.other_ca.ca_cert())).await;
     assert_eq!((err.kind(), err.is_temporary()), (ErrorKind::InvalidConfig, false), "{err}");
-    assert_eq!(err.code(), Some(resee_ops_postgres::TLS_CERTIFICATE_REFUSED), "{err}");
+    assert_eq!(err.code(), Some(resee_ops_monitor::postgres::TLS_CERTIFICATE_REFUSED), "{err}");
     assert!(err.message().contains("not signed by a trusted root"), "{err}");
     assert_eq!(written, 0);
 
@@ -93,7 +93,7 @@ async fn the_preflight_over_tls_classifies_by_sqlstate_and_refuses_bad_certifica
     let url = format!("{}?sslmode=require", plain.url());
     let (err, written) = backup_error(&url).await;
     assert_eq!((err.kind(), err.is_temporary()), (ErrorKind::InvalidConfig, false), "{err}");
-    assert_eq!(err.code(), Some(resee_ops_postgres::TLS_NOT_SUPPORTED), "{err}");
+    assert_eq!(err.code(), Some(resee_ops_monitor::postgres::TLS_NOT_SUPPORTED), "{err}");
     assert!(err.message().contains("server does not support TLS"), "{err}");
     assert_eq!(written, 0);
     assert!(!format!("{err} {err:?}").contains(PW));

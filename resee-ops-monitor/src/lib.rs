@@ -98,6 +98,7 @@ pub mod http;
 mod metrics;
 mod monitor;
 mod periodic;
+pub mod postgres;
 pub mod prelude;
 mod probe;
 mod rules;

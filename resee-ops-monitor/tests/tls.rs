@@ -8,8 +8,8 @@ use std::sync::OnceLock;
 
 use resee_ops_core::testing::services::{PrivatePostgres, TestCa, start_private_redis_tls};
 use resee_ops_core::{ConnectionUrl, ErrorKind, HealthProbe, HealthStatus};
+use resee_ops_monitor::postgres::{TLS_CERTIFICATE_REFUSED, TLS_NOT_SUPPORTED};
 use resee_ops_monitor::{HeartbeatConfig, PostgresProbeConfig, QueueLength, RedisConfig, WorkerHeartbeatProbe};
-use resee_ops_postgres::{TLS_CERTIFICATE_REFUSED, TLS_NOT_SUPPORTED};
 
 struct Servers {
     /// Signed the servers' certificates, which name `localhost` only.

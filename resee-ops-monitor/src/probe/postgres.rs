@@ -117,7 +117,7 @@ impl PostgresProbeConfig {
 #[derive(Clone)]
 pub struct PostgresProbe {
     config: PostgresProbeConfig,
-    connector: resee_ops_postgres::PgConnector,
+    connector: crate::postgres::PgConnector,
     target: String,
 }
 
@@ -141,7 +141,7 @@ impl PostgresProbe {
         if config.timeout.is_zero() {
             return Err(invalid_config("PostgreSQL probe timeout must be above zero"));
         }
-        let connector = resee_ops_postgres::PgConnector::new(&config.url, config.timeout, "resee-ops-monitor")?;
+        let connector = crate::postgres::PgConnector::new(&config.url, config.timeout, "resee-ops-monitor")?;
         let target = config.url.target();
         Ok(Self { config, connector, target })
     }

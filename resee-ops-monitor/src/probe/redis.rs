@@ -143,7 +143,7 @@ impl RedisTarget {
 
     /// A secret-free error from a client error.
     pub(crate) fn error(&self, e: &redis::RedisError) -> MonitorError {
-        if let Some(tls) = resee_ops_postgres::rustls_refusal(e, self.url.ssl_mode()) {
+        if let Some(tls) = crate::postgres::rustls_refusal(e, self.url.ssl_mode()) {
             let message = self.url.scrub(format!("Redis at {}: {}", self.addr, tls.message()));
             return MonitorError::new(tls.kind(), message)
                 .with_temporary(false)

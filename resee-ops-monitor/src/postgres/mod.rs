@@ -1,4 +1,4 @@
-//! PostgreSQL connections for **resee-ops**: the one place where core's
+//! PostgreSQL connections: the one place in resee-ops where core's
 //! [`ConnectionUrl`] becomes a `tokio-postgres` connection, TLS included.
 //!
 //! The backup's preflight (`resee-ops-backup`) and the monitor's probe and SQL metrics (`resee-ops-monitor`)
@@ -31,7 +31,7 @@
 //! # async fn run() -> Result<(), resee_ops_core::Error> {
 //! use std::time::Duration;
 //! use resee_ops_core::ConnectionUrl;
-//! use resee_ops_postgres::PgConnector;
+//! use resee_ops_monitor::postgres::PgConnector;
 //!
 //! let url = ConnectionUrl::parse("postgres://app@db.internal/app?sslmode=verify-full&sslrootcert=/etc/ssl/db-ca.pem")?;
 //! let connector = PgConnector::new(&url, Duration::from_secs(5), "my-app")?;
@@ -40,8 +40,8 @@
 //! # drop(rows); Ok(()) }
 //! ```
 //!
-//! This crate is a building block of the other resee-ops crates; its API follows their needs.
-#![cfg_attr(docsrs, feature(doc_cfg))]
+//! This module is a building block of the resee-ops crates (the backup's preflight uses it too); its API
+//! follows their needs.
 
 mod tls;
 

@@ -242,7 +242,7 @@ pub fn rustls_refusal(e: &(dyn std::error::Error + 'static), mode: SslMode) -> O
         None => {
             // Some clients (redis-rs) keep the rustls error where it cannot be downcast; its text is
             // rustls' own (English, client side), so it can be read.
-            let text = crate::with_causes(e);
+            let text = super::with_causes(e);
             let detail = &text[text.find("invalid peer certificate")?..];
             let hint = if detail.contains("NotValidForName") || detail.contains("not valid for name") {
                 NAME_HINT
@@ -267,7 +267,7 @@ pub fn tls_error(e: &tokio_postgres::Error, url: &ConnectionUrl) -> Option<Error
         return Some(refusal);
     }
     // tokio-postgres' own words (English, client side: not the server's lc_messages).
-    if crate::with_causes(e).contains("server does not support TLS") {
+    if super::with_causes(e).contains("server does not support TLS") {
         return Some(
             Error::new(
                 ErrorKind::InvalidConfig,
