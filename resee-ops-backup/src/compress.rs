@@ -2,8 +2,10 @@
 //! member, and the members are written in order. A sequence of members is a valid gzip file (RFC 1952 §2.2)
 //! that `gunzip`, `gzip -t` and `zcat` read as one stream; this is what `pigz --independent` does.
 //!
-//! Memory is bounded whatever the input size: one block being filled, `threads` blocks queued, `threads`
-//! blocks compressing.
+//! Memory is bounded whatever the input size, and allocated once: one block being filled, one queued,
+//! `threads` blocks compressing, each with its output buffer; blocks, output buffers and compressors are
+//! recycled rather than freed (allocating a fresh megabyte per block on whichever blocking thread runs the
+//! job spreads the heap over many allocator arenas, and that, not the data in flight, made the peak RSS).
 
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
@@ -63,35 +65,44 @@ impl RawObserver {
     }
 }
 
+/// Blocks handed back by their consumer for the reader to fill again.
+pub(crate) type Recycle = std::sync::mpsc::SyncSender<Vec<u8>>;
+
 /// Reads `input` in blocks of `block_size` on its own task, so that the producer (`pg_dump`) never waits for
 /// a block to be compressed or written, only for the bounded queue of `depth` blocks. The last block is
-/// shorter than `block_size` (possibly empty); a read error ends the stream.
+/// shorter than `block_size` (possibly empty); a read error ends the stream. Blocks sent back through the
+/// returned [`Recycle`] are filled again instead of allocating new ones.
 pub(crate) fn spawn_block_reader<R>(
     mut input: R,
     block_size: usize,
     depth: usize,
-) -> (mpsc::Receiver<std::io::Result<Vec<u8>>>, tokio::task::JoinHandle<()>)
+) -> (mpsc::Receiver<std::io::Result<Vec<u8>>>, tokio::task::JoinHandle<()>, Recycle)
 where
     R: AsyncRead + Unpin + Send + 'static,
 {
-    let (tx, rx) = mpsc::channel::<std::io::Result<Vec<u8>>>(depth.max(1));
+    let depth = depth.max(1);
+    let (tx, rx) = mpsc::channel::<std::io::Result<Vec<u8>>>(depth);
+    // Enough for every block that can be out at once; any more are freed.
+    let (recycle, recycled) = std::sync::mpsc::sync_channel::<Vec<u8>>(depth + 8);
     let reader = tokio::spawn(async move {
         loop {
-            let mut block = vec![0u8; block_size];
-            let mut filled = 0;
+            let mut block = recycled.try_recv().unwrap_or_default();
+            block.clear();
+            block.reserve_exact(block_size);
+            // `read_buf` fills the spare capacity (exactly `block_size`: every block is made here): no
+            // zeroing, no growth.
             let result = loop {
-                if filled == block.len() {
+                if block.len() >= block_size {
                     break Ok(());
                 }
-                match input.read(&mut block[filled..]).await {
+                match input.read_buf(&mut block).await {
                     Ok(0) => break Ok(()),
-                    Ok(n) => filled += n,
+                    Ok(_) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(e) => break Err(e),
                 }
             };
-            block.truncate(filled);
-            let done = filled < block_size;
+            let done = block.len() < block_size;
             let item = result.map(|()| block);
             let failed = item.is_err();
             if tx.send(item).await.is_err() || failed || done {
@@ -99,7 +110,7 @@ where
             }
         }
     });
-    (rx, reader)
+    (rx, reader, recycle)
 }
 
 /// Something that accepts the compressed stream.
@@ -136,6 +147,49 @@ pub fn compress_block(block: &[u8], level: u32) -> std::io::Result<Vec<u8>> {
     })
 }
 
+/// A compressor with its output buffer, used by one job at a time and then handed back.
+struct Deflater {
+    compressor: libdeflater::Compressor,
+    /// At least `gzip_compress_bound` of the block long (zeroed once, when it grows).
+    out: Vec<u8>,
+    /// The member: the first `len` bytes of `out`.
+    len: usize,
+}
+
+/// The jobs' compressors: exactly as many as jobs ever ran at once, whatever blocking threads run them.
+type Deflaters = std::sync::Arc<std::sync::Mutex<Vec<Deflater>>>;
+
+/// What a compression job gives back: the member (in its recycled buffer), and the raw block for reuse.
+type Job = tokio::task::JoinHandle<(std::io::Result<Deflater>, Vec<u8>)>;
+
+fn deflate_job(deflaters: &Deflaters, block: Vec<u8>, level: u32) -> Job {
+    let deflaters = deflaters.clone();
+    tokio::task::spawn_blocking(move || {
+        let reused = deflaters.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+        let result = reused.map_or_else(
+            || {
+                let lvl = libdeflater::CompressionLvl::new(i32::try_from(level).unwrap_or(i32::MAX)).map_err(|e| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("gzip level {level}: {e:?}"))
+                })?;
+                Ok(Deflater { compressor: libdeflater::Compressor::new(lvl), out: Vec::new(), len: 0 })
+            },
+            Ok,
+        );
+        let result = result.and_then(|mut d| {
+            let bound = d.compressor.gzip_compress_bound(block.len());
+            if d.out.len() < bound {
+                d.out.resize(bound, 0);
+            }
+            d.len = d
+                .compressor
+                .gzip_compress(&block, &mut d.out)
+                .map_err(|e| std::io::Error::other(format!("libdeflate: {e:?}")))?;
+            Ok(d)
+        });
+        (result, block)
+    })
+}
+
 /// Reads `input` to its end, gzip-compresses it with `threads` threads at `level`, and writes the result to
 /// `sink`. Read errors and sink errors end it; nothing is retried here.
 pub(crate) async fn compress_stream<R, S>(input: R, sink: &mut S, level: u32, threads: usize) -> Result<StreamStats>
@@ -158,12 +212,15 @@ where
     S: Sink + Send,
 {
     let threads = threads.max(1);
-    let (mut rx, reader) = spawn_block_reader(input, block_size, threads);
+    // One block queued ahead: the reader keeps pg_dump's pipe drained while `threads` blocks compress.
+    let (mut rx, reader, recycle) = spawn_block_reader(input, block_size, 1);
     let mut observer = RawObserver::default();
     let mut member_sizes = Vec::new();
     let mut hasher = Sha256::new();
-    let mut inflight: VecDeque<tokio::task::JoinHandle<std::io::Result<Vec<u8>>>> = VecDeque::new();
+    let deflaters = Deflaters::default();
+    let mut inflight: VecDeque<Job> = VecDeque::new();
     let mut members = 0u64;
+    let mut done = Done { sink, hasher: &mut hasher, member_sizes: &mut member_sizes, deflaters: &deflaters, recycle };
 
     let outcome: Result<()> = async {
         loop {
@@ -177,22 +234,23 @@ where
             }
             observer.observe(&block);
             members += 1;
-            inflight.push_back(tokio::task::spawn_blocking(move || compress_block(&block, level)));
+            inflight.push_back(deflate_job(&deflaters, block, level));
             while inflight.len() >= threads {
                 let job = inflight.pop_front().expect("non-empty");
-                write_member(job, sink, &mut hasher, &mut member_sizes).await?;
+                done.write_member(job).await?;
             }
         }
         if members == 0 {
             // Empty input: still write a valid (empty) gzip file.
-            inflight.push_back(tokio::task::spawn_blocking(move || compress_block(&[], level)));
+            inflight.push_back(deflate_job(&deflaters, Vec::new(), level));
         }
         while let Some(job) = inflight.pop_front() {
-            write_member(job, sink, &mut hasher, &mut member_sizes).await?;
+            done.write_member(job).await?;
         }
         Ok(())
     }
     .await;
+    drop(done);
     drop(rx);
     reader.abort();
     outcome?;
@@ -203,19 +261,28 @@ where
     Ok(stats)
 }
 
-async fn write_member<S: Sink + Send>(
-    job: tokio::task::JoinHandle<std::io::Result<Vec<u8>>>,
-    sink: &mut S,
-    hasher: &mut Sha256,
-    member_sizes: &mut Vec<u64>,
-) -> Result<()> {
-    let member = job
-        .await
-        .map_err(|e| BackupError::new(ErrorKind::Io, format!("compression task failed: {e}")))?
-        .map_err(|e| BackupError::io("compression failed", e))?;
-    hasher.update(&member);
-    member_sizes.push(member.len() as u64);
-    sink.write(&member).await
+/// Where finished jobs go: their member to the sink, their buffers back for reuse.
+struct Done<'a, S> {
+    sink: &'a mut S,
+    hasher: &'a mut Sha256,
+    member_sizes: &'a mut Vec<u64>,
+    deflaters: &'a Deflaters,
+    recycle: Recycle,
+}
+
+impl<S: Sink + Send> Done<'_, S> {
+    async fn write_member(&mut self, job: Job) -> Result<()> {
+        let (result, block) =
+            job.await.map_err(|e| BackupError::new(ErrorKind::Io, format!("compression task failed: {e}")))?;
+        let _ = self.recycle.try_send(block);
+        let deflater = result.map_err(|e| BackupError::io("compression failed", e))?;
+        let member = &deflater.out[..deflater.len];
+        self.hasher.update(member);
+        self.member_sizes.push(member.len() as u64);
+        let written = self.sink.write(member).await;
+        self.deflaters.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(deflater);
+        written
+    }
 }
 
 /// Collecting in memory (the benchmarks, tests).

@@ -239,9 +239,14 @@ pub(crate) async fn verify_members(
     let mut head = Vec::new();
     let mut tail = Vec::with_capacity(2 * KEEP);
     let mut inflight = std::collections::VecDeque::new();
+    // Each job's member and output buffers come back with its result, to be used again: the inflated
+    // megabyte per member is allocated (and zeroed) once per job slot, not once per member.
+    let mut spare: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     let corrupt = |what: String| error::integrity(format!("{name} is not a valid gzip file: {what}"));
-    let mut collect = |job: std::io::Result<(u64, Vec<u8>, Vec<u8>)>| -> Result<()> {
-        let (raw, member_head, member_tail) = job.map_err(|e| corrupt(e.to_string()))?;
+    let mut collect = |job: Inflated, spare: &mut Vec<(Vec<u8>, Vec<u8>)>| -> Result<()> {
+        let (result, buffers) = job;
+        spare.push(buffers);
+        let (raw, member_head, member_tail) = result.map_err(|e| corrupt(e.to_string()))?;
         if head.is_empty() {
             head = member_head;
         }
@@ -250,7 +255,8 @@ pub(crate) async fn verify_members(
         Ok(())
     };
     for (i, &size) in member_sizes.iter().enumerate() {
-        let mut member = vec![0u8; usize::try_from(size).unwrap_or(usize::MAX)];
+        let (mut member, out) = spare.pop().unwrap_or_default();
+        member.resize(usize::try_from(size).unwrap_or(usize::MAX), 0);
         reader.read_exact(&mut member).await.map_err(|e| {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
                 error::integrity(format!("{name} is shorter than what was written (member {i})"))
@@ -260,14 +266,17 @@ pub(crate) async fn verify_members(
         })?;
         hasher.update(&member);
         compressed_size += size;
-        inflight.push_back(tokio::task::spawn_blocking(move || inflate_member(&member)));
+        inflight.push_back(tokio::task::spawn_blocking(move || {
+            let mut out = out;
+            (inflate_member(&member, &mut out), (member, out))
+        }));
         while inflight.len() > threads.max(1) {
             let job = inflight.pop_front().expect("non-empty");
-            collect(job.await.map_err(|e| corrupt(format!("verification task failed: {e}")))?)?;
+            collect(job.await.map_err(|e| corrupt(format!("verification task failed: {e}")))?, &mut spare)?;
         }
     }
     while let Some(job) = inflight.pop_front() {
-        collect(job.await.map_err(|e| corrupt(format!("verification task failed: {e}")))?)?;
+        collect(job.await.map_err(|e| corrupt(format!("verification task failed: {e}")))?, &mut spare)?;
     }
     let mut extra = [0u8; 1];
     if reader.read(&mut extra).await.map_err(|e| BackupError::io(format!("cannot read {name}"), e))? != 0 {
@@ -276,10 +285,14 @@ pub(crate) async fn verify_members(
     finish_checks(name, compressed_size, raw_size, &head, &tail, hex(&hasher.finalize()))
 }
 
-/// Inflates exactly one gzip member (CRC and length checked) that must fill `member` to its last byte.
+/// An inflated member's raw size, head and tail, with the job's buffers (member, output) for reuse.
+type Inflated = (std::io::Result<(u64, Vec<u8>, Vec<u8>)>, (Vec<u8>, Vec<u8>));
+
+/// Inflates exactly one gzip member (CRC and length checked) that must fill `member` to its last byte,
+/// into `out` (grown when needed, never shrunk).
 /// With libdeflate (whole-buffer, about twice zlib's speed): the member's trailer gives the size to expect,
 /// and libdeflate checks the CRC-32 and that size.
-fn inflate_member(member: &[u8]) -> std::io::Result<(u64, Vec<u8>, Vec<u8>)> {
+fn inflate_member(member: &[u8], out: &mut Vec<u8>) -> std::io::Result<(u64, Vec<u8>, Vec<u8>)> {
     let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
     let isize = member
         .len()
@@ -290,9 +303,12 @@ fn inflate_member(member: &[u8]) -> std::io::Result<(u64, Vec<u8>, Vec<u8>)> {
     if isize as usize > 4 * crate::compress::BLOCK_SIZE {
         return Err(bad(format!("gzip member claims {isize} bytes")));
     }
-    let mut out = vec![0u8; isize as usize];
+    if out.len() < isize as usize {
+        out.resize(isize as usize, 0);
+    }
+    let out = &mut out[..isize as usize];
     let n = libdeflater::Decompressor::new()
-        .gzip_decompress(member, &mut out)
+        .gzip_decompress(member, out)
         .map_err(|e| bad(format!("corrupt gzip member: {e:?}")))?;
     if n != out.len() {
         return Err(bad("gzip member length does not match its trailer".into()));
