@@ -10,7 +10,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::{ChannelConfig, LogFormat};
 use crate::format::{Fields, Head, line, timestamp};
-use crate::sink::{Line, SinkSender};
+use crate::sink::SinkSender;
 
 /// Which events one sink takes.
 #[derive(Debug)]
@@ -54,20 +54,31 @@ impl ChannelLayer {
     }
 }
 
+/// A thread's reused buffers: an event allocates nothing once they have grown to its size.
 struct Scratch {
     timestamp: String,
+    spans: Vec<&'static str>,
     json: Fields,
     text: Fields,
-    out: String,
+    json_line: String,
+    text_line: String,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        Self {
+            timestamp: String::with_capacity(40),
+            spans: Vec::new(),
+            json: Fields::new(LogFormat::Json),
+            text: Fields::new(LogFormat::Text),
+            json_line: String::with_capacity(512),
+            text_line: String::with_capacity(512),
+        }
+    }
 }
 
 thread_local! {
-    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch {
-        timestamp: String::with_capacity(40),
-        json: Fields::new(LogFormat::Json),
-        text: Fields::new(LogFormat::Text),
-        out: String::with_capacity(512),
-    });
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::new());
 }
 
 impl<S> Layer<S> for ChannelLayer
@@ -92,43 +103,46 @@ where
         if wanted == 0 {
             return;
         }
-        let spans: Vec<&'static str> =
-            ctx.event_scope(event).map(|scope| scope.from_root().map(|span| span.name()).collect()).unwrap_or_default();
 
+        // Each format is rendered once, into this thread's buffers; each sink gets a copy of its format's
+        // line in a buffer recycled by its writer.
         let render = |scratch: &mut Scratch| {
+            scratch.spans.clear();
+            if let Some(scope) = ctx.event_scope(event) {
+                scratch.spans.extend(scope.from_root().map(|span| span.name()));
+            }
             scratch.timestamp.clear();
             timestamp(&mut scratch.timestamp);
-            let head =
-                Head { timestamp: &scratch.timestamp, level: meta.level(), target: meta.target(), spans: &spans };
-            let mut lines: [Option<Line>; 2] = [None, None];
-            for (slot, fields) in [(0, json, &mut scratch.json), (1, text, &mut scratch.text)]
-                .into_iter()
-                .filter_map(|(slot, w, f)| w.then_some((slot, f)))
+            let head = Head {
+                timestamp: &scratch.timestamp,
+                level: meta.level(),
+                target: meta.target(),
+                spans: &scratch.spans,
+            };
+            for (wanted, fields, out) in
+                [(json, &mut scratch.json, &mut scratch.json_line), (text, &mut scratch.text, &mut scratch.text_line)]
             {
-                fields.clear();
-                event.record(fields);
-                scratch.out.clear();
-                line(&mut scratch.out, &head, fields);
-                lines[slot] = Some(Line::from(scratch.out.as_bytes()));
+                if wanted {
+                    fields.clear();
+                    event.record(fields);
+                    out.clear();
+                    line(out, &head, fields);
+                }
             }
             for (i, route) in self.routes.iter().enumerate().take(64) {
                 if wanted & (1 << i) != 0 {
-                    let slot = usize::from(route.format == LogFormat::Text);
-                    if let Some(line) = &lines[slot] {
-                        route.sink.send(line.clone());
-                    }
+                    let line = match route.format {
+                        LogFormat::Json => &scratch.json_line,
+                        LogFormat::Text => &scratch.text_line,
+                    };
+                    route.sink.send_copy(line.as_bytes());
                 }
             }
         };
         SCRATCH.with(|cell| match cell.try_borrow_mut() {
             Ok(mut scratch) => render(&mut scratch),
             // An event logged while formatting another (from a `Debug` impl): fresh buffers.
-            Err(_) => render(&mut Scratch {
-                timestamp: String::new(),
-                json: Fields::new(LogFormat::Json),
-                text: Fields::new(LogFormat::Text),
-                out: String::new(),
-            }),
+            Err(_) => render(&mut Scratch::new()),
         });
     }
 }

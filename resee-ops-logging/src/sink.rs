@@ -6,11 +6,11 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use file_rotate::compression::Compression;
 use file_rotate::suffix::AppendCount;
 use file_rotate::{ContentLimit, FileRotate};
@@ -29,7 +29,22 @@ const BATCH_BYTES: usize = 64 * 1024;
 /// Lines taken from the queue before they are written.
 const BATCH_LINES: usize = 1024;
 
-pub(crate) type Line = Arc<[u8]>;
+/// How long an awake writer sleeps when its queue is empty before looking again. While it polls, callers
+/// never have to wake it (no system call on the caller's thread); a line waits at most about this long.
+const POLL_INTERVAL: Duration = Duration::from_millis(1);
+/// Empty polls (about 50 ms of quiet) after which the writer sleeps until the next line wakes it, so an
+/// idle service has no timer wake-ups.
+const IDLE_POLLS: u32 = 50;
+/// Line buffers kept for reuse per sink: written lines go back to the caller's side instead of being freed,
+/// so a steady stream of events allocates nothing.
+const POOL_LINES: usize = 1024;
+/// Buffers larger than this (a huge event) are freed rather than kept.
+const POOL_MAX_LINE: usize = 16 * 1024;
+/// Capacity of a new line buffer.
+const LINE_CAPACITY: usize = 512;
+
+/// One finished line, `\n` included.
+pub(crate) type Line = Vec<u8>;
 
 pub(crate) enum Msg {
     Line(Line),
@@ -57,6 +72,8 @@ pub(crate) struct Counters {
     written: AtomicU64,
     dropped: AtomicU64,
     failed: AtomicU64,
+    /// A caller has unparked the writer since it last woke (so others need not).
+    nudged: AtomicBool,
 }
 
 impl Counters {
@@ -74,23 +91,48 @@ impl Counters {
 #[derive(Clone, Debug)]
 pub(crate) struct SinkSender {
     tx: Sender<Msg>,
+    /// Written lines' buffers, for reuse.
+    pool: Receiver<Line>,
     counters: Arc<Counters>,
     lossless: bool,
+    writer: Thread,
+    /// Queue length from which a caller wakes a polling writer rather than let it sleep out its interval.
+    nudge_at: usize,
 }
 
 impl SinkSender {
-    /// Queues `line`; never blocks unless the host chose lossless.
+    /// Queues a copy of `line` (in a recycled buffer when there is one).
+    pub(crate) fn send_copy(&self, line: &[u8]) {
+        let mut buf = self.pool.try_recv().unwrap_or_else(|_| Vec::with_capacity(LINE_CAPACITY.max(line.len())));
+        buf.clear();
+        buf.extend_from_slice(line);
+        self.send(buf);
+    }
+
+    /// Queues `line`; never blocks unless the host chose lossless. The writer is only woken when it sleeps
+    /// until the next line, or when the queue fills up.
     pub(crate) fn send(&self, line: Line) {
-        let sent = if self.lossless {
-            self.tx.send(Msg::Line(line)).is_ok()
-        } else {
-            match self.tx.try_send(Msg::Line(line)) {
-                Ok(()) => true,
-                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
+        let sent = match self.tx.try_send(Msg::Line(line)) {
+            Ok(()) => {
+                if self.tx.len() >= self.nudge_at {
+                    self.nudge();
+                }
+                true
             }
+            Err(TrySendError::Full(msg)) => {
+                self.nudge();
+                self.lossless && self.tx.send(msg).is_ok()
+            }
+            Err(TrySendError::Disconnected(_)) => false,
         };
         if !sent {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn nudge(&self) {
+        if !self.counters.nudged.load(Ordering::Relaxed) && !self.counters.nudged.swap(true, Ordering::AcqRel) {
+            self.writer.unpark();
         }
     }
 }
@@ -101,6 +143,7 @@ pub(crate) struct SinkControl {
     tx: Sender<Msg>,
     pub(crate) counters: Arc<Counters>,
     thread: Option<JoinHandle<()>>,
+    writer: Thread,
 }
 
 impl SinkControl {
@@ -108,7 +151,10 @@ impl SinkControl {
     fn request(&self, make: fn(Sender<()>) -> Msg, deadline: Instant) -> Option<Receiver<()>> {
         let (ack_tx, ack_rx) = crossbeam_channel::bounded(1);
         let wait = deadline.saturating_duration_since(Instant::now());
-        self.tx.send_timeout(make(ack_tx), wait).ok().map(|()| ack_rx)
+        self.writer.unpark(); // a polling writer: now, not at its next poll
+        let sent = self.tx.send_timeout(make(ack_tx), wait).ok().map(|()| ack_rx);
+        self.writer.unpark();
+        sent
     }
 
     pub(crate) fn flush_all(sinks: &[SinkControl], timeout: Duration) -> bool {
@@ -153,15 +199,32 @@ pub(crate) fn spawn(
     report: Option<Report>,
 ) -> Result<(SinkSender, SinkControl), Error> {
     let (tx, rx) = crossbeam_channel::bounded(capacity);
+    let (pool_tx, pool_rx) = crossbeam_channel::bounded(capacity.clamp(1, POOL_LINES));
     let counters = Arc::new(Counters { name: name.to_owned(), ..Counters::default() });
-    let mut writer = Writer { output, format, counters: counters.clone(), report, failing: None, reported_dropped: 0 };
+    let mut writer = Writer {
+        output,
+        format,
+        counters: counters.clone(),
+        report,
+        failing: None,
+        reported_dropped: 0,
+        pool: pool_tx,
+    };
     let thread =
         std::thread::Builder::new().name(format!("log-{name}")).spawn(move || writer.run(&rx)).map_err(|e| {
             Error::new(ErrorKind::Io, format!("cannot start the writer thread of log channel {name}")).with_source(e)
         })?;
+    let waker = thread.thread().clone();
     Ok((
-        SinkSender { tx: tx.clone(), counters: counters.clone(), lossless },
-        SinkControl { tx, counters, thread: Some(thread) },
+        SinkSender {
+            tx: tx.clone(),
+            pool: pool_rx,
+            counters: counters.clone(),
+            lossless,
+            writer: waker.clone(),
+            nudge_at: (capacity / 2).max(1),
+        },
+        SinkControl { tx, counters, thread: Some(thread), writer: waker },
     ))
 }
 
@@ -173,12 +236,34 @@ struct Writer {
     /// Lines lost since the current failure began, when failing.
     failing: Option<u64>,
     reported_dropped: u64,
+    /// Where written lines' buffers go back to the callers.
+    pool: Sender<Line>,
 }
 
 impl Writer {
     fn run(&mut self, rx: &Receiver<Msg>) {
         let mut batch: Vec<Line> = Vec::with_capacity(BATCH_LINES);
-        while let Ok(first) = rx.recv() {
+        let mut idle_polls = 0;
+        loop {
+            let first = if idle_polls >= IDLE_POLLS {
+                // Quiet for a while: sleep until a caller's line (or the guard) wakes this thread.
+                match rx.recv() {
+                    Ok(msg) => msg,
+                    Err(_) => return,
+                }
+            } else {
+                match rx.try_recv() {
+                    Ok(msg) => msg,
+                    Err(TryRecvError::Empty) => {
+                        std::thread::park_timeout(POLL_INTERVAL);
+                        self.counters.nudged.store(false, Ordering::Release);
+                        idle_polls += 1;
+                        continue;
+                    }
+                    Err(TryRecvError::Disconnected) => return,
+                }
+            };
+            idle_polls = 0;
             let mut next = Some(first);
             while let Some(msg) = next.take() {
                 match msg {
@@ -222,7 +307,7 @@ impl Writer {
                 &format!("{new} log lines were dropped: the {} log writer could not keep up", self.counters.name),
                 &[("dropped", new), ("dropped_total", dropped)],
             );
-            let mut batch = vec![Line::from(line.into_bytes())];
+            let mut batch = vec![line.into_bytes()];
             self.write(&mut batch);
         }
     }
@@ -236,7 +321,11 @@ impl Writer {
             Output::File(file) => file.write_lines(batch),
             Output::Stream(stream) => batch.iter().try_for_each(|line| stream.write_all(line)),
         };
-        batch.clear();
+        for line in batch.drain(..) {
+            if line.capacity() <= POOL_MAX_LINE {
+                let _ = self.pool.try_send(line); // a full pool: freed here
+            }
+        }
         match result {
             Ok(()) => {
                 self.counters.written.fetch_add(lines, Ordering::Relaxed);
@@ -244,7 +333,7 @@ impl Writer {
                     let message = format!("log channel {} writes again after {lost} lost lines", self.counters.name);
                     self.say(tracing::Level::WARN, &message);
                     let line = own_line(self.format, tracing::Level::WARN, &message, &[("lost", lost)]);
-                    let mut batch = vec![Line::from(line.into_bytes())];
+                    let mut batch = vec![line.into_bytes()];
                     self.write(&mut batch);
                 }
             }
