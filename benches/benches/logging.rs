@@ -8,7 +8,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use resee_ops_benches::percentiles;
 use resee_ops_logging::{LogFormat, LogGuard, Logging, LoggingConfig};
 use tracing::Dispatch;
@@ -146,9 +146,48 @@ fn sustained(c: &mut Criterion) {
     group.finish();
 }
 
+/// `RESEE_LOGGING_EVENTS=N`: instead of the benches, logs 10,000 warm-up events and then `N` measured events
+/// with each writer, each measured batch inside its own function, for `benches/scripts/logging_callgrind.sh`
+/// (which counts the instructions of the caller's thread inside those functions: a figure the machine's load
+/// does not change).
+fn instructions(events: u64) {
+    // Different bodies (the label), else the linker folds the two identical functions into one symbol.
+    #[inline(never)]
+    fn measured_resee_ops_logging(events: u64) {
+        black_box("resee-ops-logging");
+        (0..events).for_each(|i| event(black_box(i)));
+    }
+    #[inline(never)]
+    fn measured_tracing_appender(events: u64) {
+        black_box("tracing-appender");
+        (0..events).for_each(|i| event(black_box(i)));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (dispatch, guard) = ours(dir.path(), true);
+    tracing::dispatcher::with_default(&dispatch, || {
+        (0..10_000).for_each(event);
+        measured_resee_ops_logging(events);
+    });
+    drop(guard);
+    let (dispatch, guard) = appender(dir.path(), false);
+    tracing::dispatcher::with_default(&dispatch, || {
+        (0..10_000).for_each(event);
+        measured_tracing_appender(events);
+    });
+    drop(guard);
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(5)).warm_up_time(Duration::from_secs(1));
     targets = caller_latency, sustained
 }
-criterion_main!(benches);
+
+fn main() {
+    if let Some(events) = std::env::var("RESEE_LOGGING_EVENTS").ok().and_then(|n| n.parse().ok()) {
+        instructions(events);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -63,9 +63,11 @@ fi
 echo "database: $(psql -X -qAt -d "$DB" -c "SELECT pg_size_pretty(pg_database_size('$DB'))")" >&2
 
 # --- our binary (release) ----------------------------------------------------------------------------------
-echo "building backup_cli (release) ..." >&2
-BIN="$(cd "$ROOT" && cargo bench -p resee-ops-benches --bench backup_cli --no-run --message-format=json 2>/dev/null \
-  | sed -n 's/.*"executable":"\([^"]*backup_cli[^"]*\)".*/\1/p' | tail -1)"
+if [ -z "${BIN:-}" ]; then # BIN=path measures an already built backup_cli instead
+  echo "building backup_cli (release) ..." >&2
+  BIN="$(cd "$ROOT" && cargo bench -p resee-ops-benches --bench backup_cli --no-run --message-format=json 2>/dev/null \
+    | sed -n 's/.*"executable":"\([^"]*backup_cli[^"]*\)".*/\1/p' | tail -1)"
+fi
 [ -x "$BIN" ] || { echo "could not build backup_cli" >&2; exit 1; }
 export DATABASE_URL="postgres://${PGUSER}@${PGHOST}:${PGPORT}/${DB}"
 
@@ -113,8 +115,9 @@ for run in $(seq "$RUNS"); do
 done
 
 # --- report ------------------------------------------------------------------------------------------------
+[ -z "${KEEP_RESULTS:-}" ] || cp "$WORK/results" "$KEEP_RESULTS" # the raw figures (name wall cpu rss size)
 echo "load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) CPUs)"
-awk -v raw="$RAW_BYTES" -v runs="$RUNS" '
+awk -v raw="$RAW_BYTES" -v runs="$RUNS" -v ncpu="$(nproc)" '
   function median(arr, n,   i, j, t) {
     for (i = 2; i <= n; i++) { t = arr[i]; for (j = i - 1; j >= 1 && arr[j] > t; j--) arr[j+1] = arr[j]; arr[j+1] = t }
     return (n % 2) ? arr[(n+1)/2] : (arr[n/2] + arr[n/2+1]) / 2
@@ -138,4 +141,8 @@ awk -v raw="$RAW_BYTES" -v runs="$RUNS" '
     printf "\nsize vs gzip -6: ours %+.1f %%, level 4 %+.1f %%, level 6 %+.1f %%, zstd %+.1f %%\n", (S["ours"] / S["gzip6"] - 1) * 100, (S["ours_l4"] / S["gzip6"] - 1) * 100, (S["ours_l6"] / S["gzip6"] - 1) * 100, (S["ours_zstd"] / S["gzip6"] - 1) * 100
     printf "ours / gzip6 wall: %.2f (target <= 0.45); ours_zstd / raw wall: %.2f (target <= 1.10)\n", mw["ours"] / mw["gzip6"], mw["ours_zstd"] / mw["raw"]
     printf "verify / gzip -t wall: %.2f; verify_zstd / gzip -t wall: %.2f (target < 1)\n", mw["verify"] / mw["gzip_t"], mw["verify_zstd"] / mw["gzip_t"]
+    printf "peak RSS (VmHWM): ours %.1f MiB, ours_zstd %.1f MiB, verify %.1f MiB, verify_zstd %.1f MiB (target <= 32)\n", mr["ours"] / 1024, mr["ours_zstd"] / 1024, mr["verify"] / 1024, mr["verify_zstd"] / 1024
+    # On 2 cores the backup cannot finish before its CPU time (ours and that of pg_dump; the server comes on
+    # top) is spent on both cores: the wall time of the best possible overlap.
+    printf "CPU floor on %d cores, without the server: ours (cpu %.2f + pg_dump %.2f) / %d = %.2f s = %.2f x gzip6 wall\n", ncpu, mc["ours"], mc["raw"], ncpu, (mc["ours"] + mc["raw"]) / ncpu, (mc["ours"] + mc["raw"]) / ncpu / mw["gzip6"]
   }' "$WORK/results"
