@@ -561,6 +561,7 @@ impl PgDumpBackup {
                 tracing::error!(file = %outcome.report.filename, error = %format_args!("{e:#}"), attempts, "backup failed")
             }
         }
+        self.record_metrics(&outcome);
         self.alert(&outcome).await;
         if outcome.is_success() {
             for failed in per_target.iter().filter(|t| t.status != BackupStatus::Success) {
@@ -577,6 +578,24 @@ impl PgDumpBackup {
             outcome.prune = outcome.prunes.first().map(|(_, r)| r.clone());
         }
         outcome
+    }
+
+    /// Records the run in the backup metrics ([`resee_ops_core::telemetry`]), labelled with the target.
+    fn record_metrics(&self, outcome: &BackupOutcome) {
+        use resee_ops_core::telemetry::{
+            BACKUP_ATTEMPTS, BACKUP_DURATION, BACKUP_LAST_SUCCESS, BACKUP_RUNS, BACKUP_SIZE,
+        };
+        let r = &outcome.report;
+        let target = self.target.label().to_owned();
+        let status = r.status.as_str();
+        metrics::counter!(BACKUP_RUNS, "target" => target.clone(), "outcome" => status).increment(1);
+        metrics::counter!(BACKUP_ATTEMPTS, "target" => target.clone()).increment(u64::from(r.attempts));
+        metrics::histogram!(BACKUP_DURATION, "target" => target.clone(), "outcome" => status).record(r.duration);
+        if outcome.is_success() {
+            metrics::gauge!(BACKUP_SIZE, "target" => target.clone()).set(r.size_bytes as f64);
+            let finished = r.finished_at.unwrap_or_else(|| self.clock.now());
+            metrics::gauge!(BACKUP_LAST_SUCCESS, "target" => target).set(finished.timestamp_millis() as f64 / 1000.0);
+        }
     }
 
     /// Applies the configured retention to this backup's artifacts on the target (`dry_run`: only plans).

@@ -235,6 +235,10 @@ fn unpublish(dest: &Path) {
 
 #[async_trait]
 impl BackupTarget for LocalDirTarget {
+    fn label(&self) -> &str {
+        "local"
+    }
+
     async fn create(&self, name: &ArtifactName) -> Result<Box<dyn ArtifactWriter>, Error> {
         let dest = self.path_of(name);
         if tokio::fs::symlink_metadata(&dest).await.is_ok() {

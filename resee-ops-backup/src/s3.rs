@@ -888,6 +888,10 @@ fn percent_decode(text: &str) -> Option<String> {
 
 #[async_trait]
 impl BackupTarget for S3Target {
+    fn label(&self) -> &str {
+        "s3"
+    }
+
     async fn create(&self, name: &ArtifactName) -> Result<Box<dyn ArtifactWriter>, Error> {
         match self.inner.head(name).await {
             Ok(_) => {

@@ -227,6 +227,10 @@ impl ArtifactWriter for GatedWriter {
 #[deny(clippy::missing_trait_methods)]
 #[async_trait]
 impl BackupTarget for GatedTarget {
+    fn label(&self) -> &str {
+        self.inner.label()
+    }
+
     async fn create(&self, name: &ArtifactName) -> Result<Box<dyn ArtifactWriter>, Error> {
         let inner = self.inner.create(name).await?;
         let gate = (!name.as_str().ends_with(".json")).then(|| self.clone());
@@ -557,6 +561,10 @@ impl StagedArtifact for DamagingStaged {
 #[deny(clippy::missing_trait_methods)]
 #[async_trait]
 impl BackupTarget for DamagingTarget {
+    fn label(&self) -> &str {
+        self.inner.label()
+    }
+
     async fn create(&self, name: &ArtifactName) -> Result<Box<dyn ArtifactWriter>, Error> {
         Ok(Box::new(DamagingWriter { inner: self.inner.create(name).await?, target: self.clone() }))
     }

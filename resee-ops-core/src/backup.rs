@@ -223,6 +223,12 @@ pub trait BackupTarget: Send + Sync + Debug + 'static {
     async fn sweep_incomplete(&self) -> Result<usize, Error> {
         Ok(0)
     }
+
+    /// A short name of the kind of target (`local`, `s3`, `memory`), the `target` label of the backup
+    /// metrics ([`telemetry`](crate::telemetry)). Default `custom`.
+    fn label(&self) -> &str {
+        "custom"
+    }
 }
 
 macro_rules! forward_backup_target {
@@ -247,6 +253,9 @@ macro_rules! forward_backup_target {
             }
             async fn sweep_incomplete(&self) -> Result<usize, Error> {
                 (**self).sweep_incomplete().await
+            }
+            fn label(&self) -> &str {
+                (**self).label()
             }
         }
     };

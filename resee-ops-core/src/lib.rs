@@ -57,6 +57,7 @@ pub mod registry;
 pub mod schedule;
 pub mod secret;
 pub mod serde_duration;
+pub mod telemetry;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;

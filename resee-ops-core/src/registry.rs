@@ -383,6 +383,7 @@ impl HealthRegistry {
                     tracing::warn!(target: "resee_ops::health", probe = r.probe.name(), reported_as = %key,
                         "two health probes share a name; give them distinct names");
                 }
+                record_check(&key, &result);
                 (r, key, result)
             })
             .collect()
@@ -390,6 +391,19 @@ impl HealthRegistry {
 }
 
 /// Runs one probe in its own task, under `timeout`, catching panics.
+/// The check's metrics: its duration and status, labelled with its report key.
+fn record_check(key: &str, result: &CheckResult) {
+    use crate::telemetry::{PROBE_DURATION, PROBE_STATUS};
+    let status = match result.status {
+        HealthStatus::Up => 1.0,
+        HealthStatus::Degraded | HealthStatus::Unknown => 0.5,
+        _ => 0.0,
+    };
+    let probe = key.to_owned();
+    metrics::histogram!(PROBE_DURATION, "probe" => probe.clone()).record(result.duration);
+    metrics::gauge!(PROBE_STATUS, "probe" => probe).set(status);
+}
+
 async fn run_one(probe: Arc<dyn HealthProbe>, timeout: Duration) -> ProbeOutcome {
     let started = tokio::time::Instant::now();
     let task_probe = probe.clone();

@@ -121,6 +121,37 @@ struct Counters {
     finished: AtomicU64,
 }
 
+impl DropReason {
+    /// A short snake_case name, the `reason` label of the dropped-alerts metric.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::QueueFull => "queue_full",
+            Self::Closed => "closed",
+            Self::PermanentFailure => "permanent_failure",
+            Self::TemporaryFailure => "temporary_failure",
+            Self::Panicked => "panicked",
+        }
+    }
+
+    const fn index(self) -> usize {
+        match self {
+            Self::QueueFull => 0,
+            Self::Closed => 1,
+            Self::PermanentFailure => 2,
+            Self::TemporaryFailure => 3,
+            Self::Panicked => 4,
+        }
+    }
+}
+
+impl Shared {
+    /// Counts a dropped alert (its counter and its metric).
+    fn dropped(&self, reason: DropReason) {
+        self.counters.drop(reason);
+        self.metrics.dropped[reason.index()].increment(1);
+    }
+}
+
 impl Counters {
     fn drop(&self, reason: DropReason) {
         let c = match reason {
@@ -134,8 +165,47 @@ impl Counters {
     }
 }
 
+/// The dispatcher's metrics handles, registered once when it is built (recording is then one atomic
+/// operation, or nothing without a recorder).
+struct Metrics {
+    accepted: metrics::Counter,
+    delivered: metrics::Counter,
+    suppressed: metrics::Counter,
+    dropped: [metrics::Counter; 5],
+    depth: metrics::Gauge,
+    latency_delivered: metrics::Histogram,
+    latency_suppressed: metrics::Histogram,
+    latency_dropped: metrics::Histogram,
+}
+
+impl Metrics {
+    fn register() -> Self {
+        use crate::telemetry::{
+            ALERTS_ACCEPTED, ALERTS_DELIVERED, ALERTS_DELIVERY, ALERTS_DROPPED, ALERTS_QUEUE_DEPTH, ALERTS_SUPPRESSED,
+        };
+        let dropped = |reason: DropReason| metrics::counter!(ALERTS_DROPPED, "reason" => reason.as_str());
+        Self {
+            accepted: metrics::counter!(ALERTS_ACCEPTED),
+            delivered: metrics::counter!(ALERTS_DELIVERED),
+            suppressed: metrics::counter!(ALERTS_SUPPRESSED),
+            dropped: [
+                dropped(DropReason::QueueFull),
+                dropped(DropReason::Closed),
+                dropped(DropReason::PermanentFailure),
+                dropped(DropReason::TemporaryFailure),
+                dropped(DropReason::Panicked),
+            ],
+            depth: metrics::gauge!(ALERTS_QUEUE_DEPTH),
+            latency_delivered: metrics::histogram!(ALERTS_DELIVERY, "outcome" => "delivered"),
+            latency_suppressed: metrics::histogram!(ALERTS_DELIVERY, "outcome" => "suppressed"),
+            latency_dropped: metrics::histogram!(ALERTS_DELIVERY, "outcome" => "dropped"),
+        }
+    }
+}
+
 struct Shared {
     counters: Counters,
+    metrics: Metrics,
     /// Set when shutdown starts: no new alerts.
     closed: AtomicBool,
     /// Set when the grace period is over: lanes stop, cutting deliveries short.
@@ -200,6 +270,7 @@ impl Dispatcher {
         let per_lane = config.capacity.max(1).div_ceil(lanes);
         let shared = Arc::new(Shared {
             counters: Counters::default(),
+            metrics: Metrics::register(),
             closed: AtomicBool::new(false),
             cut: watch::channel(false).0,
             idle: Notify::new(),
@@ -269,6 +340,8 @@ impl Dispatcher {
 struct Job {
     alert: Alert,
     ack: Option<oneshot::Sender<NotifyOutcome>>,
+    /// When `notify` took it (for the delivery latency).
+    queued_at: std::time::Instant,
 }
 
 impl Job {
@@ -320,7 +393,7 @@ fn enqueue(
 ) -> Result<(), NotifyOutcome> {
     let counters = &shared.counters;
     if shared.closed.load(Ordering::Acquire) {
-        counters.drop(DropReason::Closed);
+        shared.dropped(DropReason::Closed);
         tracing::warn!(target: "resee_ops::notify", fingerprint = %alert.fingerprint(), title = %alert.title,
             "alert dropped: dispatcher closed");
         return Err(closed_outcome("alert dispatcher is shut down"));
@@ -330,7 +403,9 @@ fn enqueue(
     match tx.try_reserve() {
         Ok(permit) => {
             counters.accepted.fetch_add(1, Ordering::Relaxed);
-            permit.send(Job { alert: alert.clone(), ack });
+            shared.metrics.accepted.increment(1);
+            shared.metrics.depth.increment(1.0);
+            permit.send(Job { alert: alert.clone(), ack, queued_at: std::time::Instant::now() });
             Ok(())
         }
         Err(err) => {
@@ -343,7 +418,7 @@ fn enqueue(
                     (DropReason::Closed, closed_outcome("alert dispatcher is shut down"))
                 }
             };
-            counters.drop(reason);
+            shared.dropped(reason);
             tracing::warn!(target: "resee_ops::notify", fingerprint = %alert.fingerprint(), title = %alert.title,
                 ?reason, "alert dropped");
             Err(refused)
@@ -382,7 +457,9 @@ async fn run_lane(mut rx: mpsc::Receiver<Job>, inner: Arc<dyn Notifier>, shared:
 }
 
 fn drop_closed(shared: &Shared, job: Job, why: &'static str) {
-    shared.counters.drop(DropReason::Closed);
+    shared.dropped(DropReason::Closed);
+    shared.metrics.depth.decrement(1.0);
+    shared.metrics.latency_dropped.record(job.queued_at.elapsed());
     shared.counters.finished.fetch_add(1, Ordering::Release);
     tracing::error!(target: "resee_ops::notify", fingerprint = %job.alert.fingerprint(), title = %job.alert.title, "{why}");
     job.acknowledge(closed_outcome(why));
@@ -405,30 +482,40 @@ async fn deliver(inner: &dyn Notifier, alert: &Alert, limit: Duration) -> Option
 
 fn finish(shared: &Shared, job: Job, outcome: Option<NotifyOutcome>) {
     let c = &shared.counters;
+    let m = &shared.metrics;
     let alert = &job.alert;
+    let latency = job.queued_at.elapsed();
+    m.depth.decrement(1.0);
     let outcome = match outcome {
         Some(NotifyOutcome::Delivered | NotifyOutcome::Queued) => {
             c.delivered.fetch_add(1, Ordering::Relaxed);
+            m.delivered.increment(1);
+            m.latency_delivered.record(latency);
             NotifyOutcome::Delivered
         }
         Some(NotifyOutcome::Suppressed) => {
             c.suppressed.fetch_add(1, Ordering::Relaxed);
+            m.suppressed.increment(1);
+            m.latency_suppressed.record(latency);
             NotifyOutcome::Suppressed
         }
         Some(NotifyOutcome::PermanentFailure(err)) => {
-            c.drop(DropReason::PermanentFailure);
+            shared.dropped(DropReason::PermanentFailure);
+            m.latency_dropped.record(latency);
             tracing::error!(target: "resee_ops::notify", fingerprint = %alert.fingerprint(), title = %alert.title,
                 error = %err, "alert dropped: permanent delivery failure");
             NotifyOutcome::PermanentFailure(err)
         }
         Some(other) => {
-            c.drop(DropReason::TemporaryFailure);
+            shared.dropped(DropReason::TemporaryFailure);
+            m.latency_dropped.record(latency);
             tracing::error!(target: "resee_ops::notify", fingerprint = %alert.fingerprint(), title = %alert.title,
                 outcome = %other, "alert dropped: delivery still failing when the notifier gave up");
             other
         }
         None => {
-            c.drop(DropReason::Panicked);
+            shared.dropped(DropReason::Panicked);
+            m.latency_dropped.record(latency);
             tracing::error!(target: "resee_ops::notify", fingerprint = %alert.fingerprint(), title = %alert.title,
                 "alert dropped: notifier panicked");
             NotifyOutcome::PermanentFailure(Error::new(ErrorKind::Unexpected, "the notifier panicked"))

@@ -249,6 +249,7 @@ impl<N: Notifier> Retrying<N> {
                 return give_up(outcome, attempt, "deadline reached");
             }
             tracing::debug!(target: "resee_ops::notify", attempt, ?wait, outcome = %outcome, "retrying alert");
+            metrics::counter!(crate::telemetry::ALERTS_RETRIED).increment(1);
             tokio::time::sleep(wait).await;
         }
     }

@@ -524,6 +524,7 @@ impl Driver {
             if let Some(reason) = self.catch_up_reason(i, now, last) {
                 let name = self.entries[i].job.name().to_owned();
                 tracing::info!(job = %name, reason = %reason, "missed run: running once now");
+                metrics::counter!(crate::telemetry::SCHEDULER_MISSED, "job" => name).increment(1);
                 let deadline = self.entries[i].slot;
                 self.spawn(i, now, deadline);
             }
@@ -559,6 +560,11 @@ impl Driver {
         e.slot = e.schedule.next_after(after);
         e.fire_at = e.slot.map(|s| s + chrono::Duration::from_std(e.schedule.jitter_for(s)).unwrap_or_default());
         let fire_at = e.fire_at;
+        let next = metrics::gauge!(crate::telemetry::SCHEDULER_NEXT_RUN, "job" => e.job.name().to_owned());
+        match fire_at {
+            Some(t) => next.set(t.timestamp_millis() as f64 / 1000.0),
+            None => next.set(f64::NAN),
+        }
         with_status(&self.statuses, i, |s| s.next_run = fire_at);
     }
 
@@ -601,11 +607,14 @@ impl Driver {
         if e.policy.missed_runs == MissedRunPolicy::Skip && late > e.policy.missed_run_grace {
             tracing::warn!(job = %name, slot = %slot, late = ?late, "slot missed (the process was not running); skipped");
             with_status(&self.statuses, i, |s| s.skipped_missed += 1);
+            metrics::counter!(crate::telemetry::SCHEDULER_SKIPPED, "job" => name, "reason" => "missed").increment(1);
             return;
         }
         if e.is_running() {
             tracing::warn!(job = %name, slot = %slot, "previous run still going; this run is skipped");
             with_status(&self.statuses, i, |s| s.skipped_overlaps += 1);
+            metrics::counter!(crate::telemetry::SCHEDULER_SKIPPED, "job" => name.clone(), "reason" => "overlap")
+                .increment(1);
             if let Some(n) = &self.notifier {
                 let alert = Alert::new(
                     OVERLAP_ALERT_NAME,

@@ -66,6 +66,10 @@ impl InMemoryBackupTarget {
 
 #[async_trait]
 impl BackupTarget for InMemoryBackupTarget {
+    fn label(&self) -> &str {
+        "memory"
+    }
+
     async fn create(&self, name: &ArtifactName) -> Result<Box<dyn ArtifactWriter>, Error> {
         let mut store = self.lock();
         if store.committed.contains_key(name) {

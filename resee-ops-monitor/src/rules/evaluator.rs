@@ -570,6 +570,7 @@ impl RuleEvaluator {
             let rt = &mut states[i];
             let outcome = &outcomes[compiled.read];
             let transition = self.step(rule, rt, outcome, now, now_utc);
+            record_rule(rule, rt);
             for alert in self.damp_flapping(rule, rt, transition, now_utc) {
                 alerts.push((i, alert));
             }
@@ -941,5 +942,19 @@ async fn deliver(mut rx: mpsc::UnboundedReceiver<usize>, outbox: Arc<Outbox>, no
                 break;
             }
         }
+    }
+}
+
+/// The rule's metrics: its state (0 inactive, 1 pending, 2 firing) and its last value.
+fn record_rule(rule: &Rule, rt: &RuleRuntime) {
+    use resee_ops_core::telemetry::{RULE_STATE, RULE_VALUE};
+    let state = match rt.state {
+        AlertState::Inactive => 0.0,
+        AlertState::Pending => 1.0,
+        AlertState::Firing => 2.0,
+    };
+    metrics::gauge!(RULE_STATE, "rule" => rule.name.clone()).set(state);
+    if let Some(v) = rt.value {
+        metrics::gauge!(RULE_VALUE, "rule" => rule.name.clone()).set(v);
     }
 }
