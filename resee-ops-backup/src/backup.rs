@@ -586,7 +586,7 @@ impl PgDumpBackup {
             BACKUP_ATTEMPTS, BACKUP_DURATION, BACKUP_LAST_SUCCESS, BACKUP_RUNS, BACKUP_SIZE,
         };
         let r = &outcome.report;
-        let target = self.target.label().to_owned();
+        let target = self.target().label().to_owned();
         let status = r.status.as_str();
         metrics::counter!(BACKUP_RUNS, "target" => target.clone(), "outcome" => status).increment(1);
         metrics::counter!(BACKUP_ATTEMPTS, "target" => target.clone()).increment(u64::from(r.attempts));

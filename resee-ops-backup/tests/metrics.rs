@@ -87,7 +87,10 @@ async fn documented_metrics_appear_after_a_backup_a_delivered_and_a_dropped_aler
     assert!(!alerts.notify(&alert).await.is_ok());
 
     // A health check.
-    HealthRegistry::new().register(Registration::new(StaticProbe::new("db", ProbeOutcome::up()))).check_all().await;
+    HealthRegistry::new()
+        .with_registration(Registration::new(StaticProbe::new("db", ProbeOutcome::up())))
+        .check_all()
+        .await;
 
     let recorded: Vec<_> = snapshotter.snapshot().into_vec();
     let find = |name: &str| recorded.iter().filter(move |(key, _, _, _)| key.key().name() == name).collect::<Vec<_>>();
