@@ -46,6 +46,7 @@
 pub mod alert;
 pub mod backup;
 pub mod clock;
+pub mod deadline;
 pub mod error;
 pub mod flap;
 pub mod health;

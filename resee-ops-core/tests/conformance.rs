@@ -73,3 +73,85 @@ async fn a_hanging_probe_fails_the_probe_suite() {
     let probe = resee_ops_core::testing::StaticProbe::hanging("database");
     conformance::health_probe(&probe, Duration::from_secs(1), &[]).await;
 }
+
+mod backup_checks {
+    //! The named backup-target checks: a capped target opts out of large artifacts, and each check
+    //! catches the broken rule it is named after.
+
+    use async_trait::async_trait;
+    use resee_ops_core::testing::InMemoryBackupTarget;
+    use resee_ops_core::testing::conformance::backup::{self, Capabilities};
+    use resee_ops_core::{ArtifactMeta, ArtifactName, ArtifactReader, ArtifactWriter, BackupTarget, Error};
+
+    #[tokio::test]
+    async fn a_capped_target_passes_without_large_artifacts() {
+        let target = InMemoryBackupTarget::new().with_capacity(1024 * 1024);
+        backup::run_all(&target, Capabilities::default().with_large_artifacts(false)).await;
+        assert_eq!(target.pending_writers(), 0, "every writer was closed");
+        assert!(target.list().await.unwrap().is_empty(), "every check cleans up after itself");
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "write failed")]
+    async fn a_capped_target_fails_the_large_artifact_check() {
+        let target = InMemoryBackupTarget::new().with_capacity(1024 * 1024);
+        backup::put_get_roundtrip(&target, Capabilities::default()).await;
+    }
+
+    /// An in-memory target with one rule broken.
+    #[derive(Debug)]
+    struct Broken {
+        inner: InMemoryBackupTarget,
+        unsorted_list: bool,
+        sweep_reports: usize,
+    }
+
+    #[async_trait]
+    impl BackupTarget for Broken {
+        async fn create(&self, name: &ArtifactName) -> Result<Box<dyn ArtifactWriter>, Error> {
+            self.inner.create(name).await
+        }
+        async fn list(&self) -> Result<Vec<ArtifactMeta>, Error> {
+            let mut list = self.inner.list().await?;
+            if self.unsorted_list {
+                list.reverse();
+            }
+            Ok(list)
+        }
+        async fn stat(&self, name: &ArtifactName) -> Result<ArtifactMeta, Error> {
+            self.inner.stat(name).await
+        }
+        async fn open(&self, name: &ArtifactName) -> Result<ArtifactReader, Error> {
+            self.inner.open(name).await
+        }
+        async fn delete(&self, name: &ArtifactName) -> Result<(), Error> {
+            self.inner.delete(name).await
+        }
+        async fn sweep_incomplete(&self) -> Result<usize, Error> {
+            self.inner.sweep_incomplete().await?;
+            Ok(self.sweep_reports)
+        }
+    }
+
+    fn broken() -> Broken {
+        Broken { inner: InMemoryBackupTarget::new(), unsorted_list: false, sweep_reports: 0 }
+    }
+
+    #[tokio::test]
+    async fn the_broken_double_is_fine_where_it_is_not_broken() {
+        backup::run_all(&broken(), Capabilities::default().with_sweeps_temporaries(false)).await;
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "sorted by name")]
+    async fn list_and_delete_catches_an_unsorted_list() {
+        backup::list_and_delete(&Broken { unsorted_list: true, ..broken() }).await;
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "a target with nothing to sweep swept 2")]
+    async fn sweep_incomplete_catches_a_sweep_where_there_is_nothing_to_sweep() {
+        let target = Broken { sweep_reports: 2, ..broken() };
+        backup::sweep_incomplete(&target, Capabilities::default().with_sweeps_temporaries(false)).await;
+    }
+}

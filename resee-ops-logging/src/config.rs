@@ -24,6 +24,11 @@ pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
 pub const DEFAULT_BACKUPS: usize = 5;
 /// Default capacity, in lines, of each sink's queue.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 16 * 1024;
+/// The largest queue capacity accepted (about a million lines): the queue is allocated up front, so a
+/// larger one could exhaust memory at start.
+pub const MAX_QUEUE_CAPACITY: usize = 1 << 20;
+/// The most rotated files a channel may keep.
+pub const MAX_BACKUPS: usize = 10_000;
 
 /// The format of one sink's lines.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -256,9 +261,10 @@ pub struct LoggingConfig {
     pub console_format: Option<LogFormat>,
     /// A file is rotated once it is larger than this many bytes (cut at a line end). Default 10 MiB.
     pub max_bytes: u64,
-    /// How many rotated files each channel keeps; the oldest is deleted. Default 5.
+    /// How many rotated files each channel keeps; the oldest is deleted. Default 5, at most
+    /// [`MAX_BACKUPS`].
     pub backups: usize,
-    /// The capacity, in lines, of each sink's queue. Default 16384.
+    /// The capacity, in lines, of each sink's queue. Default 16384, at most [`MAX_QUEUE_CAPACITY`].
     pub queue_capacity: usize,
     /// `false` (default): when a sink's queue is full, the line is dropped and counted, and the count is
     /// logged once the queue drains. `true`: the caller waits for room instead (no line is ever dropped).
@@ -490,8 +496,11 @@ impl LoggingConfig {
         if self.max_bytes == 0 {
             return Err(bad("logging max_bytes must be greater than 0".to_owned()));
         }
-        if self.queue_capacity == 0 {
-            return Err(bad("logging queue_capacity must be greater than 0".to_owned()));
+        if self.queue_capacity == 0 || self.queue_capacity > MAX_QUEUE_CAPACITY {
+            return Err(bad(format!("logging queue_capacity must be between 1 and {MAX_QUEUE_CAPACITY}")));
+        }
+        if self.backups > MAX_BACKUPS {
+            return Err(bad(format!("logging backups must be at most {MAX_BACKUPS}")));
         }
         if self.enabled_channels().count() > 60 {
             return Err(bad("at most 60 log channels are supported".to_owned()));
@@ -545,6 +554,8 @@ mod tests {
         for config in [
             LoggingConfig::default().with_max_bytes(0),
             LoggingConfig::default().with_queue_capacity(0),
+            LoggingConfig::default().with_queue_capacity(usize::MAX),
+            LoggingConfig::default().with_backups(usize::MAX),
             LoggingConfig::default().with_level("info,=[bad"),
             LoggingConfig::default().with_worker(ChannelConfig::worker().with_file("../celery.log")),
             LoggingConfig::default().with_channel(ChannelConfig::new("dup", "general.log")),

@@ -114,7 +114,7 @@ use tracing_subscriber::{EnvFilter, Registry, reload};
 
 pub use config::{
     ChannelConfig, DEFAULT_BACKUPS, DEFAULT_MAX_BYTES, DEFAULT_QUEUE_CAPACITY, ENV_BACKUPS, ENV_DIR, ENV_FORMAT,
-    ENV_LEVEL, ENV_MAX_BYTES, Level, LogFormat, LoggingConfig,
+    ENV_LEVEL, ENV_MAX_BYTES, Level, LogFormat, LoggingConfig, MAX_BACKUPS, MAX_QUEUE_CAPACITY,
 };
 pub use mask::{MASK, SECRET_FIELD_NAMES, is_secret_field, mask_urls};
 pub use sink::{DIR_MODE, FILE_MODE, SinkStats};
@@ -278,7 +278,7 @@ impl LogGuard {
 
     /// Waits until every line queued so far is written; `false` if that took longer than `timeout`.
     pub fn flush(&self, timeout: Duration) -> bool {
-        let deadline = std::time::Instant::now() + timeout;
+        let deadline = sink::deadline_after(timeout);
         let files = SinkControl::flush_all(&self.files, timeout);
         let console = self.console.as_slice();
         SinkControl::flush_all(console, deadline.saturating_duration_since(std::time::Instant::now())) && files
@@ -296,7 +296,7 @@ impl LogGuard {
     }
 
     fn stop(&mut self, timeout: Duration) -> bool {
-        let deadline = std::time::Instant::now() + timeout;
+        let deadline = sink::deadline_after(timeout);
         let files = SinkControl::shutdown_all(&mut self.files, timeout);
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         let console = self.console.as_mut().is_none_or(|c| SinkControl::shutdown_all(std::slice::from_mut(c), left));

@@ -146,6 +146,14 @@ pub(crate) struct SinkControl {
     writer: Thread,
 }
 
+/// `timeout` from now; a timeout too large for an `Instant` (`Duration::MAX`) means "no limit": about 30
+/// years, never a panic.
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+    let now = Instant::now();
+    now.checked_add(timeout).or_else(|| now.checked_add(FAR_FUTURE)).unwrap_or(now)
+}
+
 impl SinkControl {
     /// Asks the writer to write everything queued so far; the answer arrives on the returned channel.
     fn request(&self, make: fn(Sender<()>) -> Msg, deadline: Instant) -> Option<Receiver<()>> {
@@ -158,13 +166,13 @@ impl SinkControl {
     }
 
     pub(crate) fn flush_all(sinks: &[SinkControl], timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let acks: Vec<_> = sinks.iter().map(|s| s.request(Msg::Flush, deadline)).collect();
         acks.into_iter().all(|ack| ack.is_some_and(|rx| rx.recv_deadline(deadline).is_ok()))
     }
 
     pub(crate) fn shutdown_all(sinks: &mut [SinkControl], timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let acks: Vec<_> = sinks.iter().map(|s| s.request(Msg::Shutdown, deadline)).collect();
         let mut all = true;
         for (sink, ack) in sinks.iter_mut().zip(acks) {

@@ -111,7 +111,7 @@ pub use metrics::layer::{RequestStatsLayer, RequestStatsService, ResponseFuture,
 pub use metrics::measure::{Measure, Measurement, WindowedSource};
 pub use metrics::request::{OTHER_ROUTES, QUANTILE_RELATIVE_ERROR, RequestStats, RequestStatsBuilder, UNMATCHED_ROUTE};
 pub use metrics::scalar::{PostgresScalar, PostgresScalarConfig};
-pub use metrics::window::{DEFAULT_GRANULARITY, DEFAULT_RETENTION};
+pub use metrics::window::{DEFAULT_GRANULARITY, DEFAULT_RETENTION, MAX_BUCKETS};
 pub use monitor::{
     AlertMode, AlertText, FLAPPING_ALERT_NAME, HEALTH_ALERT_NAME, HealthMonitor, HealthMonitorBuilder, MonitorConfig,
 };

@@ -116,3 +116,60 @@ async fn a_panicking_receiver_does_not_silence_the_probe() {
     db.set(ProbeOutcome::up());
     monitor.run_once().await;
 }
+
+mockall::mock! {
+    Probe {}
+    #[async_trait]
+    impl resee_ops_core::HealthProbe for Probe {
+        fn name(&self) -> &str;
+        async fn check(&self) -> ProbeOutcome;
+    }
+}
+
+impl std::fmt::Debug for MockProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MockProbe")
+    }
+}
+
+/// A probe answering `outcomes` in order, one check per cycle (asserted: the monitor runs each probe
+/// exactly once a cycle).
+fn scripted(outcomes: Vec<ProbeOutcome>) -> MockProbe {
+    let mut probe = MockProbe::new();
+    probe.expect_name().return_const("database".to_owned());
+    let mut order = Sequence::new();
+    for outcome in outcomes {
+        probe.expect_check().times(1).in_sequence(&mut order).return_once(move || outcome);
+    }
+    probe
+}
+
+/// Damping, rule "reported failing only after `failures_before_down` consecutive failures": with 3, an
+/// isolated failure and a pair of failures send nothing; the third failure in a row sends the firing once;
+/// `passes_before_up` (2) passes send the resolution once.
+#[tokio::test(start_paused = true)]
+async fn damping_fires_after_consecutive_failures_and_resolves_after_consecutive_passes() {
+    let (up, down) = (ProbeOutcome::up, || ProbeOutcome::down("connection refused"));
+    let probe = scripted(vec![up(), down(), up(), down(), down(), down(), down(), up(), up(), up()]);
+    let mut receiver = MockReceiver::new();
+    let mut order = Sequence::new();
+    expect(&mut receiver, &mut order, firing(), 1, |_| NotifyOutcome::Delivered);
+    expect(&mut receiver, &mut order, resolution(), 1, |_| NotifyOutcome::Delivered);
+    let clock = ManualClock::new();
+    let monitor = HealthMonitor::builder(HealthRegistry::new().with_registration(Registration::new(probe)))
+        .with_failures_before_down(3)
+        .with_passes_before_up(2)
+        .with_repeat_interval(Duration::ZERO)
+        .with_notifier(receiver)
+        .with_clock(clock.shared())
+        .build()
+        .unwrap();
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        monitor.run_once().await;
+        statuses.push(monitor.report(resee_ops_core::CheckGroup::Readiness).unwrap().status);
+        clock.advance(Duration::from_secs(30));
+    }
+    use resee_ops_core::HealthStatus::{Down, Up};
+    assert_eq!(statuses, [Up, Up, Up, Up, Up, Down, Down, Down, Up, Up], "damped statuses");
+}

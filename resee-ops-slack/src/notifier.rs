@@ -204,7 +204,10 @@ impl Notifier for Attempt {
             }
             Err(err) if err.kind() == ErrorKind::RateLimited => {
                 let hold = err.retry_after().unwrap_or(Duration::from_secs(1)).min(self.max_hold);
-                self.pacer.hold_until(tokio::time::Instant::now() + hold);
+                self.pacer.hold_until(resee_ops_core::deadline::SaturatingAdd::saturating_add(
+                    tokio::time::Instant::now(),
+                    hold,
+                ));
                 tracing::warn!(target: "resee_ops::slack", webhook = %self.host, %fingerprint, retry_after = ?err.retry_after(),
                     "slack rate limited the webhook; holding all messages");
                 NotifyOutcome::RateLimited { retry_after: err.retry_after() }

@@ -3,6 +3,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use resee_ops_core::deadline::SaturatingAdd;
 use tokio::time::Instant;
 
 /// A token bucket in its GCRA form, over the Tokio clock (so tests drive it with paused time).
@@ -38,7 +39,7 @@ impl Pacer {
         let current = tat.unwrap_or(now).max(now);
         // The earliest start the bucket allows.
         let start = current.checked_sub(self.tolerance).map_or(now, |t| t.max(now));
-        *tat = Some(current + self.interval);
+        *tat = Some(current.saturating_add(self.interval));
         start - now
     }
 
@@ -57,7 +58,7 @@ impl Pacer {
             return;
         }
         let mut tat = self.tat.lock().unwrap_or_else(|p| p.into_inner());
-        let held = until + self.tolerance;
+        let held = until.saturating_add(self.tolerance);
         *tat = Some(tat.map_or(held, |t| t.max(held)));
     }
 }

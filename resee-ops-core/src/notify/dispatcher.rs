@@ -17,10 +17,11 @@ use crate::{Alert, Error, ErrorKind};
 #[non_exhaustive]
 pub struct DispatcherConfig {
     /// Alerts that may wait in the queue (shared out evenly between the lanes); one more is dropped and
-    /// counted.
+    /// counted. At most [`Dispatcher::MAX_CAPACITY`].
     pub capacity: usize,
     /// Alerts delivered at the same time: the number of lanes. Alerts with the same fingerprint always
-    /// take the same lane, so a firing and its resolution are delivered in order, never at once.
+    /// take the same lane, so a firing and its resolution are delivered in order, never at once. At most
+    /// [`Dispatcher::MAX_CONCURRENCY`].
     pub concurrency: usize,
     /// The longest one delivery may take, retries included; past it the alert counts as a temporary
     /// failure and the lane moves on. A notifier that never answers therefore cannot stall its lane, or
@@ -259,6 +260,12 @@ impl fmt::Debug for Dispatcher {
 }
 
 impl Dispatcher {
+    /// The most lanes a dispatcher runs: a larger [`DispatcherConfig::concurrency`] counts as this.
+    pub const MAX_CONCURRENCY: usize = 1024;
+
+    /// The largest queue a dispatcher keeps: a larger [`DispatcherConfig::capacity`] counts as this.
+    pub const MAX_CAPACITY: usize = 1 << 20;
+
     /// Starts the background task on the current Tokio runtime.
     ///
     /// # Panics
@@ -266,8 +273,9 @@ impl Dispatcher {
     pub fn spawn(inner: impl Notifier, config: DispatcherConfig) -> Self {
         let inner_name: Arc<str> = format!("{inner:?}").into();
         let inner: Arc<dyn Notifier> = Arc::new(inner);
-        let lanes = config.concurrency.max(1);
-        let per_lane = config.capacity.max(1).div_ceil(lanes);
+        // Clamped: a configured `usize::MAX` must not allocate (or panic on) that many lanes or slots.
+        let lanes = config.concurrency.clamp(1, Self::MAX_CONCURRENCY);
+        let per_lane = config.capacity.clamp(1, Self::MAX_CAPACITY).div_ceil(lanes);
         let shared = Arc::new(Shared {
             counters: Counters::default(),
             metrics: Metrics::register(),

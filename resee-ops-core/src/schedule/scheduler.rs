@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::Schedule;
+use crate::deadline::SaturatingAdd;
 use crate::{Alert, Clock, Notifier, Result, Severity, SharedClock, system_clock};
 
 /// The alert sent (severity info) when a run is skipped because the previous one is still running.
@@ -298,7 +299,7 @@ pub async fn run_in_slot(
             tracing::warn!(job = name, error = %err, "job failed; not retried, shutting down");
             break (RunOutcome::Failed, Some(err.to_string()));
         }
-        let retry_at = clock.now() + chrono::Duration::from_std(policy.retry_delay).unwrap_or(chrono::Duration::MAX);
+        let retry_at = clock.now().saturating_add(policy.retry_delay);
         if let Some(d) = deadline
             && retry_at >= d
         {
@@ -558,7 +559,7 @@ impl Driver {
     fn plan(&mut self, i: usize, after: DateTime<Utc>) {
         let e = &mut self.entries[i];
         e.slot = e.schedule.next_after(after);
-        e.fire_at = e.slot.map(|s| s + chrono::Duration::from_std(e.schedule.jitter_for(s)).unwrap_or_default());
+        e.fire_at = e.slot.map(|s| s.saturating_add(e.schedule.jitter_for(s)));
         let fire_at = e.fire_at;
         let next = metrics::gauge!(crate::telemetry::SCHEDULER_NEXT_RUN, "job" => e.job.name().to_owned());
         match fire_at {

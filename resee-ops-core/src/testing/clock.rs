@@ -41,7 +41,7 @@ impl ManualClock {
     /// Moves the clock forward.
     pub fn advance(&self, d: Duration) {
         let mut now = self.now.lock().unwrap_or_else(|p| p.into_inner());
-        *now += chrono::Duration::from_std(d).expect("duration in range");
+        *now = crate::deadline::SaturatingAdd::saturating_add(*now, d);
     }
 
     /// Sets the clock (backwards too).

@@ -2,19 +2,28 @@
 //!
 //! They panic with a message naming the broken rule, like `assert!`, so they read as test failures.
 //!
-//! **Stability:** the suites are part of the `testing` feature's API but not of the crate's semver
-//! promise on behaviour: a minor release may add checks (a new rule of a contract), so an implementation
-//! that passes today may fail a later suite where it breaks that rule. Signatures change only in a major
-//! release.
-
-use tokio::io::AsyncReadExt;
+//! | contract | entry point | named checks |
+//! |---|---|---|
+//! | `BackupTarget` | [`backup_target`], [`backup::run_all`] | [`backup`]: `put_get_roundtrip`, `list_and_delete`, `publish_never_overwrites`, `staged_not_visible`, `abort_leaves_nothing`, `missing_names_not_found`, `sweep_incomplete`, with [`backup::Capabilities`] |
+//! | `Notifier` | [`notifier`] | |
+//! | `ThrottleStore` | [`throttle_store`] | |
+//! | `HealthProbe` | [`health_probe`] | |
+//! | `MetricSource` | [`metric_source`] | |
+//!
+//! **Stability:** the entry points, the named checks and their signatures are stable API of the
+//! `testing` feature: they are renamed or removed only in a major release. What they check is not frozen:
+//! a minor release may add checks (a new rule of a contract) and capability flags (`Capabilities` is
+//! `#[non_exhaustive]`; a new flag defaults to "supported", so targets opt out explicitly), so an
+//! implementation that passes today may fail a later suite where it breaks that rule.
 
 use std::time::Duration;
 
 use crate::{
-    Alert, ArtifactName, BackupTarget, ErrorKind, Fingerprint, HealthProbe, MetricSample, MetricSource, Notifier,
-    NotifyOutcome, ProbeOutcome, Severity, ThrottleEntry, ThrottleStore,
+    Alert, BackupTarget, Fingerprint, HealthProbe, MetricSample, MetricSource, Notifier, NotifyOutcome, ProbeOutcome,
+    Severity, ThrottleEntry, ThrottleStore,
 };
+
+pub mod backup;
 
 /// Runs `fut` within `within`, turning a panic or an overrun into a conformance failure.
 async fn bounded<T>(what: &str, within: Duration, fut: impl std::future::Future<Output = T>) -> T {
@@ -309,12 +318,9 @@ pub async fn throttle_store(store: &dyn ThrottleStore) {
     assert!(cas(k, current, None).await, "throttle store conformance: clean-up");
 }
 
-/// The `BackupTarget` contract, on names no other test uses:
-/// nothing visible before commit; a staged artifact reads back its bytes and stays invisible until
-/// published, and publishing never overwrites; commit makes it listable, stat-able and readable byte for byte (empty,
-/// small, multi-megabyte in uneven chunks); an aborted or dropped writer leaves nothing; an existing name
-/// is never overwritten; missing names give `NotFound`; delete removes; `sweep_incomplete` succeeds; `list`
-/// is sorted.
+/// The whole `BackupTarget` contract, for a target with every [`backup::Capabilities`]: the same as
+/// [`backup::run_all`]`(target, Capabilities::default())`. See the [`backup`] module for the named checks
+/// and for targets that lack a capability.
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -323,116 +329,5 @@ pub async fn throttle_store(store: &dyn ThrottleStore) {
 /// # });
 /// ```
 pub async fn backup_target(target: &dyn BackupTarget) {
-    let prefix = format!("conformance-{:08x}-", fastrand::u32(..));
-    let name = |s: &str| ArtifactName::new(format!("{prefix}{s}")).expect("valid name");
-    let mine = |metas: Vec<crate::ArtifactMeta>| -> Vec<String> {
-        metas.into_iter().map(|m| m.name.to_string()).filter(|n| n.starts_with(&prefix)).collect()
-    };
-    let list = || async { mine(target.list().await.expect("list")) };
-
-    // Round trips of several sizes, written in uneven chunks.
-    let big: Vec<u8> = (0..5 * 1024 * 1024 + 17).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
-    for (label, body) in [("empty", Vec::new()), ("small", b"hello, backup".to_vec()), ("big", big)] {
-        let n = name(label);
-        let mut w = target.create(&n).await.expect("create");
-        for chunk in body.chunks(65_537) {
-            w.write(chunk).await.expect("write");
-        }
-        assert!(!list().await.contains(&n.to_string()), "backup target conformance: {label} visible before commit");
-        let meta = w.commit().await.expect("commit");
-        assert_eq!(meta.name, n, "backup target conformance: commit returned another name");
-        assert_eq!(meta.size, body.len() as u64, "backup target conformance: commit size of {label}");
-        let stat = target.stat(&n).await.expect("stat");
-        assert_eq!(stat.size, body.len() as u64, "backup target conformance: stat size of {label}");
-        let mut read = Vec::new();
-        target.open(&n).await.expect("open").read_to_end(&mut read).await.expect("read");
-        assert!(
-            read == body,
-            "backup target conformance: {label} read back differs ({} vs {} bytes)",
-            read.len(),
-            body.len()
-        );
-    }
-    assert_eq!(
-        list().await,
-        vec![name("big").to_string(), name("empty").to_string(), name("small").to_string()],
-        "backup target conformance: list must hold exactly the committed artifacts, sorted by name"
-    );
-
-    // Never overwrite.
-    let err = match target.create(&name("small")).await {
-        Ok(w) => w.commit().await.expect_err("backup target conformance: committing over an existing name must fail"),
-        Err(e) => e,
-    };
-    assert_eq!(err.kind(), ErrorKind::AlreadyExists, "backup target conformance: overwrite error kind: {err}");
-    let mut read = Vec::new();
-    target.open(&name("small")).await.expect("open").read_to_end(&mut read).await.expect("read");
-    assert_eq!(read, b"hello, backup", "backup target conformance: a failed overwrite changed the artifact");
-
-    // Abort and drop leave nothing.
-    let mut w = target.create(&name("aborted")).await.expect("create");
-    w.write(b"partial").await.expect("write");
-    w.abort().await.expect("abort");
-    let mut w = target.create(&name("dropped")).await.expect("create");
-    w.write(b"partial").await.expect("write");
-    drop(w);
-    let names = list().await;
-    assert!(!names.contains(&name("aborted").to_string()), "backup target conformance: aborted artifact visible");
-    assert!(!names.contains(&name("dropped").to_string()), "backup target conformance: dropped artifact visible");
-    target.sweep_incomplete().await.expect("sweep_incomplete");
-
-    // Staging: durable and readable, invisible until published; discarded or dropped, it leaves nothing.
-    let staged_name = name("staged");
-    let mut w = target.create(&staged_name).await.expect("create");
-    w.write(b"staged ").await.expect("write");
-    w.write(b"bytes").await.expect("write");
-    let staged = w.stage().await.expect("stage");
-    assert_eq!(staged.name(), &staged_name, "backup target conformance: staged name");
-    assert_eq!(staged.size(), 12, "backup target conformance: staged size");
-    assert!(!list().await.contains(&staged_name.to_string()), "backup target conformance: staged artifact visible");
-    assert_eq!(target.stat(&staged_name).await.expect_err("stat staged").kind(), ErrorKind::NotFound);
-    let mut read = Vec::new();
-    staged.open().await.expect("open staged").read_to_end(&mut read).await.expect("read staged");
-    assert_eq!(read, b"staged bytes", "backup target conformance: staged bytes read back");
-    let meta = staged.publish().await.expect("publish");
-    assert_eq!(meta.size, 12, "backup target conformance: published size");
-    assert!(list().await.contains(&staged_name.to_string()), "backup target conformance: published artifact missing");
-    target.delete(&staged_name).await.expect("delete");
-    let mut w = target.create(&staged_name).await.expect("create");
-    w.write(b"x").await.expect("write");
-    w.stage().await.expect("stage").discard().await.expect("discard");
-    let mut w = target.create(&staged_name).await.expect("create");
-    w.write(b"x").await.expect("write");
-    drop(w.stage().await.expect("stage"));
-    assert!(!list().await.contains(&staged_name.to_string()), "backup target conformance: discarded artifact visible");
-    // Publishing over a name taken meanwhile fails and keeps the existing artifact.
-    let mut w = target.create(&staged_name).await.expect("create");
-    w.write(b"second").await.expect("write");
-    let late = w.stage().await.expect("stage");
-    let mut first = target.create(&staged_name).await.expect("create while another is staged");
-    first.write(b"first").await.expect("write");
-    first.commit().await.expect("commit");
-    let err = late.publish().await.expect_err("backup target conformance: publish over an existing name must fail");
-    assert_eq!(err.kind(), ErrorKind::AlreadyExists, "backup target conformance: publish error kind: {err}");
-    let mut read = Vec::new();
-    target.open(&staged_name).await.expect("open").read_to_end(&mut read).await.expect("read");
-    assert_eq!(read, b"first", "backup target conformance: a failed publish changed the artifact");
-    target.delete(&staged_name).await.expect("delete");
-
-    // A name freed by abort can be used.
-    let w = target.create(&name("aborted")).await.expect("create after abort");
-    w.commit().await.expect("commit after abort");
-
-    // Missing names.
-    let missing = name("missing");
-    assert_eq!(target.stat(&missing).await.expect_err("stat missing").kind(), ErrorKind::NotFound);
-    assert_eq!(target.open(&missing).await.err().expect("open missing").kind(), ErrorKind::NotFound);
-    assert_eq!(target.delete(&missing).await.expect_err("delete missing").kind(), ErrorKind::NotFound);
-
-    // Delete.
-    for label in ["big", "empty", "small", "aborted"] {
-        target.delete(&name(label)).await.expect("delete");
-    }
-    assert!(list().await.is_empty(), "backup target conformance: artifacts left after delete");
-    assert_eq!(target.stat(&name("small")).await.expect_err("stat deleted").kind(), ErrorKind::NotFound);
+    backup::run_all(target, backup::Capabilities::default()).await;
 }

@@ -12,6 +12,9 @@ pub const DEFAULT_GRANULARITY: Duration = Duration::from_secs(60);
 /// The default history the in-process sources keep.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(3600);
 
+/// The most buckets a source keeps (retention / granularity): 100 000, about 69 days of one-minute buckets.
+pub const MAX_BUCKETS: u64 = 100_000;
+
 /// Where a bucket starts: whole buckets since the source was created. Time is `tokio::time::Instant`, so
 /// tests move it with `tokio::time::pause`/`advance`.
 #[derive(Clone, Copy, Debug)]
@@ -33,11 +36,15 @@ impl Ticks {
             return Err(crate::error::invalid_config(format!("{what}: retention must be at least the granularity")));
         }
         let granularity_secs = granularity.as_secs();
-        Ok(Self {
-            base: Instant::now(),
-            granularity_secs,
-            retention: retention.as_secs().div_ceil(granularity_secs) + 1,
-        })
+        // Memory grows with the buckets kept (a ring per series): bounded, so that no configured retention
+        // (`Duration::MAX` included) can overflow the count or exhaust memory.
+        let buckets = retention.as_secs().div_ceil(granularity_secs);
+        if buckets > MAX_BUCKETS {
+            return Err(crate::error::invalid_config(format!(
+                "{what}: retention / granularity must be at most {MAX_BUCKETS} buckets, got {buckets}"
+            )));
+        }
+        Ok(Self { base: Instant::now(), granularity_secs, retention: buckets + 1 })
     }
 
     /// The bucket `at` falls in.
@@ -75,7 +82,7 @@ impl Ticks {
 
     /// The longest window the source answers.
     pub(crate) fn max_window(&self) -> Duration {
-        Duration::from_secs((self.retention - 1) * self.granularity_secs)
+        Duration::from_secs((self.retention - 1).saturating_mul(self.granularity_secs))
     }
 
     /// Why `window` cannot be answered, if it cannot.
@@ -91,5 +98,18 @@ impl Ticks {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huge_granularity_and_retention_never_overflow() {
+        let ticks = Ticks::new(Duration::from_secs(i64::MAX as u64), Duration::MAX, "test").unwrap();
+        assert_eq!(ticks.max_window(), Duration::from_secs(u64::MAX), "saturates instead of overflowing");
+        let err = Ticks::new(Duration::from_secs(1), Duration::MAX, "test").unwrap_err();
+        assert!(err.to_string().contains("at most 100000 buckets"), "{err}");
     }
 }

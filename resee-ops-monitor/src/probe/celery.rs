@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use redis::aio::MultiplexedConnection;
+use resee_ops_core::deadline::SaturatingAdd;
 use resee_ops_core::{HealthProbe, ProbeAlertText, ProbeOutcome};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -446,7 +447,7 @@ impl CeleryWorkersProbe {
 
     /// The longest a [`check`](HealthProbe::check) takes: the reply window plus the Redis timeout.
     pub fn max_duration(&self) -> Duration {
-        self.window + self.timeout
+        self.window.saturating_add(self.timeout)
     }
 
     /// The request envelope as kombu publishes it on the control channel.
@@ -466,7 +467,7 @@ impl CeleryWorkersProbe {
             "body": BASE64.encode(body.to_string()),
             "content-encoding": "utf-8",
             "content-type": "application/json",
-            "headers": {"clock": 1, "expires": (unix_now() + self.window).as_secs_f64()},
+            "headers": {"clock": 1, "expires": unix_now().saturating_add(self.window).as_secs_f64()},
             "properties": {
                 "delivery_mode": 2,
                 "delivery_info": {"exchange": format!("{}.pidbox", t.control_exchange), "routing_key": ""},
@@ -484,7 +485,7 @@ impl CeleryWorkersProbe {
     /// did not answer within the timeout); unreadable replies are reported in [`CeleryPing::unreadable`].
     pub async fn ping(&self) -> Result<CeleryPing, MonitorError> {
         let t = &self.target;
-        let overall = Instant::now() + self.max_duration();
+        let overall = Instant::now().saturating_add(self.max_duration());
         let oid = uuid4();
         let ticket = uuid4();
         let keys = PingKeys::new(&self.transport, &oid);
@@ -548,7 +549,7 @@ impl CeleryWorkersProbe {
             if self.destination.is_empty() { subscribers } else { subscribers.min(self.destination.len() as u64) };
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
         let mut answered = 0u64;
-        let deadline = started + self.window;
+        let deadline = started.saturating_add(self.window);
         // BRPOP in slices shorter than the connection's response timeout.
         let slice_max = (self.timeout / 2).max(Duration::from_millis(1));
         while answered < expected {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
+use resee_ops_core::deadline::SaturatingAdd;
 use resee_ops_core::{
     Alert, FlapConfig, FlapDetector, FlapVerdict, LogNotifier, MetricSource, Notifier, Severity, SharedClock,
     system_clock,
@@ -540,7 +541,7 @@ impl RuleEvaluator {
         }
         let waits = waiting.into_iter().map(|(i, entry, future)| async move {
             let timeout = entry.timeout.unwrap_or(inner.default_timeout);
-            let outcome = match tokio::time::timeout_at(started + timeout, future).await {
+            let outcome = match tokio::time::timeout_at(started.saturating_add(timeout), future).await {
                 Err(_) => Outcome::Error(format!(
                     "source `{}` did not answer within {}",
                     entry.source.name(),
