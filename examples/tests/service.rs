@@ -19,11 +19,20 @@ fn command(dir: &Path) -> Command {
     common::command("resee_ops", dir)
 }
 
+/// A Redis key prefix for the alert throttle that no other test (or earlier run) uses.
+fn unique_prefix() -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("resee-ops-test:{}-{nanos}-{n}:throttle:", std::process::id())
+}
+
 fn with_services(cmd: &mut Command, backups: &Path) {
     // The tests of this binary back up the same database in parallel: the single-run lock has its own test.
     cmd.env("RESEE_BACKUP_SINGLE_RUN_LOCK", "false")
         .env("DATABASE_URL", services::postgres().url())
         .env("REDIS_URL", services::redis().url())
+        .env("RESEE_ALERTS_STORE_PREFIX", unique_prefix())
         .env("RESEE_BACKUP_DIR", backups)
         .env("RESEE_HTTP_ADDR", "127.0.0.1:0");
 }
@@ -77,6 +86,28 @@ fn the_service_backs_up_at_start_becomes_ready_and_exits_cleanly_on_sigterm() {
     let (status, content_type, body) = get(addr, "/status").unwrap();
     assert_eq!(status, 200);
     assert!(content_type.starts_with("text/html") && body.contains("0 3 * * *"), "{body}");
+
+    // /metrics: valid Prometheus text with the backup, health, scheduler and rules metrics.
+    let (status, content_type, body) = get(addr, "/metrics").unwrap();
+    assert_eq!(status, 200);
+    assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
+    let metrics = Exposition::parse(&body).unwrap_or_else(|e| panic!("{e}\n{body}"));
+    assert_eq!(metrics.kind("resee_ops_backup_runs_total"), Some("counter"));
+    assert_eq!(metrics.value("resee_ops_backup_runs_total", &[("target", "local"), ("outcome", "success")]), Some(1.0));
+    assert_eq!(metrics.kind("resee_ops_backup_duration_seconds"), Some("summary"));
+    assert!(metrics.value("resee_ops_backup_size_bytes", &[("target", "local")]).is_some_and(|b| b > 0.0));
+    let last = metrics.value("resee_ops_backup_last_success_timestamp_seconds", &[("target", "local")]).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    assert!((now - 600.0..=now + 1.0).contains(&last), "{last} vs {now}");
+    assert_eq!(metrics.value("resee_ops_health_probe_status", &[("probe", "database")]), Some(1.0));
+    assert!(metrics.value("resee_ops_health_probe_duration_seconds_count", &[("probe", "database")]).unwrap() >= 1.0);
+    assert_eq!(metrics.kind("resee_ops_rule_state"), Some("gauge"));
+    assert!(metrics.value("resee_ops_rule_state", &[("rule", "queue_length")]).is_some());
+    let next = metrics.value("resee_ops_scheduler_next_run_timestamp_seconds", &[("job", "backup")]).unwrap();
+    assert!(next > now && next <= now + 86_400.0, "{next}");
+    assert_eq!(metrics.value("resee_ops_scheduler_missed_runs_total", &[("job", "backup")]), Some(1.0));
+    assert!(metrics.value("resee_ops_alerts_delivered_total", &[]).is_some_and(|n| n >= 1.0), "{body}");
+    assert_eq!(metrics.value("resee_ops_alerts_dropped_total", &[("reason", "queue_full")]), Some(0.0));
 
     let exit = service.terminate();
     assert_eq!(exit.code(), Some(0), "{}", service.log());
@@ -537,4 +568,131 @@ fn restore_backups_list_prune_and_restore_test_subcommands() {
     let (code, _, log) = run(&["restore-test"]);
     assert_eq!(code, Some(0), "{log}");
     assert!(log.contains("restore test passed"), "{log}");
+}
+
+/// The Prometheus text format (0.0.4), parsed strictly enough to reject what a scraper would: `# TYPE`
+/// declarations and samples `name{label="value",...} number`, every sample of a declared metric.
+#[derive(Debug, Default)]
+struct Exposition {
+    kinds: std::collections::HashMap<String, String>,
+    samples: Vec<Sample>,
+}
+
+/// One sample: name, labels, value.
+type Sample = (String, Vec<(String, String)>, f64);
+
+impl Exposition {
+    fn parse(text: &str) -> Result<Self, String> {
+        let mut out = Self::default();
+        for (n, line) in text.lines().enumerate() {
+            let bad = |why: &str| format!("line {}: {why}: {line:?}", n + 1);
+            if line.trim().is_empty() || line.starts_with("# HELP ") {
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').ok_or_else(|| bad("TYPE without a kind"))?;
+                if !["counter", "gauge", "summary", "histogram", "untyped"].contains(&kind) {
+                    return Err(bad("unknown kind"));
+                }
+                out.kinds.insert(name.to_owned(), kind.to_owned());
+                continue;
+            }
+            if line.starts_with('#') {
+                continue;
+            }
+            let name_end = line.find(['{', ' ']).ok_or_else(|| bad("no value"))?;
+            let name = &line[..name_end];
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') {
+                return Err(bad("invalid metric name"));
+            }
+            let mut rest = &line[name_end..];
+            let mut labels = Vec::new();
+            if let Some(body) = rest.strip_prefix('{') {
+                let close = body.find('}').ok_or_else(|| bad("unclosed labels"))?;
+                for pair in body[..close].split(',').filter(|p| !p.is_empty()) {
+                    let (k, v) = pair.split_once('=').ok_or_else(|| bad("label without ="))?;
+                    let v =
+                        v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).ok_or_else(|| bad("unquoted label"))?;
+                    labels.push((k.to_owned(), v.to_owned()));
+                }
+                rest = &body[close + 1..];
+            }
+            let value = rest.trim().split(' ').next().unwrap_or_default();
+            let value: f64 = match value {
+                "+Inf" => f64::INFINITY,
+                "-Inf" => f64::NEG_INFINITY,
+                v => v.parse().map_err(|_| bad("value is not a number"))?,
+            };
+            let base = ["_sum", "_count", "_bucket"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(name);
+            if !out.kinds.contains_key(name) && !out.kinds.contains_key(base) {
+                return Err(bad("sample of an undeclared metric"));
+            }
+            out.samples.push((name.to_owned(), labels, value));
+        }
+        Ok(out)
+    }
+
+    fn kind(&self, name: &str) -> Option<&str> {
+        self.kinds.get(name).map(String::as_str)
+    }
+
+    /// The value of the sample of `name` carrying (at least) `labels`.
+    fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.samples
+            .iter()
+            .find(|(n, l, _)| n == name && labels.iter().all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v)))
+            .map(|s| s.2)
+    }
+}
+
+#[test]
+fn two_replicas_on_one_redis_send_a_failing_probe_to_slack_exactly_once() {
+    let (url, accepted) = fake_slack(0);
+    let prefix = unique_prefix();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down_db = format!("postgres://postgres@127.0.0.1:{}/postgres", closed.local_addr().unwrap().port());
+    drop(closed);
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("replica.toml");
+    std::fs::write(
+        &config,
+        "[backup]\nenabled = false\n[rules]\nenabled = false\n[monitor]\ninterval = \"1s\"\nqueues = []\n",
+    )
+    .unwrap();
+    let start = |n: usize| {
+        let dir = work.path().join(format!("replica{n}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut cmd = command(&dir);
+        with_services(&mut cmd, &dir.join("backups"));
+        cmd.env("DATABASE_URL", &down_db)
+            .env("RESEE_ALERTS_STORE_PREFIX", &prefix)
+            .env("SLACK_WEBHOOK_URL", &url)
+            .arg("--config")
+            .arg(&config);
+        Service::start(cmd)
+    };
+    let mut replicas = [start(1), start(2)];
+    // Both replicas have checked the failing database three times (so the first cycle's alert decisions
+    // were made long since) and have nothing left in their alert queue.
+    for replica in &mut replicas {
+        let addr = replica.address();
+        replica.wait_for(Duration::from_secs(60), "three cycles and an empty alert queue", |_| {
+            let (_, _, body) = get(addr, "/metrics")?;
+            let m = Exposition::parse(&body).ok()?;
+            let cycles = m.value("resee_ops_health_probe_duration_seconds_count", &[("probe", "database")])?;
+            let failing = m.value("resee_ops_health_probe_status", &[("probe", "database")])? == 0.0;
+            let idle = m.value("resee_ops_alerts_queue_depth", &[])? == 0.0;
+            let taken = m.value("resee_ops_alerts_accepted_total", &[])? >= 1.0;
+            (cycles >= 3.0 && failing && idle && taken).then_some(())
+        });
+    }
+    for replica in &mut replicas {
+        assert_eq!(replica.terminate().code(), Some(0), "{}", replica.log());
+    }
+    let bodies = accepted.lock().unwrap().clone();
+    let db = bodies.iter().filter(|b| b.contains("Database connection failed")).count();
+    assert_eq!(db, 1, "one Slack message for the failing database from two replicas: {bodies:#?}");
+    let logs: String = replicas.iter().map(Service::log).collect();
+    assert!(logs.contains("alert throttle state in Redis"), "{logs}");
+    assert!(!logs.contains("throttling in process memory"), "Redis answered throughout: {logs}");
 }

@@ -1,15 +1,17 @@
 //! Where alerts go: dispatcher (never blocks the caller) → throttle (the same alert at most once per
-//! window) → Slack when `SLACK_WEBHOOK_URL` is set (with its own retries), else the log.
+//! window, its state in Redis by default so that replicas throttle as one and a restart forgets no open
+//! alert) → Slack when `SLACK_WEBHOOK_URL` is set (with its own retries), else the log.
 //!
 //! To add a destination: wrap it here (a `FanOut` over several notifiers, each with its own retries).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use resee_ops_core::{Dispatcher, DispatcherConfig, LogNotifier, Notifier, NotifierExt, RetryPolicy};
+use resee_ops_core::{Dispatcher, DispatcherConfig, LogNotifier, Notifier, NotifierExt, RetryPolicy, Throttled};
+use resee_ops_monitor::{RedisConfig, RedisThrottleStore};
 use resee_ops_slack::{SlackConfig, SlackHealthProbe, SlackNotifier};
 
-use crate::config::{Config, ConfigError, Validated};
+use crate::config::{Config, ConfigError, ThrottleStoreKind, Validated};
 
 /// The service's alert pipeline.
 #[derive(Debug, Clone)]
@@ -22,9 +24,16 @@ pub(crate) struct Alerts {
 impl Alerts {
     pub(crate) fn build(config: &Config, validated: &Validated) -> Result<Self, ConfigError> {
         let dispatch = DispatcherConfig::default().with_capacity(config.alerts.queue_capacity);
-        let throttle = config.alerts.throttle;
+        let store = throttle_store(config)?;
+        let throttle = |n| {
+            let t = Throttled::new(n).with_window(config.alerts.throttle);
+            match &store {
+                Some(s) => t.with_store(s.clone()),
+                None => t,
+            }
+        };
         let Some(url) = &validated.slack else {
-            let dispatcher = LogNotifier::new().throttled(throttle).dispatched(dispatch);
+            let dispatcher = throttle(Box::new(LogNotifier::new()) as Box<dyn Notifier>).dispatched(dispatch);
             return Ok(Self { dispatcher, slack_probe: None });
         };
         let mut slack =
@@ -34,7 +43,7 @@ impl Alerts {
             .map_err(|e| ConfigError::new(resee_ops_slack::ENV_WEBHOOK_URL, e.to_string()))?;
         tracing::info!(webhook_host = url.host(), "alerts go to Slack");
         let slack_probe = Some(notifier.health_probe());
-        Ok(Self { dispatcher: notifier.throttled(throttle).dispatched(dispatch), slack_probe })
+        Ok(Self { dispatcher: throttle(Box::new(notifier)).dispatched(dispatch), slack_probe })
     }
 
     /// The notifier every part of the service sends to.
@@ -55,4 +64,18 @@ impl Alerts {
             "alerts flushed"
         );
     }
+}
+
+/// The throttle's shared store: Redis (`alerts.store_url`, else `redis.url`) unless `alerts.store = "memory"`.
+fn throttle_store(config: &Config) -> Result<Option<Arc<RedisThrottleStore>>, ConfigError> {
+    if config.alerts.store == ThrottleStoreKind::Memory {
+        return Ok(None);
+    }
+    let url = config.alerts.store_url.clone().unwrap_or_else(|| config.redis.url.clone());
+    let redis = RedisConfig::new(url).with_timeout(config.monitor.probe_timeout);
+    let store = RedisThrottleStore::new(&redis)
+        .map_err(|e| ConfigError::new("alerts.store_url (REDIS_URL)", e.message().to_owned()))?
+        .with_prefix(config.alerts.prefix(&config.environment));
+    tracing::info!(prefix = store.prefix(), "alert throttle state in Redis (shared by replicas)");
+    Ok(Some(Arc::new(store)))
 }

@@ -54,6 +54,7 @@ pub(crate) struct Config {
     pub(crate) monitor: MonitorSection,
     pub(crate) rules: RulesSection,
     pub(crate) shutdown: ShutdownSection,
+    pub(crate) metrics: MetricsSection,
     /// The log channels (general, error, worker, security) and the console; `LOG_DIR`, `LOG_FORMAT`,
     /// `RUST_LOG`, `LOG_MAX_BYTES`, `LOG_BACKUPS` override.
     pub(crate) logging: resee_ops_logging::LoggingConfig,
@@ -73,6 +74,7 @@ impl Default for Config {
             monitor: MonitorSection::default(),
             rules: RulesSection::default(),
             shutdown: ShutdownSection::default(),
+            metrics: MetricsSection::default(),
             logging: resee_ops_logging::LoggingConfig::default(),
         }
     }
@@ -176,6 +178,44 @@ pub(crate) struct AlertsSection {
     /// On shutdown, how long queued alerts may take to drain.
     #[serde(with = "dur")]
     pub(crate) flush_timeout: Duration,
+    /// Where the throttle keeps its state: `redis` (shared by every replica, kept across restarts) or
+    /// `memory` (this process only).
+    pub(crate) store: ThrottleStoreKind,
+    /// The Redis of the `redis` store; unset: `redis.url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) store_url: Option<ConnectionUrl>,
+    /// Key prefix of the `redis` store; unset: `resee-ops:<environment>:throttle:`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) store_prefix: Option<String>,
+}
+
+/// Where the alert throttle keeps its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ThrottleStoreKind {
+    Redis,
+    Memory,
+}
+
+impl AlertsSection {
+    /// The Redis key prefix of the throttle store.
+    pub(crate) fn prefix(&self, environment: &str) -> String {
+        self.store_prefix.clone().unwrap_or_else(|| format!("resee-ops:{environment}:throttle:"))
+    }
+}
+
+/// `/metrics`: the ops layer's own metrics in the Prometheus text format.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct MetricsSection {
+    /// Serve `GET /metrics` on the HTTP listener.
+    pub(crate) enabled: bool,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
 }
 
 impl Default for AlertsSection {
@@ -185,6 +225,9 @@ impl Default for AlertsSection {
             retry_for: Duration::from_secs(300),
             queue_capacity: 1024,
             flush_timeout: Duration::from_secs(10),
+            store: ThrottleStoreKind::Redis,
+            store_url: None,
+            store_prefix: None,
         }
     }
 }
@@ -416,7 +459,8 @@ impl Config {
 
     /// Applies `DATABASE_URL`, `REDIS_URL`, `CELERY_BROKER_URL`, `RESEE_ENVIRONMENT`, `RESEE_BACKUP_DIR`,
     /// `RESEE_BACKUP_SINGLE_RUN_LOCK`, `BACKUP_S3_*` and `AWS_*` (see `S3Config::from_env`),
-    /// `BACKUP_S3_REQUIRED`, `RESEE_HTTP_ADDR`, and the logging variables (`LOG_DIR`, `LOG_FORMAT`, `RUST_LOG`, `LOG_MAX_BYTES`,
+    /// `BACKUP_S3_REQUIRED`, `RESEE_HTTP_ADDR`, `RESEE_ALERTS_STORE_PREFIX`, and the logging variables (`LOG_DIR`,
+    /// `LOG_FORMAT`, `RUST_LOG`, `LOG_MAX_BYTES`,
     /// `LOG_BACKUPS`).
     pub(crate) fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = var("DATABASE_URL") {
@@ -450,6 +494,9 @@ impl Config {
         }
         if let Some(v) = var("RESEE_HTTP_ADDR") {
             self.http.listen = v;
+        }
+        if let Some(v) = var("RESEE_ALERTS_STORE_PREFIX") {
+            self.alerts.store_prefix = Some(v);
         }
         self.logging = self.logging.clone().with_overrides(&var).map_err(|e| {
             ConfigError::new("logging (LOG_FORMAT, LOG_MAX_BYTES, LOG_BACKUPS)", e.message().to_owned())
@@ -502,6 +549,10 @@ impl Config {
         self.logging.validate().map_err(|e| ConfigError::new("logging", e.message().to_owned()))?;
         if self.rules.interval.is_zero() || self.rules.source_timeout.is_zero() {
             return Err(ConfigError::new("rules.interval / rules.source_timeout", "must be above zero"));
+        }
+        let prefix = self.alerts.prefix(&self.environment);
+        if prefix.is_empty() || prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(ConfigError::new("alerts.store_prefix", "allowed: a non-empty key prefix without spaces"));
         }
         if self.alerts.queue_capacity == 0 {
             return Err(ConfigError::new("alerts.queue_capacity", "allowed: 1 or more"));

@@ -1,5 +1,6 @@
 //! The HTTP server: `/health/live` and `/health/ready` (`application/health+json`, from the monitor's last
-//! cycle), and the status page of the schedule and the threshold rules (`/status`, HTML; `/status.json`).
+//! cycle), the status page of the schedule and the threshold rules (`/status`, HTML; `/status.json`), and
+//! the ops layer's metrics (`/metrics`, Prometheus text format; names in `docs/metrics.md`).
 //! Its own traffic is recorded for the error-rate and latency rules.
 //!
 //! To add a route: merge it into the router in [`router`] (state it needs goes into [`AppState`]).
@@ -13,6 +14,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Utc};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use resee_ops_core::schedule::{JobStatus, StatusView};
 use resee_ops_core::{BackupReport, CheckGroup, HealthStatus};
 use resee_ops_monitor::http::EndpointConfig;
@@ -31,6 +33,34 @@ pub(crate) struct AppState {
     pub(crate) backup: Option<Arc<BackupJob>>,
     pub(crate) started_at: DateTime<Utc>,
     pub(crate) environment: String,
+    /// The Prometheus recorder's handle, when `metrics.enabled`.
+    pub(crate) metrics: Option<PrometheusHandle>,
+}
+
+/// Installs the Prometheus recorder as the process's `metrics` recorder and describes the ops layer's
+/// metrics; `None` (logged) when another recorder is installed already.
+pub(crate) fn install_metrics() -> Option<PrometheusHandle> {
+    match PrometheusBuilder::new().install_recorder() {
+        Ok(handle) => {
+            resee_ops_core::telemetry::describe();
+            Some(handle)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: cannot install the Prometheus recorder; /metrics is off");
+            None
+        }
+    }
+}
+
+/// `GET /metrics`: every recorded metric in the Prometheus text format (version 0.0.4).
+async fn metrics(State(state): State<AppState>) -> Response {
+    let Some(handle) = &state.metrics else { return StatusCode::NOT_FOUND.into_response() };
+    handle.run_upkeep();
+    let mut response = handle.render().into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    response
 }
 
 pub(crate) fn router(state: AppState, details: bool) -> Router {
@@ -40,6 +70,7 @@ pub(crate) fn router(state: AppState, details: bool) -> Router {
         .route("/", get(|| async { axum::response::Redirect::to("/status") }))
         .route("/status", get(status_html))
         .route("/status.json", get(status_json))
+        .route("/metrics", get(metrics))
         .route("/events/{name}", axum::routing::post(record_event))
         .with_state(state.clone());
     let router = health.merge(status);

@@ -207,7 +207,14 @@ impl Job for BackupJob {
     }
 
     async fn last_success(&self) -> resee_ops_core::Result<Option<DateTime<Utc>>> {
-        Ok(self.newest_verified().await?.map(|m| m.finished_at))
+        let last = self.newest_verified().await?.map(|m| m.finished_at);
+        // So that "no successful backup for 26 h" can be alerted on from the start, not only after this
+        // process's first backup.
+        if let Some(t) = last {
+            metrics::gauge!(resee_ops_core::telemetry::BACKUP_LAST_SUCCESS, "target" => self.backup.target().label().to_owned())
+                .set(t.timestamp_millis() as f64 / 1000.0);
+        }
+        Ok(last)
     }
 }
 

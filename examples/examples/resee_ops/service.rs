@@ -73,6 +73,8 @@ pub(crate) async fn run(config: Config, validated: Validated) -> ExitCode {
         }
     };
     let started_at = Utc::now();
+    // Before anything is built: the alert dispatcher registers its metrics when it is built.
+    let metrics = config.metrics.enabled.then(crate::http::install_metrics).flatten();
     let parts = match build(&config, &validated) {
         Ok(p) => p,
         Err(e) => return config_error(&e),
@@ -110,6 +112,7 @@ pub(crate) async fn run(config: Config, validated: Validated) -> ExitCode {
         backup: jobs.backup.clone(),
         started_at,
         environment: config.environment.clone(),
+        metrics,
     };
     let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
     let mut http_stopped = http_stopped;
@@ -118,7 +121,7 @@ pub(crate) async fn run(config: Config, validated: Validated) -> ExitCode {
         let _ = http_stopped.wait_for(|s| *s).await;
     });
     let server = tokio::spawn(async move { server.await });
-    tracing::info!(address = %address, "listening: /health/live, /health/ready, /status");
+    tracing::info!(address = %address, "listening: /health/live, /health/ready, /status, /metrics");
 
     let signal = signals.recv().await;
     let grace = config.shutdown.grace;
@@ -169,6 +172,8 @@ fn build(config: &Config, validated: &Validated) -> Result<Parts, ConfigError> {
     let monitor = HealthMonitor::builder(registry)
         .with_interval(config.monitor.interval)
         .with_failures_before_down(config.monitor.failures_before_down)
+        // With the Redis store a restart resolves what the previous process left open (exactly once).
+        .with_resolve_on_start(config.alerts.store == crate::config::ThrottleStoreKind::Redis)
         .with_notifier(alerts.notifier())
         .build()
         .map_err(|e| ConfigError::new("monitor", e.to_string()))?;
