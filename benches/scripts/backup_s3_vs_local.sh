@@ -47,14 +47,8 @@ curl -s -X PUT "$EP/$BUCKET" >/dev/null
 export BACKUP_S3_BUCKET="$BUCKET" BACKUP_S3_ENDPOINT="$EP" AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret
 
 # --- our binary (release) ----------------------------------------------------------------------------------
-# BIN=path measures a given build (e.g. one built earlier with the command below).
-if [ -z "${BIN:-}" ]; then
-  echo "building backup_cli (release) ..." >&2
-  BIN="$(cd "$ROOT" && cargo bench -p resee-ops-benches --bench backup_cli --no-run --message-format=json 2>/dev/null \
-    | sed -n 's/.*"executable":"\([^"]*backup_cli[^"]*\)".*/\1/p' | tail -1)"
-fi
-[ -x "$BIN" ] || { echo "could not build backup_cli" >&2; exit 1; }
-export DATABASE_URL="postgres://${PGUSER}@${PGHOST}:${PGPORT}/${DB}"
+# BIN=path measures an already built backup_cli instead of building one.
+. "$(dirname "$0")/backup_cli.sh"
 
 # measure NAME CMD...: runs CMD under GNU time, appends "name wall rss_kib size" to $WORK/results.
 measure() {

@@ -63,13 +63,8 @@ fi
 echo "database: $(psql -X -qAt -d "$DB" -c "SELECT pg_size_pretty(pg_database_size('$DB'))")" >&2
 
 # --- our binary (release) ----------------------------------------------------------------------------------
-if [ -z "${BIN:-}" ]; then # BIN=path measures an already built backup_cli instead
-  echo "building backup_cli (release) ..." >&2
-  BIN="$(cd "$ROOT" && cargo bench -p resee-ops-benches --bench backup_cli --no-run --message-format=json 2>/dev/null \
-    | sed -n 's/.*"executable":"\([^"]*backup_cli[^"]*\)".*/\1/p' | tail -1)"
-fi
-[ -x "$BIN" ] || { echo "could not build backup_cli" >&2; exit 1; }
-export DATABASE_URL="postgres://${PGUSER}@${PGHOST}:${PGPORT}/${DB}"
+# BIN=path measures an already built backup_cli instead of building one.
+. "$(dirname "$0")/backup_cli.sh"
 
 # --- measuring ---------------------------------------------------------------------------------------------
 # measure NAME CMD...: runs CMD under GNU time, appends "name wall cpu rss_kib size" to $WORK/results.
