@@ -80,10 +80,12 @@
 //!   writer, one per sink, with a bounded queue ([`LoggingConfig::queue_capacity`]). When a queue is full the
 //!   line is dropped and counted ([`SinkStats::dropped`]), and the count is written to that sink once its
 //!   queue drains — unless the host chose [`LoggingConfig::lossless`], where the caller waits for room.
-//!   The caller's cost is formatting into reused thread-local buffers and one queue push per sink, in a line
-//!   buffer the writer recycles: a busy writer polls its queue every millisecond rather than being woken per
-//!   line, so a line reaches its file within about a millisecond (at once after a quiet spell, and on
-//!   [`LogGuard::flush`]).
+//!   The caller's cost is formatting into reused thread-local buffers and one copy per sink into that
+//!   sink's pending buffer (a mutex held for the copy only). The writer swaps the pending buffer for its own
+//!   empty one and writes the taken lines out; both buffers keep their capacity and the writer grows them
+//!   ahead of need, so a steady stream of events allocates nothing and faults no page in on the caller's
+//!   thread. A busy writer polls every millisecond rather than being woken per line, so a line reaches its
+//!   file within about a millisecond (at once after a quiet spell, and on [`LogGuard::flush`]).
 //! - **The guard flushes.** [`LogGuard`] writes everything queued when it is dropped (or on
 //!   [`LogGuard::shutdown`]); keep it alive in `main`.
 //! - **A full disk or an unwritable directory never takes the host down.** The sink reports the failure once
@@ -212,7 +214,7 @@ impl Logging {
             let to_console = sender.clone();
             report = Some(Arc::new(move |level, message: &str| {
                 let line = format::own_line(format, level, message, &[]);
-                to_console.send(line.into_bytes());
+                to_console.send_copy(line.as_bytes());
             }));
             routes.push(Route::everything(format, sender));
             console = Some(control);

@@ -151,3 +151,37 @@ fn a_console_that_fails_does_not_take_the_host_down() {
     assert_eq!(stats[0].failed, 100);
     assert_eq!(lines(tmp.path(), "general.log").len(), 100);
 }
+
+/// A console writer that panics on every write.
+struct Exploding;
+
+impl std::io::Write for Exploding {
+    fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+        panic!("the console writer exploded (expected by this test)");
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A host's writer that panics is a failing write, not a dead sink: a lossless caller never waits for room
+/// that would not come, and every line is counted as lost.
+#[test]
+fn a_panicking_writer_never_blocks_a_lossless_caller_and_its_lines_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LoggingConfig::new(dir.path()).with_console_only().with_lossless(true).with_queue_capacity(1);
+    let (dispatch, guard) = Logging::new(config).with_console_writer(Exploding).build().unwrap();
+    let handle = guard.handle();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let logger = std::thread::spawn(move || {
+        with_default(&dispatch, || (0..100).for_each(|i| tracing::info!(i, "line")));
+        done_tx.send(()).unwrap();
+    });
+    done_rx.recv_timeout(WAIT).expect("a lossless caller must not wait for a failing writer");
+    logger.join().unwrap();
+    assert!(guard.flush(WAIT), "the writer is alive and answers");
+    let console = handle.stats().into_iter().find(|s| s.name == "console").unwrap();
+    assert_eq!(console.written, 0, "{console:?}");
+    assert_eq!(console.dropped, 0, "lossless: {console:?}");
+    assert_eq!(console.failed, 100, "every line is counted as lost: {console:?}");
+}
