@@ -453,6 +453,58 @@ async fn a_flapping_rule_sends_one_notice_and_holds_its_alerts_until_it_settles(
     assert_eq!(inbox.alerts()[3].fingerprint(), notice.fingerprint(), "the notice is resolved");
 }
 
+/// `resolve_on_start` (the Redis-backed restart tests are in `throttle_redis.rs`): the first evaluation that
+/// decides sends a resolution when the rule is fine, nothing when it holds; only once; not counted as a
+/// flap change; off by default.
+#[tokio::test(start_paused = true)]
+async fn resolve_on_start_sends_one_resolution_at_the_first_decisive_evaluation() {
+    use resee_ops_core::FlapConfig;
+    let build = |g: &Gauge, inbox: &RecordingNotifier, resolve: bool| {
+        RuleEvaluator::builder()
+            .with_metric("queue", g.clone())
+            .with_rule(rule().with_on_no_data(DataPolicy::KeepState))
+            .with_notifier(Arc::new(inbox.clone()))
+            .with_repeat_interval(Duration::ZERO)
+            .with_flap(FlapConfig::new(1, 10 * MINUTE))
+            .with_resolve_on_start(resolve)
+            .build()
+            .unwrap()
+    };
+
+    // Off by default: a fine rule sends nothing.
+    let (g, inbox) = (Gauge::new(50.0), RecordingNotifier::new());
+    let ev = build(&g, &inbox, false);
+    step(&ev, MINUTE).await;
+    assert!(inbox.alerts().is_empty());
+
+    // On: no data (kept state) decides nothing; the first value inside the threshold resolves, once.
+    let (g, inbox) = (Gauge::new(50.0), RecordingNotifier::new());
+    g.empty();
+    let ev = build(&g, &inbox, true);
+    step(&ev, MINUTE).await;
+    assert!(inbox.alerts().is_empty(), "{:?}", inbox.titles());
+    g.set(50.0);
+    assert_eq!(step(&ev, MINUTE).await, AlertState::Inactive);
+    step(&ev, MINUTE).await;
+    assert_eq!(inbox.titles(), ["Queue length: back to 50"]);
+    let resolution = &inbox.alerts()[0];
+    assert!(resolution.is_resolved());
+    let firing = Alert::new("queue_length", Severity::Error, "x").with_source("monitor");
+    assert_eq!(resolution.fingerprint(), firing.fingerprint(), "the fingerprint of the rule's firing");
+    // Not a flap change: with at most one change per window, a firing and its resolution still go out as such.
+    g.set(150.0);
+    step(&ev, MINUTE).await;
+    g.set(50.0);
+    step(&ev, MINUTE).await;
+    assert_eq!(inbox.titles()[1..], ["Queue length: 150 > 100", "Queue length is flapping"]);
+
+    // On, but the rule holds at the start: it fires, no resolution.
+    let (g, inbox) = (Gauge::new(150.0), RecordingNotifier::new());
+    let ev = build(&g, &inbox, true);
+    assert_eq!(step(&ev, MINUTE).await, AlertState::Firing);
+    assert_eq!(inbox.titles(), ["Queue length: 150 > 100"]);
+}
+
 #[tokio::test(start_paused = true)]
 async fn spawn_runs_on_the_interval_until_shut_down() {
     let (g, inbox) = (Gauge::new(1.0), RecordingNotifier::new());

@@ -1,10 +1,11 @@
 //! `RedisThrottleStore` against a real Redis: the conformance suite, replicas racing on the same
 //! fingerprints (separate connections, as separate processes have), expiry, Redis going down and coming
-//! back (a private server this test stops and starts), and open alerts across a simulated restart.
+//! back (a private server this test stops and starts), and open alerts across a simulated restart, of the
+//! health monitor and of the threshold-rule evaluator.
 
 mod common;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::unique;
@@ -14,7 +15,9 @@ use resee_ops_core::{
     Alert, CheckGroup, Fingerprint, HealthRegistry, HealthStatus, Notifier, NotifyOutcome, ProbeOutcome, Registration,
     Severity, ThrottleEntry, ThrottleStore, Throttled,
 };
-use resee_ops_monitor::{HealthMonitor, RedisConfig, RedisThrottleStore};
+use resee_ops_monitor::{
+    AlertState, FnSource, HealthMonitor, Measure, RedisConfig, RedisThrottleStore, Rule, RuleEvaluator,
+};
 
 const WINDOW: Duration = Duration::from_secs(600);
 
@@ -252,4 +255,113 @@ async fn rule_an_outage_that_ended_during_the_restart_is_resolved_once_by_one_of
     let (c, inbox_c) = process(&db, &prefix, &clock, true);
     c.run_once().await;
     assert!(inbox_c.alerts().is_empty());
+}
+
+/// A value the test sets, read by the rule's source.
+#[derive(Clone, Debug)]
+struct Level(Arc<Mutex<f64>>);
+
+impl Level {
+    fn new(v: f64) -> Self {
+        Self(Arc::new(Mutex::new(v)))
+    }
+    fn set(&self, v: f64) {
+        *self.0.lock().unwrap() = v;
+    }
+}
+
+/// One "process" of the threshold monitor: a rule `queue > 100` over `level`, alerting through a throttle on
+/// the Redis store (its own connection, as a new process has).
+fn rules_process(level: &Level, prefix: &str, clock: &ManualClock) -> (RuleEvaluator, RecordingNotifier) {
+    let (stack, inbox) = replica(prefix, clock);
+    let level = level.clone();
+    let source = FnSource::new("queue", "items", move || {
+        let v = *level.0.lock().unwrap();
+        async move { Ok(Some(v)) }
+    });
+    let evaluator = RuleEvaluator::builder()
+        .with_metric("queue", source)
+        .with_rule(Rule::new("queue_length", "queue", Measure::Last).with_above(100.0).with_text("Queue length"))
+        .with_clock(clock.shared())
+        .with_resolve_on_start(true)
+        .with_notifier(stack)
+        .build()
+        .unwrap();
+    (evaluator, inbox)
+}
+
+/// Evaluates once and waits until the delivery task has taken `n` alerts in all (delivered or suppressed by
+/// the throttle: either is a final outcome) — a condition, polled, with a bound.
+async fn evaluate_until_taken(evaluator: &RuleEvaluator, n: u64) {
+    evaluator.evaluate().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while evaluator.delivery_stats().delivered < n {
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", evaluator.delivery_stats());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn rule_threshold_rules_survive_a_restart_resolved_once_and_not_resent_inside_their_window() {
+    let prefix = unique("rules_restart");
+    let clock = ManualClock::new();
+    let queue = Level::new(150.0);
+
+    let (before, inbox) = rules_process(&queue, &prefix, &clock);
+    evaluate_until_taken(&before, 1).await;
+    assert_eq!(before.states()[0].state, AlertState::Firing);
+    assert_eq!(inbox.titles(), ["Queue length: 150 > 100"]);
+    let fired = inbox.alerts()[0].clone();
+    drop(before); // the deploy
+
+    // The new process finds the rule still firing: it fires again, and the store suppresses it inside the
+    // window of the earlier firing (no resolution on start either: the condition holds).
+    let (after, inbox) = rules_process(&queue, &prefix, &clock);
+    clock.advance(Duration::from_secs(60));
+    evaluate_until_taken(&after, 1).await;
+    assert_eq!(after.states()[0].state, AlertState::Firing);
+    assert!(inbox.alerts().is_empty(), "still firing, inside its window: {:?}", inbox.titles());
+
+    // Its recovery is resolved exactly once.
+    queue.set(20.0);
+    evaluate_until_taken(&after, 2).await;
+    after.evaluate().await;
+    after.evaluate().await;
+    assert_eq!(after.delivery_stats().delivered, 2, "nothing more to send");
+    assert_eq!(inbox.titles(), ["Queue length: back to 20"]);
+    assert!(inbox.alerts()[0].is_resolved());
+    assert_eq!(inbox.alerts()[0].fingerprint(), fired.fingerprint());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_a_threshold_that_recovered_during_the_restart_is_resolved_once_by_one_of_the_replicas() {
+    let prefix = unique("rules_restart_recovered");
+    let clock = ManualClock::new();
+    let queue = Level::new(150.0);
+    let (before, inbox) = rules_process(&queue, &prefix, &clock);
+    evaluate_until_taken(&before, 1).await;
+    assert_eq!(inbox.alerts().len(), 1);
+    let fired = inbox.alerts()[0].clone();
+    drop(before);
+
+    // The queue drained while the service was restarting: two new replicas start on a fine value.
+    queue.set(20.0);
+    let (a, inbox_a) = rules_process(&queue, &prefix, &clock);
+    let (b, inbox_b) = rules_process(&queue, &prefix, &clock);
+    tokio::join!(evaluate_until_taken(&a, 1), evaluate_until_taken(&b, 1));
+    // Later evaluations of a fine rule send nothing more.
+    a.evaluate().await;
+    b.evaluate().await;
+    assert_eq!((a.delivery_stats().delivered, b.delivery_stats().delivered), (1, 1));
+    let resolutions: Vec<Alert> = inbox_a.alerts().into_iter().chain(inbox_b.alerts()).collect();
+    assert_eq!(resolutions.len(), 1, "exactly one resolution: {resolutions:?}");
+    assert!(resolutions[0].is_resolved());
+    assert_eq!(resolutions[0].fingerprint(), fired.fingerprint());
+    assert_eq!(resolutions[0].title, "Queue length: back to 20");
+
+    // With nothing open, resolving on start sends nothing.
+    let (c, inbox_c) = rules_process(&queue, &prefix, &clock);
+    evaluate_until_taken(&c, 1).await;
+    assert!(inbox_c.alerts().is_empty(), "{:?}", inbox_c.titles());
+    assert_eq!(c.states()[0].state, AlertState::Inactive);
 }

@@ -40,6 +40,9 @@ impl Rules {
         let mut builder = RuleEvaluator::builder()
             .with_interval(r.interval)
             .with_default_timeout(r.source_timeout)
+            // With the Redis store a restart resolves what the previous process left open (exactly once), as
+            // the health monitor does.
+            .with_resolve_on_start(config.alerts.store == crate::config::ThrottleStoreKind::Redis)
             .with_notifier(notifier)
             .with_source(HTTP_SOURCE, http.clone())
             .with_metric(QUEUE_SOURCE, queue);

@@ -117,6 +117,7 @@ pub struct RuleEvaluatorBuilder {
     notifier: Option<Arc<dyn Notifier>>,
     clock: SharedClock,
     flap: FlapConfig,
+    resolve_on_start: bool,
 }
 
 impl RuleEvaluatorBuilder {
@@ -195,6 +196,24 @@ impl RuleEvaluatorBuilder {
         self
     }
 
+    /// Whether a rule that is fine on its first decisive evaluation (a value inside its threshold, or a
+    /// no-data or error reading its policy clears) sends a resolution of its alert, for a firing an earlier
+    /// process (before a restart or deploy) may have sent. The same option, with the same meaning, as the
+    /// health monitor's [`with_resolve_on_start`](crate::HealthMonitorBuilder::with_resolve_on_start).
+    ///
+    /// Meant for a notifier throttled through a shared, durable
+    /// [`ThrottleStore`](resee_ops_core::ThrottleStore) such as [`RedisThrottleStore`](crate::RedisThrottleStore):
+    /// the throttle passes a resolution only when its firing was sent and is still open, so it goes out
+    /// exactly once (across replicas too) and otherwise is suppressed. A rule still firing after the
+    /// restart fires as usual, and that throttle suppresses it until the stored window of the earlier
+    /// firing ends. With any other notifier every start would announce recoveries: default `false`.
+    ///
+    /// The start resolution is not a change of the rule's state: the flap detector does not count it.
+    pub fn with_resolve_on_start(mut self, resolve: bool) -> Self {
+        self.resolve_on_start = resolve;
+        self
+    }
+
     /// Uses `clock` for alert timestamps and `since` (durations follow `tokio::time`).
     pub fn with_clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
@@ -244,7 +263,10 @@ impl RuleEvaluatorBuilder {
             };
             rules.push(CompiledRule { rule, read });
         }
-        let states = rules.iter().map(|_| RuleRuntime::new(self.flap)).collect();
+        let states = rules
+            .iter()
+            .map(|_| RuleRuntime { resolve_pending: self.resolve_on_start, ..RuleRuntime::new(self.flap) })
+            .collect();
         let outbox =
             Arc::new(Outbox { slots: Mutex::new(vec![Slot::default(); rules.len()]), stats: Default::default() });
         Ok(RuleEvaluator {
@@ -304,6 +326,10 @@ struct RuleRuntime {
     flap_notice: Option<Alert>,
     /// What was last reported: firing (`true`) or resolved (`false`).
     announced: Option<bool>,
+    /// Resolving on start: set until the first evaluation that decides whether the condition holds; if
+    /// it does not, that evaluation sends a resolution (which a shared throttle passes only when an
+    /// earlier process left the firing open).
+    resolve_pending: bool,
 }
 
 impl RuleRuntime {
@@ -322,6 +348,7 @@ impl RuleRuntime {
             flap: FlapDetector::new(flap),
             flap_notice: None,
             announced: None,
+            resolve_pending: false,
         }
     }
 }
@@ -448,6 +475,7 @@ impl RuleEvaluator {
             notifier: None,
             clock: system_clock(),
             flap: FlapConfig::default(),
+            resolve_on_start: false,
         }
     }
 
@@ -570,10 +598,21 @@ impl RuleEvaluator {
             let rule = &compiled.rule;
             let rt = &mut states[i];
             let outcome = &outcomes[compiled.read];
+            let on_start = rt.resolve_pending;
             let transition = self.step(rule, rt, outcome, now, now_utc);
             record_rule(rule, rt);
-            for alert in self.damp_flapping(rule, rt, transition, now_utc) {
-                alerts.push((i, alert));
+            match transition {
+                // While resolving on start the rule has never left `Inactive`, so a resolution is the one
+                // for a firing an earlier process may have left open: not a change the flap detector counts.
+                Some(resolution) if on_start && resolution.is_resolved() => {
+                    rt.announced = Some(false);
+                    alerts.push((i, resolution));
+                }
+                transition => {
+                    for alert in self.damp_flapping(rule, rt, transition, now_utc) {
+                        alerts.push((i, alert));
+                    }
+                }
             }
         }
         {
@@ -640,6 +679,9 @@ impl RuleEvaluator {
             }
         };
         let holds = holds?;
+        if std::mem::take(&mut rt.resolve_pending) && !holds && rt.state == AlertState::Inactive {
+            return Some(self.resolved_alert(rule, rt, why.as_deref(), now_utc));
+        }
         let enter = |rt: &mut RuleRuntime, state: AlertState| {
             tracing::info!(target: "resee_ops::rules", rule = %rule.name, from = ?rt.state, to = ?state, "rule state changed");
             rt.state = state;
