@@ -93,8 +93,12 @@ fn the_service_backs_up_at_start_becomes_ready_and_exits_cleanly_on_sigterm() {
     assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
     let metrics = Exposition::parse(&body).unwrap_or_else(|e| panic!("{e}\n{body}"));
     assert_eq!(metrics.kind("resee_ops_backup_runs_total"), Some("counter"));
-    assert_eq!(metrics.value("resee_ops_backup_runs_total", &[("target", "local"), ("outcome", "success")]), Some(1.0));
+    assert_eq!(metrics.value("resee_ops_backup_runs_total", &[("outcome", "success")]), Some(1.0));
     assert_eq!(metrics.kind("resee_ops_backup_duration_seconds"), Some("summary"));
+    let local_ok = [("target", "local"), ("outcome", "success")];
+    assert_eq!(metrics.value("resee_ops_backup_target_runs_total", &local_ok), Some(1.0));
+    assert_eq!(metrics.kind("resee_ops_backup_target_duration_seconds"), Some("summary"));
+    assert_eq!(metrics.value("resee_ops_backup_target_duration_seconds_count", &local_ok), Some(1.0));
     assert!(metrics.value("resee_ops_backup_size_bytes", &[("target", "local")]).is_some_and(|b| b > 0.0));
     let last = metrics.value("resee_ops_backup_last_success_timestamp_seconds", &[("target", "local")]).unwrap();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();

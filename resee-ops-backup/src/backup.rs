@@ -75,12 +75,48 @@ impl BackupOutcome {
     }
 }
 
-/// One target of a backup: its name (in reports and alerts), the target, whether the run needs it.
+/// One target of a backup: its name (in reports, alerts and the `target` label of the metrics), the
+/// target, whether the run needs it.
 #[derive(Debug, Clone)]
 struct TargetSlot {
     name: String,
     target: Arc<dyn BackupTarget>,
     required: bool,
+}
+
+/// A target as added to the builder: without a name when added by [`PgDumpBackupBuilder::with_target`].
+#[derive(Debug, Clone)]
+struct PendingTarget {
+    name: Option<String>,
+    target: Arc<dyn BackupTarget>,
+    required: bool,
+}
+
+/// Names the targets added without a name after their kind ([`BackupTarget::label`]: `local`, `s3`), or
+/// `{kind}-{position}` (1-based) when that name is taken or another unnamed target is of the same kind.
+fn name_targets(pending: Vec<PendingTarget>) -> Vec<TargetSlot> {
+    let explicit: Vec<String> = pending.iter().filter_map(|p| p.name.clone()).collect();
+    let unnamed_of = |label: &str| pending.iter().filter(|p| p.name.is_none() && p.target.label() == label).count();
+    let names: Vec<String> = pending
+        .iter()
+        .enumerate()
+        .map(|(i, p)| match &p.name {
+            Some(name) => name.clone(),
+            None => {
+                let label = p.target.label();
+                if unnamed_of(label) == 1 && !explicit.iter().any(|n| n == label) {
+                    label.to_owned()
+                } else {
+                    format!("{label}-{}", i + 1)
+                }
+            }
+        })
+        .collect();
+    pending
+        .into_iter()
+        .zip(names)
+        .map(|(p, name)| TargetSlot { name, target: p.target, required: p.required })
+        .collect()
 }
 
 /// Verified `pg_dump` backups into any [`BackupTarget`].
@@ -134,7 +170,7 @@ pub struct PgDumpBackupBuilder {
     retry: Option<RetryPolicy>,
     retention: Option<RetentionPolicy>,
     single_run_lock: Option<bool>,
-    targets: Vec<TargetSlot>,
+    targets: Vec<PendingTarget>,
     notifier: Option<Arc<dyn Notifier>>,
     clock: Option<SharedClock>,
 }
@@ -286,18 +322,36 @@ impl PgDumpBackupBuilder {
     }
 
     /// Adds a required target (at least one target is needed). Call it again for several targets: the dump
-    /// is made once and written to each; the run succeeds only when every required target succeeded. Named
-    /// `target-1`, `target-2`, … in reports; see [`with_named_target`](Self::with_named_target).
-    pub fn with_target(self, target: impl BackupTarget) -> Self {
-        let name = format!("target-{}", self.targets.len() + 1);
-        self.with_named_target(name, target, true)
+    /// is made once and written to each; the run succeeds only when every required target succeeded.
+    ///
+    /// Named after its kind ([`BackupTarget::label`]: `local`, `s3`) in reports, alerts and the `target`
+    /// label of the metrics, or `{kind}-{position}` (`local-1`, `local-2`) when two targets would share a
+    /// name; see [`with_named_target`](Self::with_named_target).
+    ///
+    /// ```
+    /// use resee_ops_backup::PgDumpBackup;
+    /// use resee_ops_core::testing::InMemoryBackupTarget;
+    ///
+    /// let backup = PgDumpBackup::builder()
+    ///     .with_url("postgres://backup@127.0.0.1/resee")
+    ///     .with_target(InMemoryBackupTarget::new())
+    ///     .with_target(InMemoryBackupTarget::new())
+    ///     .with_named_target("offsite", InMemoryBackupTarget::new(), false)
+    ///     .build()
+    ///     .unwrap();
+    /// let names: Vec<&str> = backup.targets().map(|(name, _, _)| name).collect();
+    /// assert_eq!(names, ["memory-1", "memory-2", "offsite"]);
+    /// ```
+    pub fn with_target(mut self, target: impl BackupTarget) -> Self {
+        self.targets.push(PendingTarget { name: None, target: Arc::new(target), required: true });
+        self
     }
 
-    /// Adds a target with a name (`local`, `s3`) for reports and alerts. An optional target
-    /// (`required = false`) that fails is a warning alert ([`alert_names::TARGET_FAILED`]), not a failed
-    /// backup.
+    /// Adds a target with a name (`local`, `s3`) for reports, alerts and the `target` label of the
+    /// metrics. An optional target (`required = false`) that fails is a warning alert
+    /// ([`alert_names::TARGET_FAILED`]), not a failed backup.
     pub fn with_named_target(mut self, name: impl Into<String>, target: impl BackupTarget, required: bool) -> Self {
-        self.targets.push(TargetSlot { name: name.into(), target: Arc::new(target), required });
+        self.targets.push(PendingTarget { name: Some(name.into()), target: Arc::new(target), required });
         self
     }
 
@@ -368,7 +422,7 @@ impl PgDumpBackupBuilder {
         if let Some(lock) = self.single_run_lock {
             config.single_run_lock = lock;
         }
-        let mut backup = PgDumpBackup::from_parts(config, self.targets)?;
+        let mut backup = PgDumpBackup::from_parts(config, name_targets(self.targets))?;
         backup.notifier = self.notifier;
         if let Some(clock) = self.clock {
             backup.clock = clock;
@@ -525,7 +579,8 @@ impl PgDumpBackup {
             })
             .await;
         let filename = filename.into_inner().unwrap_or_else(|p| p.into_inner());
-        let per_target: Vec<TargetReport> = targets.into_inner().unwrap_or_else(|p| p.into_inner());
+        let lanes: Vec<Lane> = targets.into_inner().unwrap_or_else(|p| p.into_inner());
+        let per_target: Vec<TargetReport> = lanes.iter().map(|l| l.report.clone()).collect();
         if let Err(e) = &result
             && e.code() == Some(codes::SKIPPED)
         {
@@ -561,7 +616,7 @@ impl PgDumpBackup {
                 tracing::error!(file = %outcome.report.filename, error = %format_args!("{e:#}"), attempts, "backup failed")
             }
         }
-        self.record_metrics(&outcome);
+        self.record_metrics(&outcome, &lanes);
         self.alert(&outcome).await;
         if outcome.is_success() {
             for failed in per_target.iter().filter(|t| t.status != BackupStatus::Success) {
@@ -580,21 +635,35 @@ impl PgDumpBackup {
         outcome
     }
 
-    /// Records the run in the backup metrics ([`resee_ops_core::telemetry`]), labelled with the target.
-    fn record_metrics(&self, outcome: &BackupOutcome) {
+    /// Records the run in the backup metrics ([`resee_ops_core::telemetry`]): the run as a whole (outcome,
+    /// attempts, wall time), and each target's outcome, time, size and last success under its name.
+    fn record_metrics(&self, outcome: &BackupOutcome, lanes: &[Lane]) {
         use resee_ops_core::telemetry::{
-            BACKUP_ATTEMPTS, BACKUP_DURATION, BACKUP_LAST_SUCCESS, BACKUP_RUNS, BACKUP_SIZE,
+            BACKUP_ATTEMPTS, BACKUP_DURATION, BACKUP_LAST_SUCCESS, BACKUP_RUNS, BACKUP_SIZE, BACKUP_TARGET_DURATION,
+            BACKUP_TARGET_RUNS,
         };
         let r = &outcome.report;
-        let target = self.target().label().to_owned();
         let status = r.status.as_str();
-        metrics::counter!(BACKUP_RUNS, "target" => target.clone(), "outcome" => status).increment(1);
-        metrics::counter!(BACKUP_ATTEMPTS, "target" => target.clone()).increment(u64::from(r.attempts));
-        metrics::histogram!(BACKUP_DURATION, "target" => target.clone(), "outcome" => status).record(r.duration);
-        if outcome.is_success() {
-            metrics::gauge!(BACKUP_SIZE, "target" => target.clone()).set(r.size_bytes as f64);
-            let finished = r.finished_at.unwrap_or_else(|| self.clock.now());
-            metrics::gauge!(BACKUP_LAST_SUCCESS, "target" => target).set(finished.timestamp_millis() as f64 / 1000.0);
+        metrics::counter!(BACKUP_RUNS, "outcome" => status).increment(1);
+        metrics::counter!(BACKUP_ATTEMPTS).increment(u64::from(r.attempts));
+        metrics::histogram!(BACKUP_DURATION, "outcome" => status).record(r.duration);
+        let finished = r.finished_at.unwrap_or_else(|| self.clock.now()).timestamp_millis() as f64 / 1000.0;
+        for (i, slot) in self.targets.iter().enumerate() {
+            // No lane when the attempt ended before it had an artifact name: the target fared as the run.
+            let lane = lanes.get(i);
+            let target_status = lane.map_or(r.status, |l| l.report.status);
+            let target_outcome = target_status.as_str();
+            let target = slot.name.clone();
+            metrics::counter!(BACKUP_TARGET_RUNS, "target" => target.clone(), "outcome" => target_outcome).increment(1);
+            if let Some(spent) = lane.and_then(|l| l.spent) {
+                metrics::histogram!(BACKUP_TARGET_DURATION, "target" => target.clone(), "outcome" => target_outcome)
+                    .record(spent);
+            }
+            if target_status == BackupStatus::Success {
+                let size = lane.and_then(|l| l.size).unwrap_or(r.size_bytes);
+                metrics::gauge!(BACKUP_SIZE, "target" => target.clone()).set(size as f64);
+                metrics::gauge!(BACKUP_LAST_SUCCESS, "target" => target).set(finished);
+            }
         }
     }
 
@@ -737,7 +806,7 @@ impl PgDumpBackup {
         &self,
         attempt: u32,
         lock: &tokio::sync::Mutex<Option<lock::RunLock>>,
-    ) -> (Option<ArtifactName>, Result<(u64, Manifest)>, Vec<TargetReport>) {
+    ) -> (Option<ArtifactName>, Result<(u64, Manifest)>, Vec<Lane>) {
         let started = Instant::now();
         let started_at = self.clock.now();
         let name = match self.artifact_name(started_at) {
@@ -753,7 +822,11 @@ impl PgDumpBackup {
             lanes: std::sync::Mutex::new(
                 self.targets
                     .iter()
-                    .map(|t| TargetReport::new(t.name.clone(), t.required, BackupStatus::Failed))
+                    .map(|t| Lane {
+                        report: TargetReport::new(t.name.clone(), t.required, BackupStatus::Failed),
+                        spent: None,
+                        size: None,
+                    })
                     .collect(),
             ),
             lock,
@@ -769,7 +842,7 @@ impl PgDumpBackup {
             )),
         };
         let AttemptShared { published, lanes, .. } = shared;
-        let mut lanes: Vec<TargetReport> = lanes.into_inner().unwrap_or_else(|p| p.into_inner());
+        let mut lanes: Vec<Lane> = lanes.into_inner().unwrap_or_else(|p| p.into_inner());
         if let Err(e) = &result {
             // The manifest first: it marks completion.
             let published = published.into_inner().unwrap_or_else(|p| p.into_inner());
@@ -778,7 +851,11 @@ impl PgDumpBackup {
                     tracing::error!(file = %n, error = %format_args!("{e:#}"), "cannot remove a failed backup");
                 }
             }
-            for lane in lanes.iter_mut().filter(|l| l.status == BackupStatus::Success || l.error.is_none()) {
+            for lane in lanes
+                .iter_mut()
+                .map(|l| &mut l.report)
+                .filter(|l| l.status == BackupStatus::Success || l.error.is_none())
+            {
                 lane.status = if e.is_integrity() { BackupStatus::IntegrityFailed } else { BackupStatus::Failed };
                 lane.error = Some(format!("{e:#}"));
             }
@@ -795,6 +872,11 @@ impl PgDumpBackup {
         shared: &AttemptShared<'_>,
     ) -> Result<(u64, Manifest)> {
         let AttemptShared { published, lanes, lock } = shared;
+        // Time each target spends on its own copy (the stream is written to every target at once).
+        let spend = |i: usize, d: Duration| {
+            let lane = &mut lanes.lock().unwrap_or_else(|p| p.into_inner())[i];
+            lane.spent = Some(lane.spent.unwrap_or_default() + d);
+        };
         let record =
             |i: usize, n: &ArtifactName| published.lock().unwrap_or_else(|p| p.into_inner()).push((i, n.clone()));
         // An optional target's failure is recorded and the run goes on without it; a required one's ends it.
@@ -804,9 +886,9 @@ impl PgDumpBackup {
                 return Err(e);
             }
             tracing::warn!(target = %slot.name, error = %format_args!("{e:#}"), "optional backup target failed");
-            let mut lanes = lanes.lock().unwrap_or_else(|p| p.into_inner());
-            lanes[i].status = if e.is_integrity() { BackupStatus::IntegrityFailed } else { BackupStatus::Failed };
-            lanes[i].error = Some(format!("{e:#}"));
+            let lane = &mut lanes.lock().unwrap_or_else(|p| p.into_inner())[i].report;
+            lane.status = if e.is_integrity() { BackupStatus::IntegrityFailed } else { BackupStatus::Failed };
+            lane.error = Some(format!("{e:#}"));
             Ok(())
         };
         let conn = &self.config.connection;
@@ -832,14 +914,22 @@ impl PgDumpBackup {
         let required = self.targets.iter().map(|t| t.required).collect();
         let mut sink = FanOutSink { writers: Vec::new(), failed: Vec::new(), required };
         for (i, slot) in self.targets.iter().enumerate() {
-            match slot.target.create(name).await {
+            let creating = Instant::now();
+            let created = slot.target.create(name).await;
+            spend(i, creating.elapsed());
+            match created {
                 Ok(w) => sink.writers.push((i, w)),
                 Err(e) => fail(i, e)?,
             }
         }
+        let streaming = Instant::now();
         let stats = self.dump_into(pg_dump, &mut sink, deadline).await;
         let FanOutSink { writers, failed, .. } = sink;
-        for (i, e) in failed {
+        for (i, _) in &writers {
+            spend(*i, streaming.elapsed());
+        }
+        for (i, e, at) in failed {
+            spend(i, at.duration_since(streaming));
             if let Err(e) = fail(i, e) {
                 abort_all(writers).await;
                 return Err(e);
@@ -858,7 +948,10 @@ impl PgDumpBackup {
         let mut staged: Vec<(usize, Box<dyn StagedArtifact>)> = Vec::new();
         let mut verification: Option<Verification> = None;
         for (i, writer) in writers {
-            match self.stage_and_verify(writer, name, &stats, deadline).await {
+            let verifying = Instant::now();
+            let verified = self.stage_and_verify(writer, name, &stats, deadline).await;
+            spend(i, verifying.elapsed());
+            match verified {
                 Ok((s, v)) => {
                     verification.get_or_insert(v);
                     staged.push((i, s));
@@ -869,10 +962,14 @@ impl PgDumpBackup {
         let mut size = None;
         let mut reached = Vec::new();
         for (i, staged) in staged {
-            match staged.publish().await {
+            let publishing = Instant::now();
+            let published = staged.publish().await;
+            spend(i, publishing.elapsed());
+            match published {
                 Ok(meta) => {
                     record(i, name);
                     size.get_or_insert(meta.size);
+                    lanes.lock().unwrap_or_else(|p| p.into_inner())[i].size = Some(meta.size);
                     reached.push(i);
                 }
                 Err(e) => fail(i, e)?,
@@ -904,6 +1001,7 @@ impl PgDumpBackup {
         let manifest_name = Manifest::name_for(name)?;
         for i in reached {
             let target = &self.targets[i].target;
+            let writing = Instant::now();
             let written = async {
                 let mut w = target.create(&manifest_name).await?;
                 if let Err(e) = w.write(&json).await {
@@ -913,10 +1011,11 @@ impl PgDumpBackup {
                 w.commit().await
             }
             .await;
+            spend(i, writing.elapsed());
             match written {
                 Ok(_) => {
                     record(i, &manifest_name);
-                    lanes.lock().unwrap_or_else(|p| p.into_inner())[i].status = BackupStatus::Success;
+                    lanes.lock().unwrap_or_else(|p| p.into_inner())[i].report.status = BackupStatus::Success;
                 }
                 Err(e) => {
                     // Without its manifest the artifact is not a backup: remove it from this target.
@@ -1008,11 +1107,21 @@ fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 4)
 }
 
+/// How one target fared in an attempt: its report, the time it spent on its copy (creating, writing the
+/// stream, staging, reading back and verifying, publishing, the manifest; `None`: never reached), and the
+/// size it stored.
+#[derive(Debug, Clone)]
+struct Lane {
+    report: TargetReport,
+    spent: Option<Duration>,
+    size: Option<u64>,
+}
+
 /// What an attempt shares with its caller: what it published (by target index), each target's outcome, and
 /// the run's single-run lock (taken by the first attempt that reaches the server).
 struct AttemptShared<'a> {
     published: std::sync::Mutex<Vec<(usize, ArtifactName)>>,
-    lanes: std::sync::Mutex<Vec<TargetReport>>,
+    lanes: std::sync::Mutex<Vec<Lane>>,
     lock: &'a tokio::sync::Mutex<Option<lock::RunLock>>,
 }
 
@@ -1021,7 +1130,7 @@ struct AttemptShared<'a> {
 /// others); the stream fails only when no writer is left.
 struct FanOutSink {
     writers: Vec<(usize, Box<dyn ArtifactWriter>)>,
-    failed: Vec<(usize, BackupError)>,
+    failed: Vec<(usize, BackupError, Instant)>,
     /// By target index: a required target's failure ends the stream at once.
     required: Vec<bool>,
 }
@@ -1037,10 +1146,11 @@ impl Sink for FanOutSink {
                     if let Err(abort) = writer.abort().await {
                         tracing::warn!(error = %abort, "cannot abort the artifact writer");
                     }
+                    // Kept with the time it failed, a required target's too (its time in the metrics).
+                    self.failed.push((index, e.clone(), Instant::now()));
                     if self.required.get(index).copied().unwrap_or(true) {
                         return Err(e);
                     }
-                    self.failed.push((index, e));
                 }
             }
         }
@@ -1049,7 +1159,7 @@ impl Sink for FanOutSink {
                 .failed
                 .last()
                 .cloned()
-                .map(|(_, e)| e)
+                .map(|(_, e, _)| e)
                 .unwrap_or_else(|| BackupError::new(ErrorKind::Io, "no writer left")));
         }
         Ok(())

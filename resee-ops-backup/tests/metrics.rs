@@ -1,8 +1,8 @@
 //! The metrics table of `docs/metrics.md` against what is really recorded (metrics-util's
 //! `DebuggingRecorder`, installed for this test binary only): after a real backup (pg_dump into a local
-//! directory), a delivered alert, a dropped one and a health check, every documented name of those parts
-//! appears with its documented kind, labels and unit; and the table agrees with
-//! `resee_ops_core::telemetry::METRICS`.
+//! directory and into a second, optional target that fills up), a delivered alert, a dropped one and a
+//! health check, every documented name of those parts appears with its documented kind, labels and unit,
+//! each backup target with its own outcome; and the table agrees with `resee_ops_core::telemetry::METRICS`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -11,7 +11,7 @@ use metrics_util::MetricKind as RecordedKind;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use resee_ops_backup::{LocalDirTarget, PgDumpBackup};
 use resee_ops_core::telemetry::{self, METRICS, MetricKind};
-use resee_ops_core::testing::{RecordingNotifier, StaticProbe, services};
+use resee_ops_core::testing::{InMemoryBackupTarget, RecordingNotifier, StaticProbe, services};
 use resee_ops_core::{
     Alert, DispatcherConfig, HealthRegistry, Notifier, NotifierExt, NotifyOutcome, ProbeOutcome, Registration, Severity,
 };
@@ -64,7 +64,8 @@ async fn documented_metrics_appear_after_a_backup_a_delivered_and_a_dropped_aler
     recorder.install().expect("the only recorder of this test binary");
     telemetry::describe();
 
-    // A real backup.
+    // A real backup to two targets: the local directory (added without a name: named `local` after its
+    // kind) succeeds; `offsite`, optional, is a disk that fills up after 64 bytes and fails.
     let dir = tempfile::tempdir().unwrap();
     let backup = PgDumpBackup::builder()
         .with_url(services::postgres().url())
@@ -72,10 +73,14 @@ async fn documented_metrics_appear_after_a_backup_a_delivered_and_a_dropped_aler
         .with_name("metrics")
         .with_threads(1)
         .with_target(LocalDirTarget::new(dir.path()).unwrap())
+        .with_named_target("offsite", InMemoryBackupTarget::new().with_capacity(64), false)
         .build()
         .unwrap();
     let outcome = backup.run().await;
     assert!(outcome.is_success(), "{:?}", outcome.error);
+    let fared: Vec<(&str, &str)> =
+        outcome.report.targets.iter().map(|t| (t.target.as_str(), t.status.as_str())).collect();
+    assert_eq!(fared, [("local", "success"), ("offsite", "failed")]);
 
     // One alert delivered, one suppressed, one dropped (the dispatcher is shut down).
     let inbox = RecordingNotifier::new();
@@ -99,6 +104,8 @@ async fn documented_metrics_appear_after_a_backup_a_delivered_and_a_dropped_aler
         telemetry::BACKUP_RUNS,
         telemetry::BACKUP_ATTEMPTS,
         telemetry::BACKUP_DURATION,
+        telemetry::BACKUP_TARGET_RUNS,
+        telemetry::BACKUP_TARGET_DURATION,
         telemetry::BACKUP_SIZE,
         telemetry::BACKUP_LAST_SUCCESS,
         telemetry::ALERTS_ACCEPTED,
@@ -139,11 +146,46 @@ async fn documented_metrics_appear_after_a_backup_a_delivered_and_a_dropped_aler
         Some(DebugValue::Counter(n)) => *n,
         other => panic!("{name}: {other:?}"),
     };
+    // The run as a whole: one successful run (the required target got its copy), one attempt.
+    assert_eq!(find(telemetry::BACKUP_RUNS).len(), 1);
     assert_eq!(value(telemetry::BACKUP_RUNS, ("outcome", "success")), &DebugValue::Counter(1));
-    assert!(matches!(value(telemetry::BACKUP_RUNS, ("target", "local")), DebugValue::Counter(1)));
+    assert_eq!(counter(telemetry::BACKUP_ATTEMPTS), 1);
+    assert!(
+        matches!(value(telemetry::BACKUP_DURATION, ("outcome", "success")), DebugValue::Histogram(h) if h.len() == 1)
+    );
+    // Each target: its own outcome, time, size and last success, under its own name.
+    let series = |name: &str| -> BTreeMap<Vec<(String, String)>, &DebugValue> {
+        find(name)
+            .into_iter()
+            .map(|(k, _, _, v)| {
+                let labels = k.key().labels().map(|l| (l.key().to_owned(), l.value().to_owned())).collect();
+                (labels, v)
+            })
+            .collect()
+    };
+    let labels = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    };
+    let local_ok = labels(&[("target", "local"), ("outcome", "success")]);
+    let offsite_failed = labels(&[("target", "offsite"), ("outcome", "failed")]);
+    let runs = series(telemetry::BACKUP_TARGET_RUNS);
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert_eq!(runs[&local_ok], &DebugValue::Counter(1));
+    assert_eq!(runs[&offsite_failed], &DebugValue::Counter(1));
+    let spent = series(telemetry::BACKUP_TARGET_DURATION);
+    assert_eq!(spent.len(), 2, "{spent:?}");
+    for key in [&local_ok, &offsite_failed] {
+        assert!(matches!(spent[key], DebugValue::Histogram(h) if h.len() == 1), "{key:?}: {spent:?}");
+    }
+    let run_seconds = outcome.report.duration.as_secs_f64();
+    assert!(matches!(spent[&local_ok], DebugValue::Histogram(h) if h[0].0 > 0.0 && h[0].0 <= run_seconds));
     let size = outcome.report.size_bytes as f64;
+    let sizes = series(telemetry::BACKUP_SIZE);
+    assert_eq!(sizes.keys().collect::<Vec<_>>(), [&labels(&[("target", "local")])], "no size for a failed target");
     assert!(matches!(value(telemetry::BACKUP_SIZE, ("target", "local")), DebugValue::Gauge(g) if g.0 == size));
     let last = outcome.report.finished_at.unwrap().timestamp_millis() as f64 / 1000.0;
+    let lasts = series(telemetry::BACKUP_LAST_SUCCESS);
+    assert_eq!(lasts.keys().collect::<Vec<_>>(), [&labels(&[("target", "local")])], "no success for a failed target");
     assert!(matches!(value(telemetry::BACKUP_LAST_SUCCESS, ("target", "local")), DebugValue::Gauge(g) if g.0 == last));
     assert_eq!(counter(telemetry::ALERTS_ACCEPTED), 2);
     assert_eq!(counter(telemetry::ALERTS_DELIVERED), 1);

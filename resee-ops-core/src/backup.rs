@@ -224,8 +224,9 @@ pub trait BackupTarget: Send + Sync + Debug + 'static {
         Ok(0)
     }
 
-    /// A short name of the kind of target (`local`, `s3`, `memory`), the `target` label of the backup
-    /// metrics ([`telemetry`](crate::telemetry)). Default `custom`.
+    /// A short name of the kind of target (`local`, `s3`, `memory`): the name of a target a backup adds
+    /// without one (`PgDumpBackupBuilder::with_target` in `resee-ops-backup`), and so the `target` label of
+    /// its backup metrics ([`telemetry`](crate::telemetry)). Default `custom`.
     fn label(&self) -> &str {
         "custom"
     }

@@ -56,15 +56,22 @@ pub struct MetricDef {
     pub help: &'static str,
 }
 
-/// Backup runs per `target` and `outcome` (`success`, `failed`, `integrity_failed`).
+/// Backup runs per `outcome` (`success`, `failed`, `integrity_failed`): the run as a whole (it succeeds
+/// when every required target got a verified copy).
 pub const BACKUP_RUNS: &str = "resee_ops_backup_runs_total";
-/// Attempts made by backup runs (a run retries temporary failures), per `target`.
+/// Attempts made by backup runs (a run retries temporary failures).
 pub const BACKUP_ATTEMPTS: &str = "resee_ops_backup_attempts_total";
-/// Wall time of backup runs, all attempts included, per `target` and `outcome`.
+/// Wall time of backup runs, all attempts included, per `outcome`.
 pub const BACKUP_DURATION: &str = "resee_ops_backup_duration_seconds";
-/// Compressed size of the last successful backup, per `target`.
+/// How each target fared in each backup run, per `target` (its configured name) and `outcome` (`success`,
+/// `failed`, `integrity_failed`): one increment per target per run.
+pub const BACKUP_TARGET_RUNS: &str = "resee_ops_backup_target_runs_total";
+/// Time a target spent on its copy in the run's last attempt (creating it, writing the stream, staging,
+/// reading back and verifying, publishing, the manifest), per `target` and `outcome`.
+pub const BACKUP_TARGET_DURATION: &str = "resee_ops_backup_target_duration_seconds";
+/// Compressed size of the last successful backup on each `target`.
 pub const BACKUP_SIZE: &str = "resee_ops_backup_size_bytes";
-/// When the last successful backup finished (Unix time), per `target`.
+/// When the last successful backup on each `target` finished (Unix time).
 pub const BACKUP_LAST_SUCCESS: &str = "resee_ops_backup_last_success_timestamp_seconds";
 
 /// Alerts a dispatcher accepted into its queue.
@@ -116,9 +123,17 @@ use MetricKind::{Counter, Gauge, Histogram};
 
 /// Every metric of the workspace, in the order of `docs/metrics.md`.
 pub const METRICS: &[MetricDef] = &[
-    def(BACKUP_RUNS, Counter, Some(Unit::Count), &["target", "outcome"], "Backup runs by outcome."),
-    def(BACKUP_ATTEMPTS, Counter, Some(Unit::Count), &["target"], "Attempts made by backup runs."),
-    def(BACKUP_DURATION, Histogram, Some(Unit::Seconds), &["target", "outcome"], "Wall time of backup runs."),
+    def(BACKUP_RUNS, Counter, Some(Unit::Count), &["outcome"], "Backup runs by outcome."),
+    def(BACKUP_ATTEMPTS, Counter, Some(Unit::Count), &[], "Attempts made by backup runs."),
+    def(BACKUP_DURATION, Histogram, Some(Unit::Seconds), &["outcome"], "Wall time of backup runs."),
+    def(BACKUP_TARGET_RUNS, Counter, Some(Unit::Count), &["target", "outcome"], "Backup runs by target and outcome."),
+    def(
+        BACKUP_TARGET_DURATION,
+        Histogram,
+        Some(Unit::Seconds),
+        &["target", "outcome"],
+        "Time a target spent on its copy: write, verify, publish.",
+    ),
     def(BACKUP_SIZE, Gauge, Some(Unit::Bytes), &["target"], "Compressed size of the last successful backup."),
     def(BACKUP_LAST_SUCCESS, Gauge, Some(Unit::Seconds), &["target"], "Unix time of the last successful backup."),
     def(ALERTS_ACCEPTED, Counter, Some(Unit::Count), &[], "Alerts accepted into the dispatch queue."),

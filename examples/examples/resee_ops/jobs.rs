@@ -207,15 +207,34 @@ impl Job for BackupJob {
     }
 
     async fn last_success(&self) -> resee_ops_core::Result<Option<DateTime<Utc>>> {
-        let last = self.newest_verified().await?.map(|m| m.finished_at);
         // So that "no successful backup for 26 h" can be alerted on from the start, not only after this
-        // process's first backup.
-        if let Some(t) = last {
-            metrics::gauge!(resee_ops_core::telemetry::BACKUP_LAST_SUCCESS, "target" => self.backup.target().label().to_owned())
-                .set(t.timestamp_millis() as f64 / 1000.0);
+        // process's first backup: each target's gauge from the newest verified backup in that target. The
+        // other targets (S3) are read on their own task, so that a slow bucket never delays this answer.
+        for (name, target, _) in self.backup.targets().skip(1) {
+            let (name, target, prefix) = (name.to_owned(), target.clone(), self.prefix.clone());
+            tokio::spawn(async move {
+                match list_backups(target.as_ref(), &prefix).await {
+                    Ok(catalog) => {
+                        if let Some(m) = catalog.backups.into_iter().find_map(|b| b.manifest) {
+                            record_last_success(&name, m.finished_at);
+                        }
+                    }
+                    Err(e) => tracing::warn!(target = %name, error = %e, "cannot list the backups of a target"),
+                }
+            });
+        }
+        let last = self.newest_verified().await?.map(|m| m.finished_at);
+        if let (Some(t), Some((name, _, _))) = (last, self.backup.targets().next()) {
+            record_last_success(name, t);
         }
         Ok(last)
     }
+}
+
+/// Sets the backup's last-success gauge of the target named `target` (the label `PgDumpBackup::run` uses).
+fn record_last_success(target: &str, at: DateTime<Utc>) {
+    metrics::gauge!(resee_ops_core::telemetry::BACKUP_LAST_SUCCESS, "target" => target.to_owned())
+        .set(at.timestamp_millis() as f64 / 1000.0);
 }
 
 /// The S3 target of `[backup.s3]` (or `BACKUP_S3_*`), if one is configured.
