@@ -20,6 +20,7 @@ use crate::pgdump::{self, PgDump};
 use crate::prune::{self, PruneReport};
 use crate::verify::{self, Manifest, Verification};
 use crate::{BackupConfig, BackupError, CompressionProfile, NameComponent, Result, RetentionPolicy};
+use resee_ops_core::deadline::SaturatingAdd as _;
 use resee_ops_core::{ConnectionUrl, ErrorKind, RetryPolicy};
 
 /// Alert names, stable across releases (throttling and routing key on them).
@@ -290,19 +291,21 @@ impl PgDumpBackupBuilder {
         self
     }
 
-    /// Connection timeout (default 30 s).
+    /// Connection timeout (default 30 s; `Duration::MAX`: no limit).
     pub fn with_connect_timeout(mut self, d: Duration) -> Self {
         self.connect_timeout = Some(d);
         self
     }
 
-    /// `pg_dump --lock-wait-timeout` (default 5 minutes).
+    /// `pg_dump --lock-wait-timeout` (default 5 minutes; zero, or past the server's limit of about 24.8
+    /// days, `Duration::MAX` included: no limit).
     pub fn with_lock_wait_timeout(mut self, d: Duration) -> Self {
         self.lock_wait_timeout = Some(d);
         self
     }
 
-    /// Limit for one attempt (default 6 hours); `pg_dump` is killed when it passes.
+    /// Limit for one attempt (default 6 hours; `Duration::MAX`: no limit); `pg_dump` is killed when it
+    /// passes.
     pub fn with_timeout(mut self, d: Duration) -> Self {
         self.timeout = Some(d);
         self
@@ -814,7 +817,8 @@ impl PgDumpBackup {
             Err(e) => return (None, Err(e), Vec::new()),
         };
         tracing::info!(attempt, file = %name, "backup attempt");
-        let deadline = started + self.config.timeout;
+        // `Duration::MAX` (or any limit past the end of the clock) is no limit: a far future, never a panic.
+        let deadline = started.saturating_add(self.config.timeout);
         // What this attempt has published, by target index, so that a failure removes exactly that and nothing
         // else (an artifact of the same name written by another run stays untouched).
         let shared = AttemptShared {
@@ -834,7 +838,7 @@ impl PgDumpBackup {
         let run = self.attempt_inner(&name, started, started_at, deadline, &shared);
         // The phases stop themselves at the deadline (killing and reaping pg_dump); this outer limit, a little
         // later, is only the backstop.
-        let result = match tokio::time::timeout_at(deadline + Duration::from_secs(10), run).await {
+        let result = match tokio::time::timeout_at(deadline.saturating_add(Duration::from_secs(10)), run).await {
             Ok(r) => r,
             Err(_) => Err(BackupError::new(
                 ErrorKind::Timeout,

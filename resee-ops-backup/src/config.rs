@@ -168,14 +168,16 @@ pub struct BackupConfig {
     /// `pg_dump` to run. Default: found on `PATH` or under `/usr/lib/postgresql/*/bin`, newest first.
     #[serde(default)]
     pub pg_dump: Option<PathBuf>,
-    /// Connection timeout. Default 30 s.
+    /// Connection timeout. Default 30 s. `Duration::MAX` (or anything past what libpq holds, about 68
+    /// years): no limit.
     #[serde(default = "default_connect_timeout", with = "resee_ops_core::serde_duration")]
     pub connect_timeout: Duration,
-    /// How long `pg_dump` waits for a table lock (`--lock-wait-timeout`). Default 5 minutes.
+    /// How long `pg_dump` waits for a table lock (`--lock-wait-timeout`). Default 5 minutes. Zero, or
+    /// more than the server's timeout settings hold (about 24.8 days; `Duration::MAX` included): no limit.
     #[serde(default = "default_lock_wait_timeout", with = "resee_ops_core::serde_duration")]
     pub lock_wait_timeout: Duration,
     /// Limit for one attempt, dump and verification included; `pg_dump` is killed when it passes.
-    /// Default 6 hours.
+    /// Default 6 hours. `Duration::MAX`: no limit.
     #[serde(default = "default_timeout", with = "resee_ops_core::serde_duration")]
     pub timeout: Duration,
     /// Retries of temporary failures: core's [`RetryPolicy`]. Default [`default_retry`]: one attempt plus

@@ -74,7 +74,7 @@ pub(crate) async fn try_lock(
         BufReader::new(stdout).read_line(&mut line).await?;
         Ok::<_, std::io::Error>(line)
     };
-    let line = match tokio::time::timeout(connect_timeout + Duration::from_secs(10), answer).await {
+    let line = match tokio::time::timeout(connect_timeout.saturating_add(Duration::from_secs(10)), answer).await {
         Ok(Ok(line)) => line,
         Ok(Err(_)) | Err(_) => String::new(),
     };

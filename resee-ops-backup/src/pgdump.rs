@@ -25,7 +25,14 @@ impl PgVersion {
     }
 
     /// Parses `15.20`, `9.6.24`, `17beta1`, or a `pg_dump --version` line
-    /// (`pg_dump (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)`).
+    /// (`pg_dump (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)`). `None` for text that is not a version or
+    /// does not fit `server_version_num` (`4294967295.1`, `15.10000`, `9.6.100`); never panics.
+    ///
+    /// ```
+    /// use resee_ops_backup::PgVersion;
+    /// assert_eq!(PgVersion::parse("15.20"), Some(PgVersion::from_num(150020)));
+    /// assert_eq!(PgVersion::parse("4294967295.1"), None);
+    /// ```
     pub fn parse(text: &str) -> Option<Self> {
         let t = text.trim();
         let t = t.find("(PostgreSQL) ").map_or(t, |i| &t[i + "(PostgreSQL) ".len()..]);
@@ -36,10 +43,18 @@ impl PgVersion {
         });
         let first = parts.next()??;
         let second = parts.next().flatten().unwrap_or(0);
+        // Checked: a version that does not fit `server_version_num` (`4294967295.1`, `15.10000`, `9.100`) is
+        // not a version, rather than a wrapped or overflowing number.
         if first >= 10 {
-            Some(Self(first * 10_000 + second))
+            if second >= 10_000 {
+                return None;
+            }
+            first.checked_mul(10_000)?.checked_add(second).map(Self)
         } else {
             let third = parts.next().flatten().unwrap_or(0);
+            if second >= 100 || third >= 100 {
+                return None;
+            }
             Some(Self(first * 10_000 + second * 100 + third))
         }
     }
@@ -284,8 +299,8 @@ pub(crate) fn spawn(
 ) -> Result<(Running, ChildStdout)> {
     let (mut cmd, passfile) = libpq_command(&pg_dump.path, conn, connect_timeout, "resee-ops-backup")?;
     cmd.arg("--format=plain").arg("--no-password");
-    if !lock_wait_timeout.is_zero() {
-        cmd.arg(format!("--lock-wait-timeout={}", lock_wait_timeout.as_millis().max(1)));
+    if let Some(arg) = lock_wait_arg(lock_wait_timeout) {
+        cmd.arg(arg);
     }
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
     let mut child = cmd.spawn().map_err(|e| {
@@ -295,6 +310,14 @@ pub(crate) fn spawn(
     let stderr = child.stderr.take().ok_or_else(|| BackupError::new(ErrorKind::Io, "pg_dump has no stderr"))?;
     let stderr = capture_stderr(stderr);
     Ok((Running { child, stderr, _passfile: passfile }, stdout))
+}
+
+/// `--lock-wait-timeout` for `lock_wait_timeout`, or none (no limit) for zero and for anything past what the
+/// server's timeout settings hold (`i32::MAX` ms, about 24.8 days; `Duration::MAX` included): pg_dump sets
+/// it as a server setting and would fail on "Value exceeds integer range".
+fn lock_wait_arg(lock_wait_timeout: Duration) -> Option<String> {
+    let ms = lock_wait_timeout.as_millis().max(1);
+    (!lock_wait_timeout.is_zero() && ms <= i32::MAX as u128).then(|| format!("--lock-wait-timeout={ms}"))
 }
 
 /// Keeps the last 8 KiB of a child's stderr, as text, once it closes.
@@ -355,7 +378,7 @@ pub(crate) fn libpq_command(
     cmd.env("PGHOST", conn.host())
         .env("PGPORT", conn.port().to_string())
         .env("PGDATABASE", conn.database())
-        .env("PGCONNECT_TIMEOUT", connect_timeout.as_secs().clamp(2, u64::from(u32::MAX)).to_string())
+        .env("PGCONNECT_TIMEOUT", connect_timeout_env(connect_timeout))
         .env("PGAPPNAME", conn.param("application_name").unwrap_or(application))
         .env("LC_MESSAGES", "C");
     if let Some(user) = conn.user() {
@@ -385,6 +408,15 @@ pub(crate) fn libpq_command(
         None => None,
     };
     Ok((cmd, passfile))
+}
+
+/// `PGCONNECT_TIMEOUT` for `connect_timeout`: whole seconds, at least 2 (libpq's own floor); `0` (libpq's "wait
+/// indefinitely") past what libpq's `int` holds, `Duration::MAX` included: libpq refuses a larger number.
+fn connect_timeout_env(connect_timeout: Duration) -> String {
+    match connect_timeout.as_secs() {
+        s if s > i32::MAX as u64 => "0".to_owned(),
+        s => s.max(2).to_string(),
+    }
 }
 
 fn write_passfile(password: &str) -> Result<tempfile::NamedTempFile> {
@@ -443,6 +475,30 @@ pub(crate) fn classify(how: &str, stderr: &str) -> BackupError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Point 14: a lock wait past what the server's timeout settings hold (`Duration::MAX` included) is no
+    /// limit, not an argument pg_dump would fail on.
+    #[test]
+    fn lock_wait_timeouts_past_the_servers_range_are_no_limit() {
+        let arg = |ms: u64| lock_wait_arg(Duration::from_millis(ms));
+        assert_eq!(lock_wait_arg(Duration::from_secs(300)).as_deref(), Some("--lock-wait-timeout=300000"));
+        assert_eq!(lock_wait_arg(Duration::from_micros(10)).as_deref(), Some("--lock-wait-timeout=1"));
+        assert_eq!(arg(i32::MAX as u64).as_deref(), Some("--lock-wait-timeout=2147483647"));
+        assert_eq!(arg(i32::MAX as u64 + 1), None);
+        assert_eq!(lock_wait_arg(Duration::MAX), None);
+        assert_eq!(lock_wait_arg(Duration::ZERO), None);
+    }
+
+    /// Point 14: libpq refuses a `connect_timeout` past `i32::MAX`; such a timeout (`Duration::MAX`) is no
+    /// limit (`0`).
+    #[test]
+    fn connect_timeouts_past_libpqs_range_are_no_limit() {
+        assert_eq!(connect_timeout_env(Duration::from_secs(30)), "30");
+        assert_eq!(connect_timeout_env(Duration::from_millis(10)), "2");
+        assert_eq!(connect_timeout_env(Duration::from_secs(i32::MAX as u64)), "2147483647");
+        assert_eq!(connect_timeout_env(Duration::from_secs(i32::MAX as u64 + 1)), "0");
+        assert_eq!(connect_timeout_env(Duration::MAX), "0");
+    }
 
     #[test]
     fn versions_parse() {

@@ -227,7 +227,8 @@ impl Restorer {
         self
     }
 
-    /// Connection timeout (default 30 s).
+    /// Connection timeout (default 30 s; `Duration::MAX`: no limit). `psql`'s administration commands
+    /// are bounded by four times it.
     pub fn with_connect_timeout(mut self, d: Duration) -> Self {
         self.connect_timeout = d;
         self
@@ -541,7 +542,7 @@ impl Db<'_> {
         let mut stdin = child.stdin.take().expect("stdin is piped");
         stdin.write_all(sql.as_bytes()).await.map_err(|e| BackupError::io("cannot write to psql", e))?;
         drop(stdin);
-        let out = tokio::time::timeout(self.timeout * 4, child.wait_with_output())
+        let out = tokio::time::timeout(self.timeout.saturating_mul(4), child.wait_with_output())
             .await
             .map_err(|_| BackupError::new(ErrorKind::Timeout, "psql did not answer in time"))?
             .map_err(|e| BackupError::io("cannot run psql", e))?;

@@ -112,8 +112,18 @@ impl CalendarSpan {
     }
 
     /// `latest` minus this span, with the calendar arithmetic in `tz`.
+    ///
+    /// Total: a span that reaches past the earliest representable time gives that time
+    /// ([`DateTime::<Utc>::MIN_UTC`](DateTime::MIN_UTC), before which nothing is), and within a day of the
+    /// representable limits, where `tz`'s wall time itself cannot be represented, the calendar arithmetic
+    /// is done in UTC. Never panics.
     pub fn before(&self, latest: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
-        let local = latest.with_timezone(&tz).naive_local();
+        // chrono's `naive_local` panics when the wall time is past `NaiveDateTime::MAX` or before `MIN`
+        // (a UTC time within a day of the limits, in a zone ahead of or behind UTC).
+        let offset = chrono::Offset::fix(&tz.offset_from_utc_datetime(&latest.naive_utc()));
+        let Some(local) = latest.naive_utc().checked_add_offset(offset) else {
+            return self.before(latest, Tz::UTC);
+        };
         let months = i64::from(local.year()) * 12 + i64::from(local.month0())
             - i64::from(self.years) * 12
             - i64::from(self.months);
@@ -130,9 +140,12 @@ impl CalendarSpan {
         let instant = tz
             .from_local_datetime(&naive)
             .earliest()
-            .or_else(|| tz.from_local_datetime(&(naive + chrono::TimeDelta::hours(1))).earliest())
+            .or_else(|| {
+                let after_gap = naive.checked_add_signed(chrono::TimeDelta::hours(1))?;
+                tz.from_local_datetime(&after_gap).earliest()
+            })
             .map_or(DateTime::<Utc>::MIN_UTC, |t| t.with_timezone(&Utc));
-        instant - chrono::TimeDelta::hours(i64::from(self.hours))
+        instant.checked_sub_signed(chrono::TimeDelta::hours(i64::from(self.hours))).unwrap_or(DateTime::<Utc>::MIN_UTC)
     }
 }
 

@@ -143,7 +143,7 @@ pub struct S3Config {
     pub parts_in_flight: usize,
     /// Incomplete uploads and staged objects older than this are removed by
     /// [`sweep_incomplete`](BackupTarget::sweep_incomplete) (every backup run calls it first). Default 24 h:
-    /// far longer than any run, so a run in progress elsewhere is never touched.
+    /// far longer than any run, so a run in progress elsewhere is never touched. `Duration::MAX`: never.
     #[serde(default = "default_sweep_after", with = "resee_ops_core::serde_duration")]
     pub sweep_after: Duration,
     /// Limit for one HTTP request. Default 5 minutes.
@@ -347,6 +347,15 @@ impl S3Config {
         }
         Ok(())
     }
+}
+
+/// What is older than this is swept: `now - sweep_after`, and for an age past the representable
+/// (`Duration::MAX`: never sweep) the earliest time, which nothing is older than.
+fn sweep_cutoff(now: DateTime<Utc>, sweep_after: Duration) -> DateTime<Utc> {
+    chrono::TimeDelta::from_std(sweep_after)
+        .ok()
+        .and_then(|age| now.checked_sub_signed(age))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 fn parse_bool(var: &str, v: &str) -> Result<bool> {
@@ -959,7 +968,7 @@ impl BackupTarget for S3Target {
 
     async fn sweep_incomplete(&self) -> Result<usize, Error> {
         let inner = &self.inner;
-        let cutoff = Utc::now() - chrono::Duration::from_std(inner.config.sweep_after).unwrap_or(chrono::Duration::MAX);
+        let cutoff = sweep_cutoff(Utc::now(), inner.config.sweep_after);
         let mut removed = 0;
         // Staged objects whose run died between staging and publishing.
         let staging = inner.staging_dir();
@@ -1261,6 +1270,18 @@ impl StagedArtifact for S3Staged {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Point 14: `sweep_after = Duration::MAX` (or any age past the representable) never sweeps and never
+    /// panics (`now - TimeDelta::MAX` did).
+    #[test]
+    fn sweep_ages_past_the_representable_sweep_nothing() {
+        let now = DateTime::parse_from_rfc3339("2026-12-01T20:00:00Z").unwrap().with_timezone(&Utc);
+        assert_eq!(sweep_cutoff(now, Duration::from_secs(3600)), now - chrono::TimeDelta::hours(1));
+        for age in [Duration::MAX, Duration::from_secs(i64::MAX as u64 / 1000), Duration::from_secs(u64::MAX / 2)] {
+            assert_eq!(sweep_cutoff(now, age), DateTime::<Utc>::MIN_UTC, "{age:?}");
+        }
+        assert_eq!(sweep_cutoff(DateTime::<Utc>::MIN_UTC, Duration::from_secs(1)), DateTime::<Utc>::MIN_UTC);
+    }
 
     #[test]
     fn xml_of_list_multipart_uploads_parses() {

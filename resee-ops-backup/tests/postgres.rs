@@ -446,6 +446,30 @@ async fn disk_full_fails_and_leaves_nothing() {
     assert_eq!(notifier.alerts()[0].name, alert_names::FAILED);
 }
 
+/// Point 14: `Duration::MAX` is no limit for every timeout the backup takes, with the real `pg_dump` and the
+/// single-run lock: the run's deadline and the lock's answer saturated (they panicked), libpq gets
+/// `PGCONNECT_TIMEOUT=0` and pg_dump no `--lock-wait-timeout` (both refused numbers that large).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_of_duration_max_are_no_limit() {
+    let target = InMemoryBackupTarget::new();
+    let outcome = builder(rich_db())
+        .with_name("nolimit")
+        .with_single_run_lock(true)
+        .with_connect_timeout(Duration::MAX)
+        .with_lock_wait_timeout(Duration::MAX)
+        .with_timeout(Duration::MAX)
+        // One attempt: a refusal shows at once instead of after three 5-minute retries.
+        .with_retry(RetryPolicy::celery(0, Duration::ZERO))
+        .with_target(target.clone())
+        .build()
+        .unwrap()
+        .run()
+        .await;
+    assert!(outcome.is_success(), "{:?}", outcome.error);
+    assert_eq!(outcome.report.attempts, 1);
+    assert!(target.bytes(&outcome.report.filename).is_some());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lock_wait_timeout_and_overall_timeout_stop_pg_dump() {
     let url = database(&server_url(), "resee_bk_lock", "CREATE TABLE locked (x int);");
