@@ -143,6 +143,18 @@ pub struct PgDumpBackup {
     pg_dump: tokio::sync::OnceCell<PgDump>,
     /// Held for a whole run: two runs of this backup in one process never overlap.
     running: tokio::sync::Mutex<()>,
+    source: DumpSource,
+}
+
+/// Where an attempt's dump comes from: always `pg_dump`, except in this crate's unit tests.
+#[derive(Clone, Debug)]
+enum DumpSource {
+    /// `pg_dump`, after the preflight (server version, privileges) and the single-run lock.
+    PgDump,
+    /// A canned dump, as if from this `pg_dump`, and no server: the unit tests of the run's decisions
+    /// (retries, reports, alerts) against mocked targets and notifiers, on paused time.
+    #[cfg(test)]
+    Canned { dump: Arc<[u8]>, tool: PgDump },
 }
 
 impl fmt::Debug for PgDumpBackup {
@@ -462,6 +474,7 @@ impl PgDumpBackup {
             clock: resee_ops_core::system_clock(),
             pg_dump: tokio::sync::OnceCell::new(),
             running: tokio::sync::Mutex::new(()),
+            source: DumpSource::PgDump,
         })
     }
 
@@ -895,10 +908,16 @@ impl PgDumpBackup {
             lane.error = Some(format!("{e:#}"));
             Ok(())
         };
-        let conn = &self.config.connection;
-        let pg_dump = self.pg_dump().await?;
-        let server = pgdump::preflight(conn, self.config.connect_timeout).await?;
-        pgdump::check_versions(pg_dump, server)?;
+        let (pg_dump, server) = match &self.source {
+            DumpSource::PgDump => {
+                let pg_dump = self.pg_dump().await?;
+                let server = pgdump::preflight(&self.config.connection, self.config.connect_timeout).await?;
+                pgdump::check_versions(pg_dump, server)?;
+                (pg_dump, server)
+            }
+            #[cfg(test)]
+            DumpSource::Canned { tool, .. } => (tool, tool.version),
+        };
         if self.config.single_run_lock {
             let mut held = lock.lock().await;
             if held.is_none() {
@@ -1066,27 +1085,18 @@ impl PgDumpBackup {
     /// Streams `pg_dump` into the writer. Succeeds only if the stream was fully written, `pg_dump` exited 0
     /// and the dump ends with its completion trailer.
     async fn dump_into(&self, pg_dump: &PgDump, sink: &mut FanOutSink, deadline: Instant) -> Result<StreamStats> {
+        #[cfg(test)]
+        if let DumpSource::Canned { dump, .. } = &self.source {
+            let stats = self.compress_into(std::io::Cursor::new(dump.to_vec()), sink, deadline).await?;
+            if !verify::trailer_present(&stats.tail) {
+                return Err(error::integrity("the canned dump does not end with the completion trailer"));
+            }
+            return Ok(stats);
+        }
         let conn = &self.config.connection;
         let (running, stdout) =
             pgdump::spawn(pg_dump, conn, self.config.connect_timeout, self.config.lock_wait_timeout)?;
-        let threads = self.threads();
-        let level = self.config.effective_level();
-        let compress = async {
-            match self.config.profile.codec() {
-                Codec::Gzip => compress::compress_stream(stdout, sink, level, threads).await,
-                Codec::Zstd => {
-                    let level = i32::try_from(level).unwrap_or(3);
-                    zstd_stream::compress_stream(stdout, sink, level, u32::try_from(threads).unwrap_or(2)).await
-                }
-            }
-        };
-        let stats = tokio::select! {
-            stats = compress => stats,
-            () = tokio::time::sleep_until(deadline) => Err(BackupError::new(
-                ErrorKind::Timeout,
-                format!("the backup took longer than {:?}; pg_dump was killed", self.config.timeout),
-            )),
-        };
+        let stats = self.compress_into(stdout, sink, deadline).await;
         let stats = match stats {
             Ok(s) => s,
             Err(e) => {
@@ -1104,6 +1114,31 @@ impl PgDumpBackup {
             ));
         }
         Ok(stats)
+    }
+
+    /// Compresses `input` into the sink until its end, or fails at `deadline`.
+    async fn compress_into<R>(&self, input: R, sink: &mut FanOutSink, deadline: Instant) -> Result<StreamStats>
+    where
+        R: tokio::io::AsyncRead + Unpin + Send + 'static,
+    {
+        let threads = self.threads();
+        let level = self.config.effective_level();
+        let compress = async {
+            match self.config.profile.codec() {
+                Codec::Gzip => compress::compress_stream(input, sink, level, threads).await,
+                Codec::Zstd => {
+                    let level = i32::try_from(level).unwrap_or(3);
+                    zstd_stream::compress_stream(input, sink, level, u32::try_from(threads).unwrap_or(2)).await
+                }
+            }
+        };
+        tokio::select! {
+            stats = compress => stats,
+            () = tokio::time::sleep_until(deadline) => Err(BackupError::new(
+                ErrorKind::Timeout,
+                format!("the backup took longer than {:?}; pg_dump was killed", self.config.timeout),
+            )),
+        }
     }
 }
 
@@ -1177,6 +1212,9 @@ async fn abort_all(writers: Vec<(usize, Box<dyn ArtifactWriter>)>) {
         }
     }
 }
+
+#[cfg(test)]
+mod decisions;
 
 #[cfg(test)]
 mod tests {
