@@ -8,11 +8,11 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 use proptest::prelude::*;
 use resee_ops_backup::{
-    BackupConfig, BackupSelector, CalendarSpan, KeepCount, KeepReason, PgDumpBackup, PgVersion, RetentionItem,
-    RetentionPolicy,
+    BackupConfig, BackupFreshnessProbe, BackupSelector, CalendarSpan, KeepCount, KeepReason, LocalDirTarget,
+    PgDumpBackup, PgVersion, RetentionItem, RetentionPolicy,
 };
-use resee_ops_core::RetryPolicy;
 use resee_ops_core::testing::{InMemoryBackupTarget, ManualClock, RecordingNotifier};
+use resee_ops_core::{ArtifactName, BackupTarget, HealthProbe, HealthStatus, RetryPolicy};
 use serde_json::json;
 
 #[path = "../../resee-ops-core/tests/support/arbitrary.rs"]
@@ -85,6 +85,26 @@ fn policy() -> impl Strategy<Value = RetentionPolicy> {
             }
             p
         })
+}
+
+/// Commits `bytes` as `name` on `target`.
+async fn put(target: &InMemoryBackupTarget, name: &str, bytes: &[u8]) {
+    let mut w = target.create(&ArtifactName::new(name).unwrap()).await.unwrap();
+    w.write(bytes).await.unwrap();
+    w.commit().await.unwrap();
+}
+
+/// A verified backup of `size` bytes named for `taken`, whose manifest says it finished at `finished`.
+async fn put_backup(target: &InMemoryBackupTarget, taken: &str, size: usize, finished: DateTime<Utc>) {
+    let artifact = format!("resee_test_{taken}.sql.gz");
+    put(target, &artifact, &vec![0u8; size]).await;
+    let manifest = json!({
+        "format": 1, "artifact": artifact, "database": "resee", "environment": "test", "sha256": "00",
+        "compressed_size": size, "raw_size": size, "compression": "gzip", "level": 5,
+        "pg_dump_version": "17.0", "server_version": "17.0", "started_at": finished, "finished_at": finished,
+        "duration": "1s",
+    });
+    put(target, &format!("{artifact}.manifest.json"), manifest.to_string().as_bytes()).await;
 }
 
 /// A retry policy of any durations, but at most three attempts: the properties must end.
@@ -299,6 +319,41 @@ proptest! {
             .build();
     }
 
+    /// Freshness over manifests finished anywhere in time, judged at any time with any limit and any size
+    /// ratio; the local target's sweep with any minimum age: an outcome, never a panic. A backup no older
+    /// than the limit is never "stopped".
+    #[test]
+    fn freshness_and_sweep_take_any_time_and_duration(
+        finished in instant(),
+        previous in instant(),
+        now in instant(),
+        max_age in duration(),
+        ratio in prop_oneof![Just(f64::NAN), Just(f64::INFINITY), Just(-1.0), any::<f64>(), 0.0..1.0],
+        sizes in (1usize..64, 1usize..64),
+        min_age in duration(),
+    ) {
+        let target = InMemoryBackupTarget::new();
+        let outcome = paused(async {
+            put_backup(&target, "20261201_030000", sizes.0, finished).await;
+            put_backup(&target, "20261130_030000", sizes.1, previous).await;
+            BackupFreshnessProbe::new(target.clone(), "resee_test_")
+                .with_max_age(max_age)
+                .with_min_size_ratio(ratio)
+                .with_clock(ManualClock::at(now).shared())
+                .check()
+                .await
+        });
+        let age = (now - finished).to_std().unwrap_or_default();
+        if age <= max_age {
+            prop_assert!(matches!(outcome.status, HealthStatus::Up | HealthStatus::Degraded), "{:?}", outcome);
+        } else {
+            prop_assert_eq!(outcome.status, HealthStatus::Down);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".resee_test_20261201_030000.sql.gz.tmp-1-00000000000000ff"), b"x").unwrap();
+        let local = LocalDirTarget::new(dir.path()).unwrap().with_sweep_min_age(min_age);
+        let _ = paused(local.sweep_incomplete());
+    }
 }
 
 proptest! {
