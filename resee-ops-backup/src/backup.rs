@@ -551,6 +551,9 @@ impl PgDumpBackup {
             .with_duration(started.elapsed())
             .with_times(started_at, self.clock.now());
         let outcome = BackupOutcome::new(report, None, None);
+        // Counted as a run (a dashboard sees the overlap); no target was touched, so no target series.
+        metrics::counter!(resee_ops_core::telemetry::BACKUP_RUNS, "outcome" => BackupStatus::Skipped.as_str())
+            .increment(1);
         self.alert(&outcome).await;
         outcome
     }

@@ -162,7 +162,8 @@ pub struct BackupConfig {
     /// Overrides the profile's level (gzip 0-12, zstd 1-19).
     #[serde(default)]
     pub level: Option<u32>,
-    /// Compression threads. Default: the number of CPUs, at most 4.
+    /// Compression threads, 1 to [`MAX_THREADS`]. Default: the number of CPUs, at most 4. Each thread
+    /// may hold a block of about 1 MiB in flight.
     #[serde(default)]
     pub threads: Option<usize>,
     /// `pg_dump` to run. Default: found on `PATH` or under `/usr/lib/postgresql/*/bin`, newest first.
@@ -246,8 +247,10 @@ impl BackupConfig {
             let range = if self.profile == CompressionProfile::Zstd { "zstd 1-19" } else { "gzip 0-12" };
             return Err(invalid_config(format!("level {l} is out of range ({range})")));
         }
-        if self.threads == Some(0) {
-            return Err(invalid_config("threads must be at least 1"));
+        if let Some(threads) = self.threads
+            && !(1..=MAX_THREADS).contains(&threads)
+        {
+            return Err(invalid_config(format!("threads must be between 1 and {MAX_THREADS}, not {threads}")));
         }
         for (what, d) in [("connect_timeout", self.connect_timeout), ("timeout", self.timeout)] {
             if d.is_zero() {
@@ -257,6 +260,9 @@ impl BackupConfig {
         Ok(())
     }
 }
+
+/// The most compression threads a backup may use: more only costs memory (a block in flight per thread).
+pub const MAX_THREADS: usize = 256;
 
 fn default_environment() -> NameComponent {
     NameComponent("development".into())
@@ -299,5 +305,23 @@ mod tests {
         .err()
         .unwrap();
         assert!(err.to_string().contains("must not contain"), "{err}");
+    }
+
+    #[test]
+    fn threads_are_bounded_with_a_clear_error() {
+        let with = |threads: usize| {
+            serde_json::from_value::<BackupConfig>(serde_json::json!({
+                "connection": "postgres://x@h/d", "threads": threads
+            }))
+            .unwrap()
+            .validate()
+        };
+        assert!(with(1).is_ok());
+        assert!(with(MAX_THREADS).is_ok());
+        for bad in [0, MAX_THREADS + 1, usize::MAX] {
+            let err = with(bad).unwrap_err();
+            assert_eq!(err.kind(), resee_ops_core::ErrorKind::InvalidConfig, "{err}");
+            assert!(err.to_string().contains("threads must be between 1 and 256"), "{err}");
+        }
     }
 }

@@ -91,7 +91,7 @@ mod verify;
 
 pub use backup::{ALERT_SOURCE, BackupOutcome, PgDumpBackup, PgDumpBackupBuilder, alert_names};
 pub use catalog::{BackupEntry, Catalog, list_backups};
-pub use config::{BackupConfig, CompressionProfile, NameComponent, default_retry};
+pub use config::{BackupConfig, CompressionProfile, MAX_THREADS, NameComponent, default_retry};
 pub use error::{BackupError, Result, codes};
 pub use freshness::BackupFreshnessProbe;
 pub use local::LocalDirTarget;

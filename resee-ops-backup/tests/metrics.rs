@@ -76,8 +76,11 @@ async fn documented_metrics_appear_after_a_backup_a_delivered_and_a_dropped_aler
         .with_named_target("offsite", InMemoryBackupTarget::new().with_capacity(64), false)
         .build()
         .unwrap();
-    let outcome = backup.run().await;
+    // A second run started while the first is going is skipped (the first takes the single-run lock before
+    // it first awaits; `join!` polls it first).
+    let (outcome, overlapping) = tokio::join!(backup.run(), backup.run());
     assert!(outcome.is_success(), "{:?}", outcome.error);
+    assert!(overlapping.is_skipped(), "{:?}", overlapping.report);
     let fared: Vec<(&str, &str)> =
         outcome.report.targets.iter().map(|t| (t.target.as_str(), t.status.as_str())).collect();
     assert_eq!(fared, [("local", "success"), ("offsite", "failed")]);
@@ -146,9 +149,11 @@ async fn documented_metrics_appear_after_a_backup_a_delivered_and_a_dropped_aler
         Some(DebugValue::Counter(n)) => *n,
         other => panic!("{name}: {other:?}"),
     };
-    // The run as a whole: one successful run (the required target got its copy), one attempt.
-    assert_eq!(find(telemetry::BACKUP_RUNS).len(), 1);
+    // The run as a whole: one successful run (the required target got its copy), one attempt; and the
+    // overlapping run, skipped (it made no attempt and touched no target).
+    assert_eq!(find(telemetry::BACKUP_RUNS).len(), 2);
     assert_eq!(value(telemetry::BACKUP_RUNS, ("outcome", "success")), &DebugValue::Counter(1));
+    assert_eq!(value(telemetry::BACKUP_RUNS, ("outcome", "skipped")), &DebugValue::Counter(1));
     assert_eq!(counter(telemetry::BACKUP_ATTEMPTS), 1);
     assert!(
         matches!(value(telemetry::BACKUP_DURATION, ("outcome", "success")), DebugValue::Histogram(h) if h.len() == 1)

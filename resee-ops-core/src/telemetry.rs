@@ -56,8 +56,8 @@ pub struct MetricDef {
     pub help: &'static str,
 }
 
-/// Backup runs per `outcome` (`success`, `failed`, `integrity_failed`): the run as a whole (it succeeds
-/// when every required target got a verified copy).
+/// Backup runs per `outcome` (`success`, `failed`, `integrity_failed`, `skipped`): the run as a whole (it
+/// succeeds when every required target got a verified copy; it is skipped when another run held the lock).
 pub const BACKUP_RUNS: &str = "resee_ops_backup_runs_total";
 /// Attempts made by backup runs (a run retries temporary failures).
 pub const BACKUP_ATTEMPTS: &str = "resee_ops_backup_attempts_total";
