@@ -310,6 +310,25 @@ async fn a_missing_bucket_is_a_clear_permanent_error() {
     assert!(err.to_string().contains("does not exist"), "{err}");
 }
 
+/// Issue 16, point 14: `Duration::MAX` as the request timeout means "no limit" on real requests too (built
+/// without a panic is not enough: the HTTP client must take it when it sends).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_timeout_of_duration_max_means_no_limit_on_real_requests() {
+    let (_b, builder) = fresh(services::moto().url());
+    let target = builder.with_request_timeout(Duration::MAX).build().unwrap();
+    target.check().await.unwrap();
+    let name = ArtifactName::new("rich_test_20260101_000000.sql.gz").unwrap();
+    let mut writer = target.create(&name).await.unwrap();
+    writer.write(b"no limit").await.unwrap();
+    writer.commit().await.unwrap();
+    assert_eq!(target.stat(&name).await.unwrap().size, 8);
+    let mut body = Vec::new();
+    target.open(&name).await.unwrap().read_to_end(&mut body).await.unwrap();
+    assert_eq!(body, b"no limit");
+    target.delete(&name).await.unwrap();
+    assert!(target.list().await.unwrap().is_empty());
+}
+
 /// Issue 12: an existing key is never overwritten, whether it exists before `create` or appears while
 /// another writer is staged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
