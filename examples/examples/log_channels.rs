@@ -5,10 +5,14 @@
 //! cargo run -p resee-ops-examples --example log_channels -- --events 2000 --max-bytes 65536 --backups 3 --format json --dir ./logs
 //! ```
 //!
-//! Options (defaults in brackets): `--events N` [1000], `--max-bytes BYTES` [16384, small so rotation
-//! shows; the library's default is 10 MiB], `--backups N` [5], `--format json|text` [`LOG_FORMAT`, else
-//! text], `--dir DIR` [`./logs`], `--console` (also print every event to standard error). `RUST_LOG` sets
-//! the level directives [info]. Exits 2 on a bad option or a directory that cannot be used.
+//! Options (defaults in brackets): `--events N` [1000], `--max-bytes BYTES` [`LOG_MAX_BYTES`, else 16384,
+//! small so rotation shows; the library's default is 10 MiB], `--backups N` [`LOG_BACKUPS`, else 5],
+//! `--format json|text` [`LOG_FORMAT`, else text], `--dir DIR` [`LOG_DIR`, else `./logs`], `--console`
+//! (also print every event to standard error). `RUST_LOG` sets the level directives [info]. Exits 2 on a
+//! bad option or a directory that cannot be used.
+//!
+//! The error and security events carry a secret each (a database URL with its password, the password a
+//! failed login tried), so the masking shows too: `postgres://resee:***@db:5432/resee`, `password="***"`.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -26,11 +30,13 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<(), String> {
-    let mut config = LoggingConfig::from_env()
-        .map_err(|e| e.to_string())?
-        .with_dir(std::env::var("LOG_DIR").unwrap_or_else(|_| "./logs".to_owned()))
+    // The example's defaults, then the environment (LOG_DIR, LOG_FORMAT, RUST_LOG, LOG_MAX_BYTES,
+    // LOG_BACKUPS), then the options.
+    let mut config = LoggingConfig::new("./logs")
         .with_max_bytes(16 * 1024)
-        .with_console(false);
+        .with_console(false)
+        .with_env_overrides()
+        .map_err(|e| e.to_string())?;
     let mut events: u64 = 1000;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -50,7 +56,15 @@ fn run() -> Result<(), String> {
             "--console" => config = config.with_console(true),
             "-h" | "--help" => {
                 println!(
-                    "usage: log_channels [--events N] [--max-bytes BYTES] [--backups N] [--format json|text] [--dir DIR] [--console]"
+                    "usage: log_channels [--events N] [--max-bytes BYTES] [--backups N] [--format json|text] [--dir DIR] [--console]\n\n\
+                     Writes N events to each log channel (general, error, worker, security) and lists the files.\n\n  \
+                     --events N         events per channel [1000]\n  \
+                     --max-bytes BYTES  rotate a file once it is larger than this [LOG_MAX_BYTES, else 16384]\n  \
+                     --backups N        rotated files kept per channel: general.log.1 ... .N [LOG_BACKUPS, else 5]\n  \
+                     --format json|text line format [LOG_FORMAT, else text]\n  \
+                     --dir DIR          log directory, created 0750 [LOG_DIR, else ./logs]\n  \
+                     --console          also print every event to standard error\n\n\
+                     RUST_LOG sets the level directives [info]. Exit 2: a bad option or an unusable directory."
                 );
                 return Ok(());
             }
@@ -60,23 +74,29 @@ fn run() -> Result<(), String> {
     // Lossless: a demonstration should show every line it wrote.
     let config = config.with_lossless(true);
     let dir = config.dir.clone();
+    let (format, max_bytes, backups) = (config.format, config.max_bytes, config.backups);
+    let guard = Logging::new(config).init().map_err(|e| e.to_string())?;
     println!(
         "writing {events} events to each channel in {} ({} format, rotation at {} bytes, {} backups)",
         dir.display(),
-        config.format,
-        config.max_bytes,
-        config.backups
+        format,
+        max_bytes,
+        backups
     );
-    let guard = Logging::new(config).init().map_err(|e| e.to_string())?;
 
     let started = Instant::now();
     let span = tracing::info_span!("log_channels");
     let _entered = span.enter();
     for i in 0..events {
         tracing::info!(seq = i, database = "resee", duration_ms = 12.5, "request served");
-        tracing::error!(seq = i, "backup failed: pg_dump exited with status 1");
+        // Secrets that slipped into events: the URL's password and the `password` field are masked.
+        tracing::error!(
+            seq = i,
+            url = "postgres://resee:hunter2@db:5432/resee",
+            "backup failed: pg_dump exited with status 1"
+        );
         tracing::info!(target: "worker", seq = i, task = "cleanup_expired_sessions", "task succeeded");
-        tracing::warn!(target: "security", seq = i, user = "ann", ip = "203.0.113.7", "login failed");
+        tracing::warn!(target: "security", seq = i, user = "ann", ip = "203.0.113.7", password = "wrong-guess", "login failed");
     }
     let queued = started.elapsed();
     let stats = guard.handle();
@@ -99,8 +119,12 @@ fn run() -> Result<(), String> {
     for (name, size) in &files {
         println!("  {name:<18} {size:>10} bytes");
     }
-    if let Ok(text) = std::fs::read_to_string(dir.join("security.log")) {
-        println!("last line of security.log:\n  {}", text.lines().last().unwrap_or_default());
+    // The last error and the last security event, their secrets masked.
+    for (file, needle) in [("error.log", "backup failed"), ("security.log", "login failed")] {
+        if let Ok(text) = std::fs::read_to_string(dir.join(file)) {
+            let last = text.lines().rev().find(|l| l.contains(needle)).unwrap_or_default();
+            println!("last {needle:?} in {file}:\n  {last}");
+        }
     }
     Ok(())
 }
