@@ -16,7 +16,8 @@ pub(crate) mod limits {
     pub(crate) const FIELDS_PER_SECTION: usize = 10;
     /// The text of a header block.
     pub(crate) const HEADER: usize = 150;
-    /// Blocks per message (and per attachment).
+    /// Blocks per message: the message's own blocks and its attachment's blocks together, the strict
+    /// reading of Slack's "up to 50 blocks in each message".
     pub(crate) const BLOCKS: usize = 50;
     /// Elements of a context block.
     pub(crate) const CONTEXT_ELEMENTS: usize = 10;
@@ -207,8 +208,9 @@ pub(crate) fn render<'a>(alert: &Alert, overrides: &'a Overrides) -> Message<'a>
         blocks.push(Block::Section { text: Some(md(mrkdwn(&alert.text, limits::SECTION_TEXT))), fields: Vec::new() });
     }
 
-    // Room for the text section, the context line and a "more fields" note.
-    let max_field_sections = limits::BLOCKS - 3;
+    // Room for the header (the message's own block), the text section, the context line and a "more
+    // fields" note: 50 blocks in the whole message, attachment included.
+    let max_field_sections = limits::BLOCKS - 4;
     let shown = alert.fields.len().min(max_field_sections * limits::FIELDS_PER_SECTION);
     for chunk in alert.fields[..shown].chunks(limits::FIELDS_PER_SECTION) {
         let fields = chunk
@@ -250,7 +252,7 @@ pub(crate) fn render<'a>(alert: &Alert, overrides: &'a Overrides) -> Message<'a>
     }
     context.truncate(limits::CONTEXT_ELEMENTS);
     blocks.push(Block::Context { elements: context });
-    debug_assert!(blocks.len() <= limits::BLOCKS);
+    debug_assert!(blocks.len() < limits::BLOCKS, "the header block counts too");
 
     let header = plain(&headline, limits::HEADER);
     Message {
