@@ -700,3 +700,47 @@ fn two_replicas_on_one_redis_send_a_failing_probe_to_slack_exactly_once() {
     assert!(logs.contains("alert throttle state in Redis"), "{logs}");
     assert!(!logs.contains("throttling in process memory"), "Redis answered throughout: {logs}");
 }
+
+/// Issue 11: the level directives are reloadable at run time. SIGHUP reads the configuration file again
+/// and applies its `[logging] level` (the service keeps running); directives that do not parse are
+/// reported and the level in force stays.
+#[test]
+fn sighup_reloads_the_log_level_from_the_configuration_file() {
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("resee-ops.toml");
+    let write_level = |level: &str| {
+        let text = format!(
+            "[backup]\nenabled = false\n[rules]\nenabled = false\n[monitor]\nqueues = []\n[logging]\nlevel = {level:?}\n"
+        );
+        std::fs::write(&config, text).unwrap();
+    };
+    write_level("info");
+    let mut cmd = command(work.path());
+    with_services(&mut cmd, &work.path().join("backups"));
+    cmd.env_remove("RUST_LOG").arg("--config").arg(&config); // RUST_LOG would win over the file
+    let mut service = Service::start(cmd);
+    let addr = service.address();
+    let pid = rustix::process::Pid::from_raw(service.child.id() as i32).unwrap();
+    let hangup = || rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();
+
+    write_level("info,=[not a directive");
+    hangup();
+    service.wait_for(Duration::from_secs(30), "the refused reload", |s| {
+        s.log().contains("log level not reloaded").then_some(())
+    });
+    write_level("info,resee_ops::notify=debug");
+    hangup();
+    let line = service.wait_for(Duration::from_secs(30), "the reload", |s| {
+        s.log().lines().find(|l| l.contains("log level reloaded")).map(str::to_owned)
+    });
+    assert!(line.contains("to=info,resee_ops::notify=debug"), "{line}");
+    assert_eq!(get(addr, "/health/live").map(|r| r.0), Some(200), "SIGHUP does not stop the service");
+
+    assert_eq!(service.terminate().code(), Some(0), "{}", service.log());
+    // A DEBUG line of `resee_ops::notify`, written at shutdown: only the reloaded directives let it through,
+    // to the console and to general.log alike.
+    let debug = "DEBUG resee_ops::notify: dispatcher shutting down";
+    assert!(service.log().contains(debug), "{}", service.log());
+    let general = std::fs::read_to_string(work.path().join("logs/general.log")).unwrap();
+    assert!(general.contains(debug) && general.contains("log level reloaded"), "{general}");
+}

@@ -84,7 +84,7 @@ fn main() -> ExitCode {
         }
     };
     match command {
-        Command::Run => runtime.block_on(service::run(config, validated)),
+        Command::Run => runtime.block_on(service::run(config, validated, cli.config.clone(), _logs.handle())),
         Command::Backup { once: _ } => runtime.block_on(service::backup_once(config, validated)),
         Command::Restore { name, latest: _, at, database, force, from } => {
             runtime.block_on(lifecycle::restore(&config, &validated, name, at, database, force, &from))

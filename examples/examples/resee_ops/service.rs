@@ -3,13 +3,18 @@
 //! Shutdown order on SIGTERM/SIGINT: the scheduler stops starting runs and gives a running backup the
 //! grace period (then cancels it: no file is left under a final name); the monitor and the rules stop; the HTTP server
 //! stops accepting and finishes its requests; queued alerts are flushed; exit 0.
+//!
+//! SIGHUP reads the configuration again (the file and the environment, as at start) and applies its
+//! `[logging] level` at once; every other setting takes a restart.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use chrono::Utc;
 use resee_ops_core::SystemClock;
 use resee_ops_core::schedule::{RunControl, RunOutcome, Schedule, Scheduler, run_in_slot};
+use resee_ops_logging::LogHandle;
 use resee_ops_monitor::HealthMonitor;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -63,7 +68,30 @@ impl Signals {
     }
 }
 
-pub(crate) async fn run(config: Config, validated: Validated) -> ExitCode {
+/// On every SIGHUP: [`Config::load`] again from `path` (the file and the environment, as at start: a set
+/// `RUST_LOG` still wins over the file) and apply its `[logging] level` through `logs`. A configuration
+/// that does not load, or directives that do not parse, are logged and the level in force stays.
+fn reload_log_level_on_sighup(path: Option<PathBuf>, logs: LogHandle) -> std::io::Result<()> {
+    let mut hangup = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            let before = logs.level();
+            let applied = Config::load(path.as_deref()).map_err(|e| e.to_string()).and_then(|config| {
+                logs.set_level(&config.logging.level).map(|()| config.logging.level).map_err(|e| e.to_string())
+            });
+            match applied {
+                // Logged under the new directives: WARN, so that it shows whatever they are.
+                Ok(level) => tracing::warn!(signal = "SIGHUP", from = %before, to = %level, "log level reloaded"),
+                Err(error) => {
+                    tracing::error!(signal = "SIGHUP", error = %error, level = %before, "log level not reloaded: keeping the level in force")
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+pub(crate) async fn run(config: Config, validated: Validated, path: Option<PathBuf>, logs: LogHandle) -> ExitCode {
     // First, so that a signal during start-up (a catch-up backup) is a graceful shutdown too.
     let mut signals = match Signals::install() {
         Ok(s) => s,
@@ -72,6 +100,10 @@ pub(crate) async fn run(config: Config, validated: Validated) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Err(e) = reload_log_level_on_sighup(path, logs) {
+        eprintln!("resee_ops: cannot install the SIGHUP handler: {e}");
+        return ExitCode::FAILURE;
+    }
     let started_at = Utc::now();
     // Before anything is built: the alert dispatcher registers its metrics when it is built.
     let metrics = config.metrics.enabled.then(crate::http::install_metrics).flatten();
