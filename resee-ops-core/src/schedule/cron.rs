@@ -29,8 +29,13 @@ const SECOND: (&str, &str) = ("second", "0-59");
 ///
 /// Daylight-saving rules (local wall-clock schedules in a zone with DST):
 /// - a time that does not exist (spring forward) fires **once, at the first instant after the gap**;
-/// - a time that occurs twice (fall back) fires **once, at its first occurrence**;
+/// - a time that occurs twice (fall back) fires **once, at its first occurrence**, and a process started
+///   inside the repeated hour after that occurrence does not run it again at the second;
 /// - an hourly or finer schedule keeps its period in real time across both changes.
+///
+/// So a daily job runs exactly once per local day, never twice and never skipped (croner's rules, which are
+/// Vixie cron's for a fixed-time job; `tests/dst.rs` checks them against chrono-tz in Europe/Berlin,
+/// America/New_York, Australia/Sydney and Asia/Seoul).
 ///
 /// ```
 /// use chrono::{DateTime, Utc};
