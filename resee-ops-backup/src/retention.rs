@@ -4,8 +4,10 @@
 //! newest to the oldest and keeps the newest backup of each of its N newest calendar buckets (`keep_last`:
 //! every backup is its own bucket; hourly, daily, ISO-weekly, monthly, yearly buckets in the policy's time
 //! zone); while a rule still has count left when it reaches the oldest backup, it keeps that one too;
-//! `keep_within` keeps every backup strictly newer than the newest one minus a calendar span; `-1` means
-//! unlimited. A backup is kept when any rule keeps it. On top of restic:
+//! `keep_within` keeps every backup strictly newer than the newest one minus a calendar span;
+//! `keep_within_hourly` … `keep_within_yearly` keep the newest backup of every hourly … yearly bucket inside
+//! such a window (and the oldest backup, when it is inside); `-1` means unlimited. A backup is kept when any
+//! rule keeps it. On top of restic:
 //!
 //! - `min_verified` verified backups are always kept (the newest ones), whatever the rules say;
 //! - unverified or incomplete backups (no valid manifest) never count toward a rule; they are kept while
@@ -216,9 +218,10 @@ impl<'de> Deserialize<'de> for CalendarSpan {
 /// use resee_ops_backup::{KeepCount, RetentionPolicy};
 /// let policy: RetentionPolicy = serde_json::from_value(serde_json::json!({
 ///     "keep_daily": 7, "keep_weekly": 4, "keep_monthly": -1,
-///     "keep_within": "2d", "time_zone": "Europe/Berlin", "min_verified": 3
+///     "keep_within": "2d", "keep_within_weekly": "1y", "time_zone": "Europe/Berlin", "min_verified": 3
 /// })).unwrap();
 /// assert_eq!(policy.keep_monthly, KeepCount::Unlimited);
+/// assert_eq!(policy.keep_within_weekly, Some("1y".parse().unwrap()));
 /// assert_eq!(policy.time_zone, chrono_tz::Europe::Berlin);
 /// assert!(serde_json::from_value::<RetentionPolicy>(serde_json::json!({"keep_daily": -2})).is_err());
 /// ```
@@ -248,6 +251,22 @@ pub struct RetentionPolicy {
     /// Keep every backup newer than the newest one minus this span.
     #[serde(default)]
     pub keep_within: Option<CalendarSpan>,
+    /// Keep the newest backup of every hour that is newer than the newest backup minus this span (restic's
+    /// `--keep-within-hourly`).
+    #[serde(default)]
+    pub keep_within_hourly: Option<CalendarSpan>,
+    /// ... of every day (`--keep-within-daily`).
+    #[serde(default)]
+    pub keep_within_daily: Option<CalendarSpan>,
+    /// ... of every ISO week (`--keep-within-weekly`).
+    #[serde(default)]
+    pub keep_within_weekly: Option<CalendarSpan>,
+    /// ... of every month (`--keep-within-monthly`).
+    #[serde(default)]
+    pub keep_within_monthly: Option<CalendarSpan>,
+    /// ... of every year (`--keep-within-yearly`).
+    #[serde(default)]
+    pub keep_within_yearly: Option<CalendarSpan>,
     /// The time zone of the calendar buckets (IANA name). Default UTC.
     #[serde(default = "default_tz", with = "tz_serde")]
     pub time_zone: Tz,
@@ -302,6 +321,11 @@ impl RetentionPolicy {
             keep_monthly: KeepCount::Off,
             keep_yearly: KeepCount::Off,
             keep_within: None,
+            keep_within_hourly: None,
+            keep_within_daily: None,
+            keep_within_weekly: None,
+            keep_within_monthly: None,
+            keep_within_yearly: None,
             time_zone: Tz::UTC,
             min_verified: default_min_verified(),
             unverified_max_age: default_unverified_max_age(),
@@ -350,6 +374,36 @@ impl RetentionPolicy {
         self
     }
 
+    /// Sets `keep_within_hourly`.
+    pub fn with_keep_within_hourly(mut self, span: CalendarSpan) -> Self {
+        self.keep_within_hourly = Some(span);
+        self
+    }
+
+    /// Sets `keep_within_daily`.
+    pub fn with_keep_within_daily(mut self, span: CalendarSpan) -> Self {
+        self.keep_within_daily = Some(span);
+        self
+    }
+
+    /// Sets `keep_within_weekly`.
+    pub fn with_keep_within_weekly(mut self, span: CalendarSpan) -> Self {
+        self.keep_within_weekly = Some(span);
+        self
+    }
+
+    /// Sets `keep_within_monthly`.
+    pub fn with_keep_within_monthly(mut self, span: CalendarSpan) -> Self {
+        self.keep_within_monthly = Some(span);
+        self
+    }
+
+    /// Sets `keep_within_yearly`.
+    pub fn with_keep_within_yearly(mut self, span: CalendarSpan) -> Self {
+        self.keep_within_yearly = Some(span);
+        self
+    }
+
     /// Sets the time zone of the buckets.
     pub fn with_time_zone(mut self, tz: Tz) -> Self {
         self.time_zone = tz;
@@ -370,7 +424,20 @@ impl RetentionPolicy {
 
     /// Whether any keep rule is on (without one only `min_verified` keeps backups).
     pub fn has_rules(&self) -> bool {
-        self.counted_rules().iter().any(|(_, c)| c.is_on()) || self.keep_within.is_some_and(|s| !s.is_zero())
+        self.counted_rules().iter().any(|(_, c)| c.is_on())
+            || self.keep_within.is_some_and(|s| !s.is_zero())
+            || self.within_rules().iter().any(|(_, _, s)| s.is_some_and(|s| !s.is_zero()))
+    }
+
+    /// The `keep_within_*` rules: the reason, the calendar bucket they use, the span.
+    fn within_rules(&self) -> [(KeepReason, KeepReason, Option<CalendarSpan>); 5] {
+        [
+            (KeepReason::WithinHourly, KeepReason::Hourly, self.keep_within_hourly),
+            (KeepReason::WithinDaily, KeepReason::Daily, self.keep_within_daily),
+            (KeepReason::WithinWeekly, KeepReason::Weekly, self.keep_within_weekly),
+            (KeepReason::WithinMonthly, KeepReason::Monthly, self.keep_within_monthly),
+            (KeepReason::WithinYearly, KeepReason::Yearly, self.keep_within_yearly),
+        ]
     }
 
     fn counted_rules(&self) -> [(KeepReason, KeepCount); 6] {
@@ -430,6 +497,23 @@ impl RetentionPolicy {
                 for &i in &verified {
                     if items[i].timestamp > cutoff {
                         reasons[i].push(KeepReason::Within);
+                    }
+                }
+            }
+            // restic's `--keep-within-<bucket>`: inside the window, the newest backup of every bucket, and the
+            // oldest backup when it is inside too; no count.
+            for (reason, calendar, span) in self.within_rules() {
+                let Some(span) = span.filter(|s| !s.is_zero()) else { continue };
+                let cutoff = span.before(latest, self.time_zone);
+                let mut last_key: Option<i64> = None;
+                for (nr, &i) in verified.iter().enumerate() {
+                    if items[i].timestamp <= cutoff {
+                        break;
+                    }
+                    let key = self.bucket(calendar, nr, items[i].timestamp);
+                    if last_key != Some(key) || nr == verified.len() - 1 {
+                        reasons[i].push(reason);
+                        last_key = Some(key);
                     }
                 }
             }
@@ -528,6 +612,16 @@ pub enum KeepReason {
     Yearly,
     /// `keep_within`.
     Within,
+    /// `keep_within_hourly`.
+    WithinHourly,
+    /// `keep_within_daily`.
+    WithinDaily,
+    /// `keep_within_weekly`.
+    WithinWeekly,
+    /// `keep_within_monthly`.
+    WithinMonthly,
+    /// `keep_within_yearly`.
+    WithinYearly,
     /// One of the newest `min_verified` verified backups.
     MinVerified,
     /// Unverified, but younger than `unverified_max_age` (it may still be finishing).
@@ -545,6 +639,11 @@ impl KeepReason {
             Self::Monthly => "monthly",
             Self::Yearly => "yearly",
             Self::Within => "within",
+            Self::WithinHourly => "within_hourly",
+            Self::WithinDaily => "within_daily",
+            Self::WithinWeekly => "within_weekly",
+            Self::WithinMonthly => "within_monthly",
+            Self::WithinYearly => "within_yearly",
             Self::MinVerified => "min_verified",
             Self::UnverifiedYoung => "unverified_young",
         }

@@ -68,8 +68,9 @@ fn policy() -> impl Strategy<Value = RetentionPolicy> {
         zone(),
         prop_oneof![0u32..4, any::<u32>()],
         duration(),
+        prop::collection::vec(prop::option::of(span()), 5),
     )
-        .prop_map(|(c, within, tz, min_verified, max_age)| {
+        .prop_map(|(c, within, tz, min_verified, max_age, within_buckets)| {
             let mut p = RetentionPolicy::new()
                 .with_keep_last(c[0])
                 .with_keep_hourly(c[1])
@@ -82,6 +83,18 @@ fn policy() -> impl Strategy<Value = RetentionPolicy> {
                 .with_unverified_max_age(max_age);
             if let Some(s) = within {
                 p = p.with_keep_within(s);
+            }
+            let setters = [
+                RetentionPolicy::with_keep_within_hourly,
+                RetentionPolicy::with_keep_within_daily,
+                RetentionPolicy::with_keep_within_weekly,
+                RetentionPolicy::with_keep_within_monthly,
+                RetentionPolicy::with_keep_within_yearly,
+            ];
+            for (set, span) in setters.into_iter().zip(within_buckets) {
+                if let Some(s) = span {
+                    p = set(p, s);
+                }
             }
             p
         })
@@ -264,7 +277,8 @@ proptest! {
             "retry": {"max_attempts": 3, "initial_backoff": "5m", "max_backoff": "5m", "max_retry_after": "1h",
                       "deadline": "1d", "jitter": false},
             "retention": {"keep_last": 3, "keep_hourly": -1, "keep_daily": 7, "keep_weekly": 4, "keep_monthly": 12,
-                          "keep_yearly": "unlimited", "keep_within": "1y2m3d4h", "time_zone": "Asia/Seoul",
+                          "keep_yearly": "unlimited", "keep_within": "1y2m3d4h",
+                          "keep_within_daily": "7d", "keep_within_yearly": "9999y", "time_zone": "Asia/Seoul",
                           "min_verified": 1, "unverified_max_age": "1d"},
         })),
         retention in config_value(&serde_json::to_value(
