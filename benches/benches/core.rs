@@ -2,7 +2,9 @@
 //! decisions per second.
 //!
 //! Besides criterion's mean/median, the `notify` bench prints p50/p99/p99.9 of single calls measured in
-//! one run, since the target is a tail latency (p99 ≤ 10 µs).
+//! one run, since the target is a tail latency (p99 ≤ 10 µs). The last bench repeats it with the
+//! reference service's Prometheus recorder installed, so the cost of recording the alert metrics on the
+//! `notify` path is measured, not assumed (issue 14: no measurable cost).
 
 use resee_ops_benches::{bench_notify, notify_tail_latency, runtime};
 use std::hint::black_box;
@@ -94,9 +96,41 @@ fn futures_now<F: std::future::Future>(fut: F) -> F::Output {
     }
 }
 
+/// `notify_latency` again with the Prometheus recorder the reference service installs. Last in the group:
+/// a global recorder cannot be uninstalled, and the dispatcher registers its metric handles when built, so
+/// the stacks are built after the install.
+fn notify_latency_with_metrics(c: &mut Criterion) {
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .expect("the only recorder of this bench binary");
+    resee_ops_core::telemetry::describe();
+    let rt = runtime();
+    let batch = alerts(4096);
+    for (label, capacity) in [
+        ("notify p-latency, queue with room, Prometheus recorder", 1 << 20),
+        ("notify p-latency, queue full, Prometheus recorder", 16),
+    ] {
+        let d = rt.block_on(async { slow_stack(capacity) });
+        notify_tail_latency(&rt, label, &d, &batch, 200_000);
+        rt.block_on(d.shutdown(Duration::ZERO));
+    }
+    let d = rt.block_on(async { slow_stack(1 << 22) });
+    bench_notify(c, &rt, "notify via dispatcher+throttle (5 s receiver), Prometheus recorder", &d, &batch);
+    rt.block_on(d.shutdown(Duration::ZERO));
+    // The figures above include real recording: the recorder saw the accepted and the dropped alerts.
+    let text = handle.render();
+    let value = |prefix: &str| {
+        text.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+    };
+    let accepted = value("resee_ops_alerts_accepted_total ").unwrap_or(0.0);
+    let dropped = value("resee_ops_alerts_dropped_total{reason=\"queue_full\"}").unwrap_or(0.0);
+    assert!(accepted > 0.0 && dropped > 0.0, "the recorder recorded nothing:\n{text}");
+    println!("recorded by the Prometheus recorder: {accepted} accepted, {dropped} dropped (queue full)");
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = notify_latency, throttle_decisions
+    targets = notify_latency, throttle_decisions, notify_latency_with_metrics
 }
 criterion_main!(benches);
