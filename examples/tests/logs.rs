@@ -149,6 +149,31 @@ fn log_channels_writes_text_and_rejects_bad_options_with_exit_2() {
         assert!(String::from_utf8_lossy(&out.stderr).contains(says), "{args:?}: {out:?}");
         assert!(!String::from_utf8_lossy(&out.stdout).contains("writing"), "{args:?}: nothing written: {out:?}");
     }
+    // The environment: LOG_FORMAT=json|text switches the format, RUST_LOG's directives set the level, and
+    // LOG_DIR, LOG_MAX_BYTES and LOG_BACKUPS apply when no option says otherwise.
+    let out = Command::new(example("log_channels"))
+        .env_clear()
+        .current_dir(tmp.path())
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "warn,worker=info")
+        .env("LOG_DIR", "from-env")
+        .env("LOG_MAX_BYTES", "1000")
+        .env("LOG_BACKUPS", "1")
+        .args(["--events", "20"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let dir = tmp.path().join("from-env");
+    let general: Vec<serde_json::Value> = ["general.log.1", "general.log"]
+        .iter()
+        .flat_map(|f| lines(&dir, f))
+        .map(|l| serde_json::from_str(&l).unwrap())
+        .collect();
+    assert!(general.iter().all(|v| v["level"] != "INFO" || v["target"] == "worker"), "RUST_LOG=warn,worker=info");
+    assert!(general.iter().any(|v| v["target"] == "worker"));
+    assert!(!dir.join("general.log.2").exists(), "LOG_BACKUPS=1");
+    assert!(std::fs::metadata(dir.join("general.log.1")).unwrap().len() < 2_000, "LOG_MAX_BYTES=1000");
+
     let help = run(&["--help"]);
     assert!(help.status.success() && String::from_utf8_lossy(&help.stdout).contains("--max-bytes"), "{help:?}");
 }
