@@ -37,6 +37,9 @@ fn transport(b: &Broker) -> CeleryTransport {
     if let Some(steps) = &b.steps {
         t = t.with_priority_steps(steps.iter().copied());
     }
+    if let Some(exchange) = &b.control_exchange {
+        t = t.with_control_exchange(exchange);
+    }
     t
 }
 
@@ -276,6 +279,33 @@ async fn a_busy_solo_worker_does_not_answer_and_its_task_counts_as_unacked() {
         outcome.output.as_deref(),
         Some("no Celery worker answered the ping within 800ms (1 subscribed but did not answer (busy?))")
     );
+    assert_no_ping_leftovers(&b).await;
+}
+
+/// `CeleryTransport::control_exchange` against a real worker started with Celery's `control_exchange`: the
+/// probe with the same exchange finds it (and Celery's own ping agrees); the default exchange does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_control_exchange_is_spoken_as_the_workers_speak_it() {
+    let b = Broker { control_exchange: Some("resee_ctl".into()), ..broker("ctl") };
+    let name = node("ctl");
+    let _w = b.worker(&name, "q-ctl");
+    let matching = probe(&b);
+    assert_eq!(matching.control_channel(), format!("{}/3.resee_ctl.pidbox", b.prefix));
+    let ping = matching.ping().await.unwrap();
+    assert_eq!(ping.workers, std::slice::from_ref(&name), "{ping:?}");
+    assert_eq!(ping.subscribers, 1);
+    assert_eq!(matching.check().await.status, HealthStatus::Up);
+    let only = matching.clone().with_destination([name.clone()]).ping().await.unwrap();
+    assert_eq!(only.workers, std::slice::from_ref(&name));
+
+    let celery: serde_json::Value = serde_json::from_str(&b.run(&["ping", "1"])).unwrap();
+    assert_eq!(celery.as_object().unwrap().keys().collect::<Vec<_>>(), [&name]);
+
+    // The default exchange is another channel: nobody listens there.
+    let default = Broker { control_exchange: None, ..b.clone() };
+    let outcome = probe(&default).with_window(Duration::from_millis(500)).check().await;
+    assert_eq!(outcome.status, HealthStatus::Down, "{outcome:?}");
+    assert_eq!(outcome.observed_value, Some(0.0));
     assert_no_ping_leftovers(&b).await;
 }
 

@@ -81,6 +81,8 @@ pub struct Broker {
     pub prefix: String,
     pub sep: Option<String>,
     pub steps: Option<Vec<u8>>,
+    /// Celery's `control_exchange` (default `celery`).
+    pub control_exchange: Option<String>,
 }
 
 impl Broker {
@@ -91,6 +93,9 @@ impl Broker {
         }
         if let Some(steps) = &self.steps {
             env.push(("RESEE_CELERY_STEPS", steps.iter().map(u8::to_string).collect::<Vec<_>>().join(",")));
+        }
+        if let Some(exchange) = &self.control_exchange {
+            env.push(("RESEE_CELERY_CONTROL_EXCHANGE", exchange.clone()));
         }
         env
     }
