@@ -19,6 +19,15 @@ use std::time::{Duration, Instant};
 
 use resee_ops_logging::{LogFormat, Logging, LoggingConfig};
 
+/// `println!` that ignores a closed standard output (`log_channels | head`) instead of panicking: the
+/// report is for a reader who may have stopped reading.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
@@ -55,7 +64,7 @@ fn run() -> Result<(), String> {
             "--dir" => config = config.with_dir(value("--dir")?),
             "--console" => config = config.with_console(true),
             "-h" | "--help" => {
-                println!(
+                say!(
                     "usage: log_channels [--events N] [--max-bytes BYTES] [--backups N] [--format json|text] [--dir DIR] [--console]\n\n\
                      Writes N events to each log channel (general, error, worker, security) and lists the files.\n\n  \
                      --events N         events per channel [1000]\n  \
@@ -76,7 +85,7 @@ fn run() -> Result<(), String> {
     let dir = config.dir.clone();
     let (format, max_bytes, backups) = (config.format, config.max_bytes, config.backups);
     let guard = Logging::new(config).init().map_err(|e| e.to_string())?;
-    println!(
+    say!(
         "writing {events} events to each channel in {} ({} format, rotation at {} bytes, {} backups)",
         dir.display(),
         format,
@@ -104,9 +113,9 @@ fn run() -> Result<(), String> {
         return Err("the log writers did not finish within 30 s".to_owned());
     }
     let total = started.elapsed();
-    println!("{} events queued in {queued:.2?}, all written in {total:.2?}", events * 4);
+    say!("{} events queued in {queued:.2?}, all written in {total:.2?}", events * 4);
     for s in stats.stats() {
-        println!("  {:<9} written {:>8}  dropped {:>3}  failed {:>3}", s.name, s.written, s.dropped, s.failed);
+        say!("  {:<9} written {:>8}  dropped {:>3}  failed {:>3}", s.name, s.written, s.dropped, s.failed);
     }
 
     let mut files: Vec<_> = std::fs::read_dir(&dir)
@@ -115,15 +124,15 @@ fn run() -> Result<(), String> {
         .filter_map(|e| Some((e.file_name().into_string().ok()?, e.metadata().ok()?.len())))
         .collect();
     files.sort();
-    println!("files in {}:", dir.display());
+    say!("files in {}:", dir.display());
     for (name, size) in &files {
-        println!("  {name:<18} {size:>10} bytes");
+        say!("  {name:<18} {size:>10} bytes");
     }
     // The last error and the last security event, their secrets masked.
     for (file, needle) in [("error.log", "backup failed"), ("security.log", "login failed")] {
         if let Ok(text) = std::fs::read_to_string(dir.join(file)) {
             let last = text.lines().rev().find(|l| l.contains(needle)).unwrap_or_default();
-            println!("last {needle:?} in {file}:\n  {last}");
+            say!("last {needle:?} in {file}:\n  {last}");
         }
     }
     Ok(())

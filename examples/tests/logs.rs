@@ -174,6 +174,19 @@ fn log_channels_writes_text_and_rejects_bad_options_with_exit_2() {
     assert!(!dir.join("general.log.2").exists(), "LOG_BACKUPS=1");
     assert!(std::fs::metadata(dir.join("general.log.1")).unwrap().len() < 2_000, "LOG_MAX_BYTES=1000");
 
+    // A reader that stopped reading (`log_channels | head -1`): the report is cut, the run still succeeds.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(example("log_channels"))
+        .env_clear()
+        .current_dir(tmp.path())
+        .args(["--events", "3", "--dir", "closed-stdout"])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(tmp.path().join("closed-stdout/general.log").exists());
+
     let help = run(&["--help"]);
     assert!(help.status.success() && String::from_utf8_lossy(&help.stdout).contains("--max-bytes"), "{help:?}");
 }
