@@ -67,6 +67,12 @@ pub(crate) fn pg_dump_not_found(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::NotFound, message).with_code(codes::PG_DUMP_NOT_FOUND)
 }
 
+/// A client tool (`pg_dump`, `psql`) that could not be started: the OS error is the source and is not
+/// repeated in the message, so `{:#}` prints it once (issue 16, point 19).
+pub(crate) fn cannot_start(path: &std::path::Path, err: std::io::Error) -> Error {
+    pg_dump_not_found(format!("cannot start {}", path.display())).with_source(err)
+}
+
 pub(crate) fn pg_dump_too_old(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidConfig, message).with_code(codes::PG_DUMP_TOO_OLD)
 }

@@ -58,9 +58,7 @@ pub(crate) async fn try_lock(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| {
-        crate::error::pg_dump_not_found(format!("cannot start {}: {e}", psql.path.display())).with_source(e)
-    })?;
+    let mut child = cmd.spawn().map_err(|e| crate::error::cannot_start(&psql.path, e))?;
     let (Some(mut stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
         return Err(BackupError::new(ErrorKind::Io, "psql started without its pipes"));

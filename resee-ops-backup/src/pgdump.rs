@@ -144,7 +144,7 @@ async fn probe(path: &Path) -> Result<PgDump> {
     })
     .await
     .map_err(|e| error::pg_dump_not_found(format!("pg_dump probe failed: {e}")))?
-    .map_err(|e| error::pg_dump_not_found(format!("cannot run {}: {e}", path.display())).with_source(e))?;
+    .map_err(|e| error::cannot_start(path, e))?;
     let text = String::from_utf8_lossy(&out.stdout);
     let version = PgVersion::parse(&text).filter(|_| out.status.success()).ok_or_else(|| {
         error::pg_dump_not_found(format!(
@@ -303,9 +303,7 @@ pub(crate) fn spawn(
         cmd.arg(arg);
     }
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| {
-        error::pg_dump_not_found(format!("cannot start {}: {e}", pg_dump.path.display())).with_source(e)
-    })?;
+    let mut child = cmd.spawn().map_err(|e| error::cannot_start(&pg_dump.path, e))?;
     let stdout = child.stdout.take().ok_or_else(|| BackupError::new(ErrorKind::Io, "pg_dump has no stdout"))?;
     let stderr = child.stderr.take().ok_or_else(|| BackupError::new(ErrorKind::Io, "pg_dump has no stderr"))?;
     let stderr = capture_stderr(stderr);
@@ -475,6 +473,20 @@ pub(crate) fn classify(how: &str, stderr: &str) -> BackupError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Point 19: a `pg_dump` that cannot be started prints the OS error once: it is the source, not also
+    /// part of the message.
+    #[tokio::test]
+    async fn a_pg_dump_that_cannot_start_prints_its_cause_once() {
+        use std::error::Error as _;
+        let err = locate(Some(Path::new("/nonexistent/resee-ops/pg_dump"))).await.unwrap_err();
+        assert_eq!(err.code(), Some(error::codes::PG_DUMP_NOT_FOUND));
+        let cause = err.source().expect("the OS error is the source").to_string();
+        assert!(!err.to_string().contains(&cause), "the cause is in the message too: {err}");
+        let chain = format!("{err:#}");
+        assert_eq!(chain.matches(&cause).count(), 1, "{chain}");
+        assert_eq!(chain, format!("not_found: cannot start /nonexistent/resee-ops/pg_dump (pg_dump_not_found): {cause}"));
+    }
 
     /// Point 14: a lock wait past what the server's timeout settings hold (`Duration::MAX` included) is no
     /// limit, not an argument pg_dump would fail on.

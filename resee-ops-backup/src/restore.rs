@@ -331,9 +331,7 @@ impl Restorer {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let mut child = cmd.spawn().map_err(|e| {
-            error::pg_dump_not_found(format!("cannot start {}: {e}", psql.path.display())).with_source(e)
-        })?;
+        let mut child = cmd.spawn().map_err(|e| error::cannot_start(&psql.path, e))?;
         let stderr = pgdump::capture_stderr(child.stderr.take().expect("stderr is piped"));
         let mut stdin = child.stdin.take().expect("stdin is piped");
 
@@ -536,9 +534,7 @@ impl Db<'_> {
             cmd.arg("--set").arg(format!("{k}={v}"));
         }
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
-        let mut child = cmd.spawn().map_err(|e| {
-            error::pg_dump_not_found(format!("cannot start {}: {e}", self.psql.path.display())).with_source(e)
-        })?;
+        let mut child = cmd.spawn().map_err(|e| error::cannot_start(&self.psql.path, e))?;
         let mut stdin = child.stdin.take().expect("stdin is piped");
         stdin.write_all(sql.as_bytes()).await.map_err(|e| BackupError::io("cannot write to psql", e))?;
         drop(stdin);
