@@ -30,7 +30,7 @@ fn kind(o: &NotifyOutcome) -> &'static str {
 }
 
 #[tokio::test]
-async fn fifty_identical_alerts_send_one() {
+async fn rule_the_same_state_inside_the_window_is_a_duplicate_and_suppressed() {
     let (inbox, _clock, n) = stack();
     let mut outcomes = Vec::new();
     for _ in 0..50 {
@@ -54,7 +54,7 @@ async fn measured_values_do_not_defeat_the_throttle() {
 }
 
 #[tokio::test]
-async fn an_escalation_passes_inside_the_window() {
+async fn rule_an_escalation_is_a_firing_inside_the_window() {
     let (inbox, clock, n) = stack();
     let disk = |severity, pct: u32| {
         Alert::new("disk_usage", severity, format!("Disk usage {pct} %")).with_label("path", "/data")

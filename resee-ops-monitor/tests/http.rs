@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use resee_ops_core::testing::{StaticProbe, services};
+use resee_ops_core::testing::{ManualClock, StaticProbe, services};
 use resee_ops_core::{CheckGroup, HealthRegistry, ProbeOutcome, Registration};
 use resee_ops_monitor::http::{EndpointConfig, HEALTH_JSON, router};
 use resee_ops_monitor::{HealthMonitor, PostgresProbeConfig, RedisConfig};
@@ -74,6 +74,37 @@ async fn status_codes_and_shape_follow_the_cached_report() {
     assert_eq!(response.headers()["cache-control"], "no-store");
     let response = reqwest::get(format!("{base}/health")).await.unwrap();
     assert_eq!(response.status().as_u16(), 404);
+}
+
+/// Alert semantics, rule 6, on the wire: past the report's maximum age (default three intervals) readiness
+/// answers 503 `fail` with the reason in `output`, not the old "pass"; liveness is not affected.
+#[tokio::test]
+async fn rule_a_stale_report_makes_readiness_answer_503_with_a_reason() {
+    let clock = ManualClock::new();
+    let db = StaticProbe::new("database", ProbeOutcome::up());
+    let monitor = HealthMonitor::builder(HealthRegistry::new().with_registration(Registration::new(db)))
+        .with_interval(Duration::from_secs(30))
+        .with_clock(clock.shared())
+        .build()
+        .unwrap();
+    let base = serve(&monitor, EndpointConfig::default()).await;
+    let ready = format!("{base}/health/ready");
+    monitor.run_once().await;
+    clock.advance(Duration::from_secs(90));
+    let (code, _, body) = get(&ready).await;
+    assert_eq!((code, body["status"].as_str()), (200, Some("pass")), "90 s old: still fresh");
+
+    clock.advance(Duration::from_secs(1));
+    let (code, content_type, body) = get(&ready).await;
+    assert_eq!((code, content_type.as_str(), body["status"].as_str()), (503, HEALTH_JSON, Some("fail")));
+    let why = body["output"].as_str().unwrap_or_default();
+    assert!(why.starts_with("stale: "), "the answer says why: {body}");
+    let (code, _, body) = get(&format!("{base}/health/live")).await;
+    assert_eq!((code, body["status"].as_str()), (200, Some("pass")), "liveness is not readiness");
+
+    monitor.run_once().await;
+    let (code, _, _) = get(&ready).await;
+    assert_eq!(code, 200, "fresh again after a cycle");
 }
 
 #[tokio::test]

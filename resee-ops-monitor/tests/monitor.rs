@@ -111,8 +111,10 @@ async fn a_damped_check_says_why_it_still_passes() {
     assert_eq!(check.output.as_deref(), Some("fail (1 of 3 before down): connection refused"));
 }
 
+/// Alert semantics, rule 1: a firing is sent when a probe's damped state turns failing and again when it
+/// escalates; the same state on the next cycles sends nothing; fingerprints are stable.
 #[tokio::test(start_paused = true)]
-async fn alerts_are_sent_exactly_on_transitions_with_stable_fingerprints() {
+async fn rule_a_firing_is_sent_when_the_state_turns_failing_and_again_when_it_escalates() {
     let db = StaticProbe::new("database", up());
     let redis = StaticProbe::new("redis", up());
     let workers = StaticProbe::new("workers", up().with_observed(2.0, "workers"));
@@ -539,10 +541,10 @@ async fn a_probe_in_both_groups_runs_once_per_cycle() {
     assert_eq!(monitor.report(CheckGroup::Readiness).unwrap().checks.len(), 1);
 }
 
-/// Stale health is not health: past its maximum age (default three intervals) the cached readiness
-/// report answers `fail` with a reason.
+/// Alert semantics, rule 6: stale health is not health: past its maximum age (default three intervals)
+/// the cached readiness report answers `fail` with a reason (`tests/http.rs` checks the 503 on the wire).
 #[tokio::test(start_paused = true)]
-async fn a_stale_report_fails_readiness_with_a_reason() {
+async fn rule_a_stale_report_fails_readiness_with_a_reason() {
     let clock = ManualClock::new();
     let monitor = HealthMonitor::builder(
         HealthRegistry::new().with_registration(Registration::new(StaticProbe::new("database", up()))),
