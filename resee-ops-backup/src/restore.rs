@@ -484,11 +484,11 @@ pub async fn run_restore_test(restorer: &Restorer, notifier: Option<&dyn Notifie
     match &result {
         Ok(r) => tracing::info!(backup = %r.backup, tables = r.tables, rows = r.rows, "restore test passed"),
         Err(e) => {
-            tracing::error!(error = %e, "restore test failed");
+            tracing::error!(error = %format_args!("{e:#}"), "restore test failed");
             if let Some(n) = notifier {
-                let alert = Alert::new(alert_names::RESTORE_TEST_FAILED, Severity::Error, "🔴 Restore test failed")
+                let alert = Alert::new(alert_names::RESTORE_TEST_FAILED, Severity::Error, "Restore test failed")
                     .with_source(ALERT_SOURCE)
-                    .with_text(e.to_string())
+                    .with_text(format!("{e:#}"))
                     .with_field("Kind", e.kind().as_str());
                 let delivery = n.notify(&alert).await;
                 if !delivery.is_ok() {

@@ -187,6 +187,9 @@ async fn the_restore_test_passes_on_a_good_backup_and_fails_loudly_on_a_damaged_
     let alerts = notifier.alerts();
     assert_eq!(alerts.len(), 2);
     assert!(alerts.iter().all(|a| a.name == alert_names::RESTORE_TEST_FAILED), "{alerts:?}");
+    // Issue 16, point 4: the title is plain text; the level's emoji belongs to the renderer (Slack adds 🔴).
+    assert!(alerts.iter().all(|a| a.title == "Restore test failed" && a.title.is_ascii()), "{alerts:?}");
+    assert!(alerts[0].text.contains("sales.orders: 5000 rows"), "{alerts:?}");
     let leftovers = psql(&server_url(), "SELECT count(*) FROM pg_database WHERE datname LIKE 'resee_restore_test_%'");
     assert_eq!(leftovers, "0", "no scratch database is left behind");
 }
