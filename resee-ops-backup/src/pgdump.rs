@@ -485,7 +485,10 @@ mod tests {
         assert!(!err.to_string().contains(&cause), "the cause is in the message too: {err}");
         let chain = format!("{err:#}");
         assert_eq!(chain.matches(&cause).count(), 1, "{chain}");
-        assert_eq!(chain, format!("not_found: cannot start /nonexistent/resee-ops/pg_dump (pg_dump_not_found): {cause}"));
+        assert_eq!(
+            chain,
+            format!("not_found: cannot start /nonexistent/resee-ops/pg_dump (pg_dump_not_found): {cause}")
+        );
     }
 
     /// Point 14: a lock wait past what the server's timeout settings hold (`Duration::MAX` included) is no
