@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use resee_ops_core::testing::{ManualClock, RecordingNotifier};
 use resee_ops_core::{
-    Alert, Error, ErrorKind, Fingerprint, InMemoryThrottleStore, Notifier, NotifyOutcome, Severity, ThrottleEntry,
+    Alert, Error, ErrorKind, FanOut, Fingerprint, InMemoryThrottleStore, Notifier, NotifyOutcome, Severity, ThrottleEntry,
     ThrottleStore, Throttled,
 };
 
@@ -233,6 +233,19 @@ async fn throttle_state_stays_bounded_resolved_and_quiet_fingerprints_are_evicte
     assert_eq!(kind(&n.notify(&open.resolved()).await), "delivered", "a fingerprint still reported is kept");
     assert_eq!(format!("{store:?}"), format!("InMemoryThrottleStore {{ entries: {} }}", store.len()));
     assert!(!format!("{n:?}").contains("last_fired"), "Debug never dumps the entries: {n:?}");
+}
+
+/// Point 5: `Debug` of a fan-out names how many branches it has, never the branches (a recording branch
+/// holds every alert it saw; a dispatcher logs its inner notifier's `Debug`).
+#[tokio::test]
+async fn debug_of_a_fan_out_never_dumps_its_branches() {
+    let inbox = RecordingNotifier::new();
+    let fan = FanOut::new(Vec::new()).with_branch(inbox.clone()).with_branch(Arc::new(inbox.clone()));
+    for i in 0..100 {
+        fan.notify(&db_down().with_label("i", i.to_string())).await;
+    }
+    assert_eq!(inbox.alerts().len(), 200);
+    assert_eq!(format!("{fan:?}"), "FanOut { branches: 2 }");
 }
 
 #[tokio::test]
