@@ -71,6 +71,8 @@
 //! assert!(!err.to_string().contains("secret"));
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod backup;
 mod catalog;
 mod codec;
@@ -108,6 +110,7 @@ pub use retention::{
     RetentionPolicy,
 };
 #[cfg(feature = "s3")]
+#[cfg_attr(docsrs, doc(cfg(feature = "s3")))]
 pub use s3::{S3Config, S3Encryption, S3Target, S3TargetBuilder};
 pub use verify::{DUMP_TRAILER, Manifest, Verification, verify_artifact};
 
