@@ -6,8 +6,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use resee_ops_core::testing::{ManualClock, RecordingNotifier};
 use resee_ops_core::{
-    Alert, Error, ErrorKind, FanOut, Fingerprint, InMemoryThrottleStore, Notifier, NotifyOutcome, Severity, ThrottleEntry,
-    ThrottleStore, Throttled,
+    Alert, Error, ErrorKind, FanOut, Fingerprint, InMemoryThrottleStore, Notifier, NotifyOutcome, Severity,
+    ThrottleEntry, ThrottleStore, Throttled,
 };
 
 const WINDOW: Duration = Duration::from_secs(600);

@@ -208,6 +208,8 @@ pub trait WindowedSource: MetricSource {
 #[derive(Debug)]
 pub(crate) struct LastValue<M>(pub(crate) M);
 
+// A wrapper forwards every method, defaults included (issue 16, point 17).
+#[deny(clippy::missing_trait_methods)]
 #[async_trait]
 impl<M: MetricSource> MetricSource for LastValue<M> {
     fn name(&self) -> &str {
