@@ -14,6 +14,16 @@ use serde::{Deserialize, Serialize};
 /// let s: Severity = serde_json::from_str("\"critical\"").unwrap();
 /// assert_eq!(s, Severity::Error);
 /// ```
+///
+/// `#[non_exhaustive]`: a level may be added in a minor release, so a `match` outside this crate needs a
+/// `_` arm; naming every level is not enough:
+///
+/// ```compile_fail,E0004
+/// use resee_ops_core::Severity;
+/// fn rank(s: Severity) -> u8 {
+///     match s { Severity::Info => 0, Severity::Success => 1, Severity::Warning => 2, Severity::Error => 3 }
+/// }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
@@ -51,6 +61,15 @@ impl fmt::Display for Severity {
 }
 
 /// Whether an alert reports a problem or its end.
+///
+/// `#[non_exhaustive]`: a `match` outside this crate needs a `_` arm.
+///
+/// ```compile_fail,E0004
+/// use resee_ops_core::AlertStatus;
+/// fn open(s: AlertStatus) -> bool {
+///     match s { AlertStatus::Firing => true, AlertStatus::Resolved => false }
+/// }
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]

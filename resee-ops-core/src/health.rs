@@ -18,6 +18,15 @@ use serde::{Deserialize, Serialize};
 /// assert_eq!(worst, HealthStatus::Degraded);
 /// assert_eq!(HealthStatus::Down.as_health_json(), "fail");
 /// ```
+///
+/// `#[non_exhaustive]`: a `match` outside this crate needs a `_` arm.
+///
+/// ```compile_fail,E0004
+/// use resee_ops_core::HealthStatus;
+/// fn ok(s: HealthStatus) -> bool {
+///     match s { HealthStatus::Up => true, HealthStatus::Degraded | HealthStatus::Unknown | HealthStatus::Down => false }
+/// }
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]

@@ -112,6 +112,22 @@ impl Registration {
 }
 
 /// The result of one probe in a [`HealthReport`].
+///
+/// `#[non_exhaustive]`: outside this crate it is built with [`CheckResult::new`], not a struct literal,
+/// so a field may be added in a minor release.
+///
+/// ```compile_fail,E0639
+/// use resee_ops_core::{CheckResult, HealthStatus};
+/// let r = CheckResult {
+///     status: HealthStatus::Up,
+///     observed_value: None,
+///     observed_unit: None,
+///     output: None,
+///     time: chrono::Utc::now(),
+///     duration: std::time::Duration::ZERO,
+///     critical: true,
+/// };
+/// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
