@@ -7,8 +7,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// A secret string: a password, a token. `Debug`, `Display` and `Serialize` print `***`; the only way to
 /// the value is [`expose`](Self::expose), which says at the call site that a secret leaves its wrapper.
 ///
-/// Every secret of the workspace (database and Redis passwords, the Slack webhook URL) uses this type, or
-/// wraps it, with the same accessor name.
+/// Every secret string of the workspace is this type: database and Redis passwords (inside
+/// [`ConnectionUrl`](crate::ConnectionUrl)), S3 keys and session tokens. The Slack `WebhookUrl` is a
+/// validated URL that is secret as a whole: it keeps the parsed URL instead, prints only its host and has
+/// the same one accessor, `expose()`.
 ///
 /// ```
 /// use resee_ops_core::Secret;
