@@ -113,7 +113,8 @@ pub use metrics::request::{OTHER_ROUTES, QUANTILE_RELATIVE_ERROR, RequestStats, 
 pub use metrics::scalar::{PostgresScalar, PostgresScalarConfig};
 pub use metrics::window::{DEFAULT_GRANULARITY, DEFAULT_RETENTION, MAX_BUCKETS};
 pub use monitor::{
-    AlertMode, AlertText, FLAPPING_ALERT_NAME, HEALTH_ALERT_NAME, HealthMonitor, HealthMonitorBuilder, MonitorConfig,
+    AlertMode, AlertText, FLAPPING_ALERT_NAME, HEALTH_ALERT_NAME, HealthMonitor, HealthMonitorBuilder, MIN_INTERVAL,
+    MonitorConfig,
 };
 pub use periodic::MonitorHandle;
 pub use probe::celery::{

@@ -17,6 +17,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::MonitorError;
+
+/// The shortest interval the health monitor and the rule evaluator accept: a shorter one would keep a core
+/// busy checking (a 1 ns interval spins) without telling anyone anything new.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
 use crate::error::invalid_config;
 use crate::periodic::MonitorHandle;
 
@@ -137,8 +141,11 @@ impl MonitorConfig {
     }
 
     fn validate(&self) -> Result<(), MonitorError> {
-        if self.interval.is_zero() {
-            return Err(invalid_config("monitor interval must be above zero"));
+        if self.interval < MIN_INTERVAL {
+            return Err(invalid_config(format!(
+                "monitor interval must be at least {MIN_INTERVAL:?}, not {:?}",
+                self.interval
+            )));
         }
         if self.failures_before_down == 0 || self.passes_before_up == 0 {
             return Err(invalid_config("failures_before_down and passes_before_up must be at least 1"));
@@ -339,7 +346,7 @@ impl HealthMonitorBuilder {
         self
     }
 
-    /// Sets the interval between cycles.
+    /// Sets the interval between cycles (at least [`MIN_INTERVAL`]).
     pub fn with_interval(mut self, interval: Duration) -> Self {
         self.config.interval = interval;
         self

@@ -523,6 +523,10 @@ fn invalid_configurations_are_rejected() {
     assert!(b().with_failures_before_down(0).build().is_err());
     assert!(b().with_passes_before_up(0).build().is_err());
     assert!(b().with_interval(Duration::ZERO).build().is_err());
+    // A tiny interval would spin a core: refused with a clear error; the minimum itself is fine.
+    let err = b().with_interval(Duration::from_nanos(1)).build().unwrap_err();
+    assert!(err.to_string().contains("monitor interval must be at least 10ms, not 1ns"), "{err}");
+    assert!(b().with_interval(resee_ops_monitor::MIN_INTERVAL).build().is_ok());
     assert!(b().build().is_ok());
     let d = MonitorConfig::default();
     assert_eq!((d.interval, d.failures_before_down, d.passes_before_up), (Duration::from_secs(30), 3, 2));

@@ -608,6 +608,13 @@ fn configuration_errors_name_the_rule_and_the_field() {
     assert!(err.contains("rule `queue_length`: field `name`: another rule has the same name"), "{err}");
     let err = build_err([Rule::new("r10", "queue", Measure::Last).with_above(1.0).with_clear_threshold(f64::INFINITY)]);
     assert!(err.contains("rule `r10`: field `clear_threshold`"), "{err}");
+    // An interval that would spin a core is refused by name; the minimum itself builds.
+    let with_interval = |every: Duration| {
+        RuleEvaluator::builder().with_metric("queue", Gauge::new(1.0)).with_rules([rule()]).with_interval(every).build()
+    };
+    let err = with_interval(Duration::from_nanos(1)).unwrap_err().to_string();
+    assert!(err.contains("rule evaluator: interval must be at least 10ms, not 1ns"), "{err}");
+    assert!(with_interval(resee_ops_monitor::MIN_INTERVAL).is_ok());
 }
 
 #[test]

@@ -170,7 +170,7 @@ impl RuleEvaluatorBuilder {
         self
     }
 
-    /// Sets the time between evaluations (default 30 s).
+    /// Sets the time between evaluations (default 30 s; at least [`MIN_INTERVAL`](crate::MIN_INTERVAL)).
     pub fn with_interval(mut self, interval: Duration) -> Self {
         self.interval = interval;
         self
@@ -224,8 +224,12 @@ impl RuleEvaluatorBuilder {
     /// field: an unknown source, a measure the source cannot answer, a NaN threshold, a quantile outside
     /// (0, 1), a window of zero or longer than the source keeps, a duplicate name.
     pub fn build(self) -> Result<RuleEvaluator, MonitorError> {
-        if self.interval.is_zero() {
-            return Err(crate::error::invalid_config("rule evaluator: interval must be above zero"));
+        if self.interval < crate::MIN_INTERVAL {
+            return Err(crate::error::invalid_config(format!(
+                "rule evaluator: interval must be at least {:?}, not {:?}",
+                crate::MIN_INTERVAL,
+                self.interval
+            )));
         }
         let mut sources: Vec<(String, SourceEntry)> = self.sources.into_iter().collect();
         sources.sort_by(|a, b| a.0.cmp(&b.0));
