@@ -260,6 +260,13 @@ fn heartbeat_configs_are_validated() {
     assert!(HeartbeatConfig::new("").build(&r).is_err());
     assert!(HeartbeatConfig::new("a b").build(&r).is_err());
     assert!(HeartbeatConfig::new("w").with_interval(Duration::from_secs(30)).build(&r).is_err(), "interval >= ttl");
+    // A refresh loop faster than MIN_INTERVAL would spin against Redis: refused, naming the minimum.
+    let tiny = HeartbeatConfig::new("w").with_ttl(Duration::from_millis(1)).with_interval(Duration::from_nanos(1));
+    let err = tiny.build(&r).unwrap_err().to_string();
+    assert!(err.contains("heartbeat interval (1ns) must be at least 10ms and below the TTL (1ms)"), "{err}");
+    let fine =
+        HeartbeatConfig::new("w").with_ttl(Duration::from_millis(20)).with_interval(resee_ops_monitor::MIN_INTERVAL);
+    assert!(fine.build(&r).is_ok());
     let cfg: HeartbeatConfig = serde_json::from_str(r#"{"worker_id": "w9", "ttl": "1m", "interval": "20s"}"#).unwrap();
     let hb = cfg.build(&r).unwrap();
     assert_eq!((hb.key(), hb.worker_id()), ("resee:heartbeats", "w9"));

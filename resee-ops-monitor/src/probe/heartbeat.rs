@@ -81,7 +81,7 @@ impl HeartbeatConfig {
         self
     }
 
-    /// Sets the refresh interval.
+    /// Sets the refresh interval (at least [`MIN_INTERVAL`](crate::MIN_INTERVAL), below the TTL).
     pub fn with_interval(mut self, interval: Duration) -> Self {
         self.interval = interval;
         self
@@ -102,10 +102,12 @@ impl HeartbeatConfig {
                 self.worker_id
             )));
         }
-        if self.ttl < Duration::from_millis(1) || self.interval.is_zero() || self.interval >= self.ttl {
+        if self.interval < crate::MIN_INTERVAL || self.interval >= self.ttl {
             return Err(invalid_config(format!(
-                "heartbeat interval ({:?}) must be above zero and below the TTL ({:?})",
-                self.interval, self.ttl
+                "heartbeat interval ({:?}) must be at least {:?} and below the TTL ({:?})",
+                self.interval,
+                crate::MIN_INTERVAL,
+                self.ttl
             )));
         }
         if self.key.is_empty() {
