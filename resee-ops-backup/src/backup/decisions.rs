@@ -82,6 +82,16 @@ fn creating_into(t: &mut MockTarget, store: &InMemoryBackupTarget, times: usize)
     t.expect_create().times(times).returning(move |name| now(store.create(name)));
 }
 
+/// Expects, first in `order`, the artifact's `create`, written into `store`.
+fn expect_artifact_first(t: &mut MockTarget, store: &InMemoryBackupTarget, order: &mut Sequence) {
+    let store = store.clone();
+    t.expect_create()
+        .with(function(|n: &ArtifactName| n.as_str() == FILE))
+        .times(1)
+        .in_sequence(order)
+        .returning(move |name| now(store.create(name)));
+}
+
 fn backup(target: MockTarget, receiver: MockReceiver) -> PgDumpBackup {
     let clock = ManualClock::at(Utc.with_ymd_and_hms(2026, 12, 1, 3, 0, 0).unwrap());
     let mut backup = PgDumpBackup::builder()
@@ -100,8 +110,15 @@ fn backup(target: MockTarget, receiver: MockReceiver) -> PgDumpBackup {
     backup
 }
 
-fn named(name: &'static str) -> impl Fn(&Alert) -> bool + Send + 'static {
-    move |a: &Alert| a.name == name
+/// A receiver expecting exactly one alert, named `name`, and delivering it.
+fn delivering_once(name: &'static str) -> MockReceiver {
+    let mut receiver = MockReceiver::new();
+    receiver
+        .expect_notify()
+        .with(function(move |a: &Alert| a.name == name))
+        .times(1)
+        .returning(|_| NotifyOutcome::Delivered);
+    receiver
 }
 
 /// Rule: a temporary failure is retried by the `RetryPolicy` (by default one attempt plus three retries,
@@ -145,12 +162,7 @@ async fn a_permanent_failure_gives_up_at_once_with_one_failure_report() {
     t.expect_create()
         .times(1)
         .returning(|_| Err(Error::new(ErrorKind::PermissionDenied, "Access Denied").with_temporary(false)));
-    let mut receiver = MockReceiver::new();
-    receiver
-        .expect_notify()
-        .with(function(named(alert_names::FAILED)))
-        .times(1)
-        .returning(|_| NotifyOutcome::Delivered);
+    let receiver = delivering_once(alert_names::FAILED);
     let outcome = backup(t, receiver).run().await;
 
     assert_eq!(t0.elapsed(), Duration::ZERO);
@@ -166,12 +178,7 @@ async fn a_failing_sweep_only_warns_and_the_backup_still_succeeds() {
     let store = InMemoryBackupTarget::new();
     let mut t = target(Err(Error::new(ErrorKind::Unavailable, "cannot list the staging area").with_temporary(true)));
     creating_into(&mut t, &store, 2);
-    let mut receiver = MockReceiver::new();
-    receiver
-        .expect_notify()
-        .with(function(named(alert_names::SUCCEEDED)))
-        .times(1)
-        .returning(|_| NotifyOutcome::Delivered);
+    let receiver = delivering_once(alert_names::SUCCEEDED);
     let outcome = backup(t, receiver).run().await;
 
     assert!(outcome.is_success(), "{:?}", outcome.error);
@@ -185,12 +192,7 @@ async fn a_success_reports_its_status_filename_and_size() {
     let store = InMemoryBackupTarget::new();
     let mut t = target(Ok(0));
     let mut order = Sequence::new();
-    let artifact = store.clone();
-    t.expect_create()
-        .with(function(|n: &ArtifactName| n.as_str() == FILE))
-        .times(1)
-        .in_sequence(&mut order)
-        .returning(move |name| now(artifact.create(name)));
+    expect_artifact_first(&mut t, &store, &mut order);
     let manifest = store.clone();
     t.expect_create()
         .with(function(|n: &ArtifactName| n.as_str() == format!("{FILE}.manifest.json")))
@@ -226,12 +228,7 @@ async fn a_manifest_that_cannot_be_written_unpublishes_the_artifact() {
     let store = InMemoryBackupTarget::new();
     let mut t = target(Ok(0));
     let mut order = Sequence::new();
-    let artifact = store.clone();
-    t.expect_create()
-        .with(function(|n: &ArtifactName| n.as_str() == FILE))
-        .times(1)
-        .in_sequence(&mut order)
-        .returning(move |name| now(artifact.create(name)));
+    expect_artifact_first(&mut t, &store, &mut order);
     t.expect_create()
         .with(function(|n: &ArtifactName| n.as_str().ends_with(".manifest.json")))
         .times(1)
@@ -243,12 +240,7 @@ async fn a_manifest_that_cannot_be_written_unpublishes_the_artifact() {
         .times(1)
         .in_sequence(&mut order)
         .returning(move |name| now(removed.delete(name)));
-    let mut receiver = MockReceiver::new();
-    receiver
-        .expect_notify()
-        .with(function(named(alert_names::FAILED)))
-        .times(1)
-        .returning(|_| NotifyOutcome::Delivered);
+    let receiver = delivering_once(alert_names::FAILED);
     let outcome = backup(t, receiver).run().await;
 
     assert_eq!((outcome.report.status, outcome.report.attempts), (BackupStatus::Failed, 1));
