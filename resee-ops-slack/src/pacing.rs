@@ -89,11 +89,10 @@ mod tests {
 
     use super::*;
 
-    #[tokio::test(start_paused = true)]
-    async fn burst_then_one_per_interval() {
-        let pacer = Arc::new(Pacer::new(Duration::from_secs(1), 3));
+    /// `n` tasks each acquiring a slot and answering how long after now they got it.
+    fn acquirers(pacer: &Arc<Pacer>, n: usize) -> Vec<tokio::task::JoinHandle<Duration>> {
         let t0 = Instant::now();
-        let tasks: Vec<_> = (0..100)
+        (0..n)
             .map(|_| {
                 let pacer = pacer.clone();
                 tokio::spawn(async move {
@@ -101,12 +100,23 @@ mod tests {
                     Instant::now() - t0
                 })
             })
-            .collect();
+            .collect()
+    }
+
+    async fn sorted_times(tasks: Vec<tokio::task::JoinHandle<Duration>>) -> Vec<Duration> {
         let mut times = Vec::new();
         for t in tasks {
             times.push(t.await.unwrap());
         }
         times.sort();
+        times
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn burst_then_one_per_interval() {
+        let pacer = Arc::new(Pacer::new(Duration::from_secs(1), 3));
+        let tasks = acquirers(&pacer, 100);
+        let times = sorted_times(tasks).await;
         assert_eq!(&times[..3], &[Duration::ZERO; 3], "the burst passes at once");
         for (i, t) in times.iter().enumerate().skip(3) {
             assert_eq!(*t, Duration::from_secs(i as u64 - 2), "send {i} comes one interval after the previous");
@@ -148,23 +158,10 @@ mod tests {
         // Slots at 0, 0, 0, 1, 2, …, 7 are reserved before a Retry-After of 30 s arrives at 0.5 s: nothing
         // goes out between 0.5 s and 30.5 s, and after the hold the sends are paced again, one per second.
         let pacer = Arc::new(Pacer::new(Duration::from_secs(1), 3));
-        let t0 = Instant::now();
-        let tasks: Vec<_> = (0..10)
-            .map(|_| {
-                let pacer = pacer.clone();
-                tokio::spawn(async move {
-                    pacer.acquire().await;
-                    Instant::now() - t0
-                })
-            })
-            .collect();
+        let tasks = acquirers(&pacer, 10);
         tokio::time::sleep(Duration::from_millis(500)).await;
         pacer.hold_until(Instant::now() + Duration::from_secs(30));
-        let mut times = Vec::new();
-        for t in tasks {
-            times.push(t.await.unwrap());
-        }
-        times.sort();
+        let times = sorted_times(tasks).await;
         assert_eq!(&times[..3], &[Duration::ZERO; 3], "the burst left before the hold");
         let hold_end = Duration::from_millis(30_500);
         assert!(times[3..].iter().all(|t| *t >= hold_end), "nothing sent inside the hold: {times:?}");
