@@ -144,6 +144,18 @@ impl Shared {
         // A panic while the lock is held cannot leave `Pending` inconsistent (pushes are whole lines).
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Stops taking lines: those still pending and every later one are counted as dropped, and lossless
+    /// callers stop waiting for room that would never come.
+    fn close(&self) {
+        let mut pending = self.lock();
+        pending.closed = true;
+        let late = pending.lines.len() as u64;
+        pending.lines.clear();
+        drop(pending);
+        self.counters.dropped.fetch_add(late, Ordering::Relaxed);
+        self.room.notify_all();
+    }
 }
 
 /// What one sink has done so far.
@@ -359,19 +371,12 @@ struct Writer {
     shared: Arc<Shared>,
 }
 
-/// Closes the sink when the writer's thread ends, however it ends: later lines are counted as dropped and
-/// lossless callers stop waiting for room that would never come.
+/// Closes the sink when the writer's thread ends, however it ends (see [`Shared::close`]).
 struct CloseOnExit(Arc<Shared>);
 
 impl Drop for CloseOnExit {
     fn drop(&mut self) {
-        let mut pending = self.0.lock();
-        pending.closed = true;
-        let late = pending.lines.len() as u64;
-        pending.lines.clear();
-        drop(pending);
-        self.0.counters.dropped.fetch_add(late, Ordering::Relaxed);
-        self.0.room.notify_all();
+        self.0.close();
     }
 }
 
@@ -414,7 +419,7 @@ impl Writer {
             let shutdown = requests.iter().any(|r| matches!(r, Request::Shutdown(_)));
             if shutdown {
                 // Lines appended after the shutdown request are not written: counted as dropped.
-                CloseOnExit(self.shared.clone());
+                self.shared.close();
             }
             self.report_dropped();
             self.flush();
